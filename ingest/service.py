@@ -1,0 +1,313 @@
+"""``kota ingest``: MQTT in, validated line protocol out, acknowledged only once stored.
+
+Flow: the subscriber hands bursts of messages to ``_on_messages``; the flush loop takes up to
+``batch_max_points`` every ``batch_max_wait_ms``, parses them (kota.payload), stores the dead
+letters (fsync), then stores the points (InfluxDB, or the disk buffer while InfluxDB is away or
+while older batches wait there), and only then sends the PUBACKs. A crash at any point before the
+PUBACK leaves the message with the broker, which redelivers it to our persistent session; a
+redelivered message overwrites its own point (same series and timestamp), so nothing doubles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from collections import defaultdict
+
+from ingest.buffer import DiskBuffer
+from ingest.deadletter import DeadLetter, DeadLetterStore
+from ingest.metrics import IngestCounters, serve_metrics
+from ingest.settings import IngestSettings
+from kota.influx import InfluxClient, InfluxDataError, InfluxUnavailable
+from kota.lineproto import build_line, series_key
+from kota.mqtt import Backoff, Message, Subscriber
+from kota.payload import MessageParser
+from kota.registry import Registry
+
+log = logging.getLogger("kota.ingest")
+
+Burst = tuple[int, int, list[Message]]  # (connection generation, received ms, messages)
+
+DEADLETTER_MEASUREMENT = "kota_deadletter"
+STATS_MEASUREMENT = "kota_ingest"
+DEADLETTER_EXCERPT_CHARS = 512
+
+
+class IngestService:
+    def __init__(self, settings: IngestSettings, registry: Registry | None = None) -> None:
+        self.settings = settings
+        if registry is None and settings.registry_file is not None:
+            registry = Registry.load(settings.registry_file)
+        self.parser = MessageParser(registry, settings.parse_rules())
+        self.counters = IngestCounters()
+        self.influx = InfluxClient(settings.influx)
+        self.buffer = DiskBuffer(settings.buffer.dir, int(settings.buffer.max_mb * 2**20),
+                                 drop_oldest=settings.buffer.when_full == "drop_oldest")
+        self.deadletters = DeadLetterStore(settings.deadletter.dir,
+                                           int(settings.deadletter.max_mb * 2**20))
+        mqtt = settings.mqtt
+        self.subscriber = Subscriber(
+            host=mqtt.host, port=mqtt.port, client_id=mqtt.client_id,
+            topics=mqtt.subscriptions(), on_messages=self._on_messages,
+            username=mqtt.username,
+            password=mqtt.password.get_secret_value() if mqtt.password else None,
+            tls=_tls_context(mqtt.ca_file) if mqtt.tls else None,
+            keepalive_s=mqtt.keepalive_s, session_expiry_s=mqtt.session_expiry_s,
+            receive_maximum=mqtt.receive_maximum, on_state=self._on_mqtt_state)
+        self._pending: list[Burst] = []
+        self._pending_count = 0
+        self._wakeup = asyncio.Event()
+        self._replay_wakeup = asyncio.Event()
+        self._last_deadletter_ms: dict[str, int] = {}
+        self.counters.buffer_bytes = self.buffer.size_bytes
+
+    # -- receive -----------------------------------------------------------------------------
+    def _on_messages(self, generation: int, messages: list[Message]) -> None:
+        self._pending.append((generation, time.time_ns() // 1_000_000, messages))
+        self._pending_count += len(messages)
+        self.counters.received += len(messages)
+        self.counters.pending = self._pending_count
+        if self._pending_count >= self.settings.batch_max_points:
+            self._wakeup.set()
+
+    def _on_mqtt_state(self, connected: bool) -> None:
+        self.counters.mqtt_connected = connected
+        if not connected and self._pending:
+            # Packet ids of a closed connection cannot be acknowledged; the broker will
+            # redeliver these messages to the resumed session, so drop our copies.
+            dropped = sum(len(messages) for _, _, messages in self._pending)
+            self._pending, self._pending_count = [], 0
+            self.counters.pending = 0
+            log.info("connection lost with %d messages not yet stored; the broker redelivers "
+                     "them", dropped)
+
+    # -- main --------------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set; then store what was received, acknowledge, disconnect."""
+        serve_metrics(self.counters, self.settings.metrics_host, self.settings.metrics_port)
+        if self.settings.metrics_port:
+            log.info("metrics on http://%s:%d/metrics", self.settings.metrics_host,
+                     self.settings.metrics_port)
+        if self.settings.influx.version == 1 and self.settings.influx.create_database:
+            try:
+                await self.influx.create_database()
+            except (InfluxUnavailable, InfluxDataError) as exc:
+                log.warning("could not make sure database %r exists (%s); will retry on write",
+                            self.settings.influx.database, exc)
+        if len(self.buffer):
+            log.info("disk buffer holds %d batches from an earlier run; replaying them first",
+                     len(self.buffer))
+            self._replay_wakeup.set()
+        disconnect = asyncio.Event()
+        tasks = [asyncio.create_task(self.subscriber.run(disconnect), name="mqtt"),
+                 asyncio.create_task(self._replay_loop(disconnect), name="replay"),
+                 asyncio.create_task(self._stats_loop(disconnect), name="stats")]
+        try:
+            await self._flush_loop(stop)
+        finally:
+            disconnect.set()
+            self._replay_wakeup.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.influx.close()
+            log.info("ingest stopped: received %d, written %d, rejected %d, buffered %d "
+                     "(%d still on disk), replayed %d, dropped %d", self.counters.received,
+                     self.counters.written, self.counters.rejected, self.counters.buffered,
+                     self.buffer.lines, self.counters.replayed, self.counters.dropped)
+
+    async def _flush_loop(self, stop: asyncio.Event) -> None:
+        wait_s = self.settings.batch_max_wait_ms / 1000
+        while True:
+            if not self._pending_count:
+                self._wakeup.clear()
+                if stop.is_set():
+                    return
+                stop_wait = asyncio.ensure_future(stop.wait())
+                wake_wait = asyncio.ensure_future(self._wakeup.wait())
+                await asyncio.wait({stop_wait, wake_wait}, return_when=asyncio.FIRST_COMPLETED)
+                stop_wait.cancel()
+                wake_wait.cancel()
+                continue
+            if self._pending_count < self.settings.batch_max_points and not stop.is_set():
+                # Let the batch fill up, at most batch_max_wait_ms after its first message.
+                first_ms = self._pending[0][1]
+                remaining = wait_s - (time.time_ns() // 1_000_000 - first_ms) / 1000
+                if remaining > 0:
+                    self._wakeup.clear()
+                    try:
+                        await asyncio.wait_for(self._wakeup.wait(), timeout=remaining)
+                    except asyncio.TimeoutError:
+                        pass
+            await self._flush_one(stop)
+
+    def _take_batch(self) -> list[Burst]:
+        taken: list[Burst] = []
+        count = 0
+        limit = self.settings.batch_max_points
+        while self._pending and count < limit:
+            generation, received_ms, messages = self._pending[0]
+            room = limit - count
+            if len(messages) <= room:
+                taken.append(self._pending.pop(0))
+                count += len(messages)
+            else:
+                taken.append((generation, received_ms, messages[:room]))
+                self._pending[0] = (generation, received_ms, messages[room:])
+                count += room
+        self._pending_count -= count
+        self.counters.pending = self._pending_count
+        return taken
+
+    async def _flush_one(self, stop: asyncio.Event) -> None:
+        bursts = self._take_batch()
+        lines: list[str] = []
+        letters: list[DeadLetter] = []
+        acks: dict[int, list[int]] = defaultdict(list)
+        parse = self.parser.parse
+        oldest_ms = bursts[0][1]
+        for generation, received_ms, messages in bursts:
+            ack_list = acks[generation]
+            for packet_id, topic, payload in messages:
+                parsed = parse(topic, payload, received_ms)
+                if parsed.lines:
+                    lines.extend(parsed.lines)
+                for rejection in parsed.rejections:
+                    letters.append(DeadLetter(received_ms, topic, rejection.reason,
+                                              rejection.detail, payload, rejection.index))
+                ack_list.append(packet_id)
+        if letters:
+            await self._store_deadletters(letters, lines)
+        if lines:
+            stored = await self._store(lines, stop)
+            if not stored:
+                return  # stopping while nothing would take the batch: not acknowledged
+        for generation, packet_ids in acks.items():
+            self.subscriber.ack(generation, packet_ids)
+        self.counters.lag_s = time.time() - oldest_ms / 1000
+
+    async def _store_deadletters(self, letters: list[DeadLetter], lines: list[str]) -> None:
+        day = time.strftime("%Y%m%d", time.gmtime(letters[0].received_ms / 1000))
+        await asyncio.to_thread(self.deadletters.append, letters, day)
+        for letter in letters:
+            self.counters.reject(letter.reason)
+            if self.settings.deadletter.to_influx:
+                lines.append(self._deadletter_line(letter))
+        log.debug("dead-lettered %d messages", len(letters))
+
+    def _deadletter_line(self, letter: DeadLetter) -> str:
+        parts = letter.topic.split("/")
+        kind = parts[2] if len(parts) == 4 and parts[2] else "unknown"
+        device = parts[3] if len(parts) == 4 and parts[3] else "unknown"
+        tags = {"reason": letter.reason, "kind": _safe_tag(kind), "device": _safe_tag(device),
+                "instance": self.settings.instance}
+        series = series_key(DEADLETTER_MEASUREMENT, tags.items())
+        # Distinct timestamps per series so that two letters in one millisecond both count.
+        timestamp = max(letter.received_ms, self._last_deadletter_ms.get(series, 0) + 1)
+        self._last_deadletter_ms[series] = timestamp
+        if len(self._last_deadletter_ms) > 10_000:
+            self._last_deadletter_ms.clear()
+        excerpt = letter.payload[:DEADLETTER_EXCERPT_CHARS].decode("utf-8", "replace")
+        return build_line(series, {"count": 1.0, "detail": letter.detail[:500],
+                                   "payload": excerpt}, timestamp)
+
+    async def _store(self, lines: list[str], stop: asyncio.Event) -> bool:
+        """Store a batch durably; retry until it is stored or we are stopping."""
+        body = "\n".join(lines).encode("utf-8")
+        backoff = Backoff(0.2, 5.0)
+        while True:
+            if not len(self.buffer) and self.counters.influx_up:
+                try:
+                    await self._write(body, len(lines))
+                    self.counters.written += len(lines)
+                    return True
+                except InfluxUnavailable as exc:
+                    self.counters.influx_up = False
+                    log.warning("%s; buffering on disk in %s and retrying in the background",
+                                exc, self.settings.buffer.dir)
+            stored = await asyncio.to_thread(self.buffer.append, body, len(lines))
+            self.counters.dropped = self.buffer.dropped_lines
+            self.counters.buffer_bytes = self.buffer.size_bytes
+            if stored:
+                self.counters.buffered += len(lines)
+                self._replay_wakeup.set()
+                return True
+            log.error("disk buffer full (buffer.max_mb=%g) and when_full=backpressure: holding "
+                      "acknowledgements so the broker keeps the messages",
+                      self.settings.buffer.max_mb)
+            if stop.is_set():
+                return False
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=backoff.next_delay())
+            except asyncio.TimeoutError:
+                pass
+
+    async def _write(self, body: bytes, count: int) -> None:
+        try:
+            await self.influx.write(body)
+        except InfluxDataError as exc:
+            # Validated points are never refused, unless something else wrote a field with
+            # another type. Keep the refused batch as a dead letter; retrying cannot help.
+            self.counters.influx_refused += count
+            log.error("InfluxDB refused points: %s. The batch is kept in the dead-letter store",
+                      exc)
+            letter = DeadLetter(time.time_ns() // 1_000_000, "", "influx_refused", str(exc),
+                                body)
+            await asyncio.to_thread(self.deadletters.append, [letter],
+                                    time.strftime("%Y%m%d", time.gmtime()))
+
+    # -- background --------------------------------------------------------------------------
+    async def _replay_loop(self, stop: asyncio.Event) -> None:
+        backoff = Backoff(0.5, 10.0)
+        while not stop.is_set():
+            batch = self.buffer.oldest()
+            if batch is None:
+                self._replay_wakeup.clear()
+                await self._replay_wakeup.wait()
+                continue
+            try:
+                await self._write(await asyncio.to_thread(batch.read), batch.lines)
+            except InfluxUnavailable as exc:
+                self.counters.influx_up = False
+                delay = backoff.next_delay()
+                log.info("InfluxDB still unavailable (%s); %d batches wait on disk; next try in "
+                         "%.1f s", exc, len(self.buffer), delay)
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=delay)
+                except asyncio.TimeoutError:
+                    pass
+                continue
+            backoff.reset()
+            await asyncio.to_thread(self.buffer.remove, batch)
+            self.counters.replayed += batch.lines
+            self.counters.written += batch.lines
+            self.counters.buffer_bytes = self.buffer.size_bytes
+            if not len(self.buffer):
+                self.counters.influx_up = True
+                log.info("disk buffer replayed; writing to InfluxDB directly again")
+
+    async def _stats_loop(self, stop: asyncio.Event) -> None:
+        series = series_key(STATS_MEASUREMENT, [("instance", self.settings.instance)])
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=self.settings.stats_interval_s)
+                return
+            except asyncio.TimeoutError:
+                pass
+            if not self.counters.influx_up:
+                continue
+            line = build_line(series, self.counters.fields(), time.time_ns() // 1_000_000)
+            try:
+                await self.influx.write(line.encode())
+            except (InfluxUnavailable, InfluxDataError) as exc:
+                log.debug("could not write ingest statistics: %s", exc)
+
+
+def _safe_tag(text: str) -> str:
+    cleaned = "".join(ch if ch.isprintable() and ch != "\\" else "_" for ch in text)
+    return cleaned[:64] or "unknown"
+
+
+def _tls_context(ca_file: object) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    return context

@@ -1,0 +1,143 @@
+"""InfluxDB over its v1 HTTP API (``/write``, ``/query``), which InfluxDB 1.x serves natively
+and 2.x and 3.x serve for compatibility. See docs/influxdb.md for the settings of each.
+"""
+
+from __future__ import annotations
+
+import gzip
+from typing import Any, Literal
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+__all__ = [
+    "InfluxClient",
+    "InfluxDataError",
+    "InfluxSettings",
+    "InfluxUnavailable",
+    "WriteOutcome",
+    "quote_ident",
+    "quote_literal",
+]
+
+
+class InfluxSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(default="http://127.0.0.1:8086",
+                     description="Base URL of InfluxDB's HTTP API")
+    version: Literal[1, 2, 3] = Field(
+        default=1, description="1: native; 2: v1 compatibility with a DBRP mapping; 3: v1 /write")
+    database: str = Field(default="kota", pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+                          description="1.x database, 2.x mapped database name, 3.x database")
+    retention_policy: str = Field(default="", description="1.x/2.x retention policy; empty: default")
+    username: str | None = Field(default=None, description="1.x user (basic auth)")
+    password: SecretStr | None = Field(default=None, description="1.x password")
+    token: SecretStr | None = Field(default=None, description="2.x / 3.x API token")
+    create_database: bool = Field(default=True,
+                                  description="1.x only: CREATE DATABASE when it is missing")
+    timeout_s: float = Field(default=10.0, gt=0, description="Per request")
+    gzip: bool = Field(default=False, description="Compress write bodies")
+
+
+class InfluxUnavailable(Exception):
+    """InfluxDB did not store the batch but may later: retry (network, 5xx, auth, 404)."""
+
+
+class InfluxDataError(Exception):
+    """InfluxDB refused (some of) the batch's content (HTTP 400); retrying will not help."""
+
+
+WriteOutcome = Literal["written", "partial"]
+
+
+def quote_ident(name: str) -> str:
+    """An InfluxQL identifier in double quotes, escaped so no input can leave the quotes."""
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def quote_literal(text: str) -> str:
+    """An InfluxQL string literal in single quotes."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n") + "'"
+
+
+class InfluxClient:
+    def __init__(self, settings: InfluxSettings) -> None:
+        self.settings = settings
+        headers = {"User-Agent": "kota-cerdas"}
+        auth: httpx.BasicAuth | None = None
+        if settings.token is not None:
+            headers["Authorization"] = f"Token {settings.token.get_secret_value()}"
+        elif settings.username is not None:
+            auth = httpx.BasicAuth(settings.username,
+                                   settings.password.get_secret_value()
+                                   if settings.password else "")
+        self._http = httpx.AsyncClient(base_url=settings.url.rstrip("/"), headers=headers,
+                                       auth=auth, timeout=settings.timeout_s)
+        self._write_params = {"db": settings.database, "precision": "ms"}
+        if settings.retention_policy:
+            self._write_params["rp"] = settings.retention_policy
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def ping(self) -> bool:
+        try:
+            response = await self._http.get("/ping")
+        except httpx.HTTPError:
+            return False
+        return response.status_code in (200, 204)
+
+    async def write(self, body: bytes) -> WriteOutcome:
+        """Write newline-separated lines with millisecond timestamps."""
+        headers = {"Content-Type": "text/plain; charset=utf-8"}
+        if self.settings.gzip:
+            body = gzip.compress(body, compresslevel=1)
+            headers["Content-Encoding"] = "gzip"
+        try:
+            response = await self._http.post("/write", params=self._write_params,
+                                             content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise InfluxUnavailable(f"InfluxDB at {self.settings.url} unreachable: "
+                                    f"{exc or type(exc).__name__}") from None
+        status = response.status_code
+        if status in (200, 204):
+            return "written"
+        text = response.text[:500]
+        if status == 400:
+            if "partial write" in text:
+                raise InfluxDataError(f"partial write: {text}")
+            raise InfluxDataError(text)
+        if status == 404 and self.settings.version == 1 and self.settings.create_database:
+            await self.create_database()
+            raise InfluxUnavailable(f"database {self.settings.database!r} was missing; created it")
+        if status in (401, 403):
+            raise InfluxUnavailable(f"InfluxDB refused credentials (HTTP {status}): check "
+                                    "influx.token or influx.username/password")
+        raise InfluxUnavailable(f"InfluxDB answered HTTP {status}: {text}")
+
+    async def create_database(self) -> None:
+        await self.query(f"CREATE DATABASE {quote_ident(self.settings.database)}", method="POST")
+
+    async def query(self, influxql: str, *, method: Literal["GET", "POST"] = "GET",
+                    epoch: str = "ms") -> list[dict[str, Any]]:
+        """Run InfluxQL; return the series of the first statement (raise on errors)."""
+        params = {"db": self.settings.database, "q": influxql, "epoch": epoch}
+        try:
+            if method == "POST":
+                response = await self._http.post("/query", params=params)
+            else:
+                response = await self._http.get("/query", params=params)
+        except httpx.HTTPError as exc:
+            raise InfluxUnavailable(f"InfluxDB unreachable: {exc}") from None
+        if response.status_code >= 500:
+            raise InfluxUnavailable(f"query failed: HTTP {response.status_code}")
+        data = response.json()
+        if "error" in data:
+            raise InfluxDataError(data["error"])
+        results = data.get("results") or [{}]
+        first = results[0]
+        if "error" in first:
+            raise InfluxDataError(first["error"])
+        series: list[dict[str, Any]] = first.get("series", [])
+        return series

@@ -1,0 +1,67 @@
+"""The typed contract of a sensor kind, loaded from its folder's ``kind.yaml``.
+
+A kind declares each field once: its unit, its type and the plausible range a reading must fall
+in. Ingest validates every payload against this, so a unit or type is never guessed per message.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+FieldType = Literal["float", "string", "bool"]
+
+
+class FieldSpec(BaseModel):
+    """One measured value: stored as an InfluxDB field of one fixed type."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    unit: str = Field(description="Unit of measurement, e.g. ug/m3, degC, cm, dBA")
+    type: FieldType = "float"
+    min: float | None = Field(default=None, description="Lowest plausible value (inclusive)")
+    max: float | None = Field(default=None, description="Highest plausible value (inclusive)")
+    max_length: int = Field(default=64, description="For strings: longest accepted value")
+    description: str = ""
+    source: str = Field(default="", description="Where the range comes from")
+
+
+class TagFieldSpec(BaseModel):
+    """A payload key whose value becomes a tag (e.g. the safety event category)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    required: bool = True
+    values: list[str] = Field(description="Accepted values; lower case")
+    allow_other: bool = Field(
+        default=False, description="Accept values outside the list (kept as given)"
+    )
+    description: str = ""
+
+
+class KindSpec(BaseModel):
+    """A sensor kind: its measurement name, fields and tag-valued keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    measurement: str
+    title: str
+    description: str = ""
+    fields: dict[str, FieldSpec]
+    tags: dict[str, TagFieldSpec] = Field(default_factory=dict)
+    defaults: dict[str, float] = Field(
+        default_factory=dict, description="Field values filled in when a payload omits them"
+    )
+    registry_extras: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per-device registry keys this kind uses, with what each means",
+    )
+
+    @classmethod
+    def load(cls, folder: Path) -> KindSpec:
+        with (folder / "kind.yaml").open(encoding="utf-8") as handle:
+            return cls.model_validate(yaml.safe_load(handle))

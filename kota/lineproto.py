@@ -1,0 +1,98 @@
+"""InfluxDB line protocol: escaping and building, pure functions.
+
+Escaping follows the InfluxDB 1.x/2.x/3.x grammar: measurement escapes comma and space; tag keys,
+tag values and field keys escape comma, equals sign and space; string field values escape
+backslash and double quote. A newline cannot be represented in a tag or a key, and a backslash
+in a tag value cannot round-trip through InfluxDB 1.x, so those raise ``LineProtocolError``
+instead of writing something else than was meant.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+
+__all__ = [
+    "LineProtocolError",
+    "build_line",
+    "escape_key",
+    "escape_measurement",
+    "escape_string_field",
+    "format_field_value",
+    "series_key",
+]
+
+FieldValue = float | int | bool | str
+
+
+class LineProtocolError(ValueError):
+    """A value that line protocol cannot carry faithfully."""
+
+
+_KEY_TABLE = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
+_MEASUREMENT_TABLE = str.maketrans({",": r"\,", " ": r"\ "})
+_FORBIDDEN_IN_KEYS = ("\n", "\r", "\\", "\t")
+
+
+def _check_key(text: str, what: str) -> None:
+    if not text:
+        raise LineProtocolError(f"{what} is empty")
+    if any(ch in text for ch in _FORBIDDEN_IN_KEYS):
+        raise LineProtocolError(f"{what} {text!r} contains a newline, tab or backslash")
+    if text.startswith("_") and what == "tag key":
+        # InfluxDB 2.x/3.x reserve underscore-prefixed keys (_measurement, _field ...).
+        raise LineProtocolError(f"{what} {text!r} starts with an underscore (reserved)")
+
+
+def escape_measurement(name: str) -> str:
+    _check_key(name, "measurement")
+    return name.translate(_MEASUREMENT_TABLE)
+
+
+def escape_key(text: str, what: str = "tag value") -> str:
+    """Escape a tag key, tag value or field key."""
+    _check_key(text, what)
+    return text.translate(_KEY_TABLE)
+
+
+def escape_string_field(text: str) -> str:
+    if "\n" in text or "\r" in text:
+        # Accepted by some InfluxDB versions, rejected by others: keep lines single.
+        text = text.replace("\r", "\\r").replace("\n", "\\n")
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def format_field_value(value: FieldValue) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return escape_string_field(value)
+    number = float(value)
+    if not math.isfinite(number):
+        raise LineProtocolError(f"field value {value!r} is not a finite number")
+    # repr() of a float round-trips exactly; integers are written as floats on purpose so that
+    # a field never changes type (InfluxDB refuses a batch on a field-type conflict).
+    return repr(number)
+
+
+def series_key(measurement: str, tags: Iterable[tuple[str, str]]) -> str:
+    """``measurement,tag=value,...`` with tags sorted by key (InfluxDB's preferred order)."""
+    parts = [escape_measurement(measurement)]
+    for key, value in sorted(tags):
+        parts.append(f"{escape_key(key, 'tag key')}={escape_key(value, 'tag value')}")
+    return ",".join(parts)
+
+
+def build_line(
+    series: str, fields: Mapping[str, FieldValue], timestamp: int | None = None
+) -> str:
+    """One line: ``series`` from :func:`series_key`, fields in the given order, timestamp."""
+    if not fields:
+        raise LineProtocolError("a point needs at least one field")
+    field_text = ",".join(
+        f"{escape_key(key, 'field key')}={format_field_value(value)}"
+        for key, value in fields.items()
+    )
+    if timestamp is None:
+        return f"{series} {field_text}"
+    return f"{series} {field_text} {int(timestamp)}"

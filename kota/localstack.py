@@ -1,0 +1,173 @@
+"""Start a private Mosquitto and InfluxDB 1.x on loopback, with data in a folder we own.
+
+Used by ``make demo``, the test fixtures and the benchmarks, so all three run the same broker
+and database configuration. Processes are stopped by the PID we started, never by name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+__all__ = ["LocalService", "free_port", "start_influxdb", "start_mosquitto", "wait_for_port"]
+
+MOSQUITTO_CANDIDATES = ("mosquitto", "/usr/sbin/mosquitto")
+INFLUXD_CANDIDATES = ("influxd", "/usr/bin/influxd")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _binary(candidates: tuple[str, ...], package: str) -> str:
+    for name in candidates:
+        found = shutil.which(name) or (name if os.path.exists(name) else None)
+        if found:
+            return found
+    raise FileNotFoundError(f"{candidates[0]} not found: install the Debian package '{package}' "
+                            f"(sudo apt-get install {package}) or run 'make services'")
+
+
+def wait_for_port(port: int, timeout_s: float, process: subprocess.Popen[bytes] | None = None,
+                  host: str = "127.0.0.1") -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with code {process.returncode} before "
+                               f"listening on {host}:{port}")
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {host}:{port} after {timeout_s:.0f} s")
+
+
+@dataclass
+class LocalService:
+    name: str
+    port: int
+    data_dir: Path
+    command: list[str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    extra_ports: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def start(self, timeout_s: float = 30.0) -> LocalService:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+        try:
+            wait_for_port(self.port, timeout_s, self.process)
+        except Exception as exc:
+            tail = self.log_path.read_text(errors="replace")[-2000:]
+            self.stop()
+            raise RuntimeError(f"{self.name} did not start: {exc}\n--- {self.log_path}:\n{tail}"
+                               ) from None
+        return self
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait(5)
+
+    def restart(self, timeout_s: float = 30.0) -> LocalService:
+        self.stop()
+        return self.start(timeout_s)
+
+
+def start_mosquitto(data_dir: Path, port: int | None = None, *, start: bool = True,
+                    extra_config: str = "") -> LocalService:
+    """A broker that keeps persistent sessions and queues without limit (see docs/broker.md)."""
+    port = port or free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    config = data_dir / "mosquitto.conf"
+    config.write_text(
+        f"listener {port} 127.0.0.1\n"
+        "allow_anonymous true\n"
+        "persistence true\n"
+        f"persistence_location {data_dir}/\n"
+        "autosave_interval 1\n"
+        # A persistent session's backlog must not be capped: the default (1000) drops messages.
+        "max_queued_messages 0\n"
+        "max_queued_bytes 0\n"
+        "max_inflight_messages 0\n"
+        "persistent_client_expiration 7d\n"
+        # Run as root, mosquitto switches to user 'mosquitto', which cannot write our folder.
+        + ("user root\n" if os.geteuid() == 0 else "")
+        + "log_dest stdout\n"
+        "log_type error\nlog_type warning\nlog_type notice\n"
+        + extra_config
+    )
+    service = LocalService("mosquitto", port, data_dir,
+                           [_binary(MOSQUITTO_CANDIDATES, "mosquitto"), "-c", str(config)],
+                           data_dir / "mosquitto.log")
+    return service.start() if start else service
+
+
+def start_influxdb(data_dir: Path, port: int | None = None, *, start: bool = True) -> LocalService:
+    """InfluxDB 1.x with its own HTTP port and its own RPC bind port (default :8088 collides)."""
+    port = port or free_port()
+    rpc_port = free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    config = data_dir / "influxdb.conf"
+    config.write_text(
+        f'reporting-disabled = true\nbind-address = "127.0.0.1:{rpc_port}"\n'
+        f'[meta]\n  dir = "{data_dir}/meta"\n  logging-enabled = false\n'
+        f'[data]\n  dir = "{data_dir}/data"\n  wal-dir = "{data_dir}/wal"\n'
+        '  query-log-enabled = false\n  trace-logging-enabled = false\n'
+        '  cache-snapshot-memory-size = "64m"\n'
+        '[coordinator]\n  log-queries-after = "0s"\n'
+        '[monitor]\n  store-enabled = false\n'
+        f'[http]\n  enabled = true\n  bind-address = "127.0.0.1:{port}"\n'
+        '  auth-enabled = false\n  log-enabled = false\n  max-body-size = 0\n'
+        '[continuous_queries]\n  log-enabled = false\n'
+        '[subscriber]\n  enabled = false\n'
+        '[logging]\n  level = "warn"\n'
+    )
+    service = LocalService("influxdb", port, data_dir,
+                           [_binary(INFLUXD_CANDIDATES, "influxdb"), "-config", str(config)],
+                           data_dir / "influxdb.log", extra_ports={"rpc": rpc_port})
+    if not start:
+        return service
+    service.start()
+    _wait_influx_ready(port, timeout_s=30.0)
+    return service
+
+
+def _wait_influx_ready(port: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"http://127.0.0.1:{port}/ping", timeout=1.0).status_code == 204:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"InfluxDB on port {port} did not answer /ping")
