@@ -1,0 +1,44 @@
+# Kota Cerdas. Two commands for a fresh Debian / Ubuntu / Raspberry Pi OS machine:
+#   make demo   broker + InfluxDB + ingest + a simulated Jakarta, on loopback
+#   make test   the whole suite against real Mosquitto and InfluxDB
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: help demo test pytest lint services venv bench clean
+
+help:
+	@echo "make demo    run broker, InfluxDB, ingest and the simulated city (Ctrl-C stops all)"
+	@echo "make test    lint, type-check and run the test suite on real services"
+	@echo "make bench   kota bench ingest (drain, live, floors)"
+	@echo "make lint    ruff + mypy only"
+	@echo "make clean   remove .venv and run/"
+
+$(BIN)/.installed: pyproject.toml
+	@bash scripts/install-services.sh
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+venv: $(BIN)/.installed
+
+services:
+	@bash scripts/install-services.sh
+
+demo: venv services
+	$(BIN)/kota demo
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+pytest: venv services
+	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+test: lint pytest
+
+bench: venv services
+	$(BIN)/kota bench ingest
+
+clean:
+	rm -rf $(VENV) run

@@ -1,0 +1,75 @@
+"""Fixtures: a real Mosquitto and a real InfluxDB 1.x on free loopback ports.
+
+The session-wide pair serves most tests (each test gets its own database and its own MQTT
+client id); tests that stop or restart a service ask for ``own_mosquitto`` / ``own_influxdb``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from kota_testing import IngestProcess
+
+from kota.localstack import LocalService, start_influxdb, start_mosquitto
+
+_counter = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalService]:
+    service = start_mosquitto(tmp_path_factory.mktemp("mosquitto"))
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def influxdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalService]:
+    service = start_influxdb(tmp_path_factory.mktemp("influxdb"))
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def own_mosquitto(tmp_path: Path) -> Iterator[LocalService]:
+    service = start_mosquitto(tmp_path / "own-mosquitto")
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def own_influxdb(tmp_path: Path) -> Iterator[LocalService]:
+    service = start_influxdb(tmp_path / "own-influxdb")
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def database(influxdb: LocalService) -> Iterator[str]:
+    name = f"test_{next(_counter)}"
+    httpx.post(f"http://127.0.0.1:{influxdb.port}/query", params={"q": f'CREATE DATABASE "{name}"'})
+    yield name
+    httpx.post(f"http://127.0.0.1:{influxdb.port}/query", params={"q": f'DROP DATABASE "{name}"'})
+
+
+@pytest.fixture
+def client_id() -> str:
+    """A fresh MQTT client id, so no test inherits another test's persistent session."""
+    return f"kota-ingest-test-{next(_counter)}"
+
+
+@pytest.fixture
+def ingest_factory(tmp_path: Path) -> Iterator[type[IngestProcess]]:
+    started: list[IngestProcess] = []
+
+    class _Factory(IngestProcess):
+        def __init__(self, *args: object, **kwargs: str) -> None:
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+            started.append(self)
+
+    yield _Factory
+    for process in started:
+        process.stop()

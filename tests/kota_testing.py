@@ -1,0 +1,142 @@
+"""Helpers for tests on real services: InfluxDB queries, MQTT publishing, an ingest process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import paho.mqtt.client as mqtt
+
+from kota.localstack import LocalService, free_port
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def influx_query(influx: LocalService, database: str, influxql: str) -> list[dict[str, Any]]:
+    response = httpx.post(f"http://127.0.0.1:{influx.port}/query",
+                          params={"db": database, "q": influxql, "epoch": "ms"}, timeout=30)
+    response.raise_for_status()
+    result = response.json()["results"][0]
+    assert "error" not in result, result["error"]
+    series: list[dict[str, Any]] = result.get("series", [])
+    return series
+
+
+def count_points(influx: LocalService, database: str, measurement: str,
+                 where: str = "") -> int:
+    """Number of points (not field values) in a measurement: count over any field."""
+    series = influx_query(influx, database,
+                          f'SELECT count(*) FROM "{measurement}" {where}')
+    if not series:
+        return 0
+    return int(max(v for v in series[0]["values"][0][1:] if v is not None))
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str,
+               interval_s: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+def publish(port: int, messages: Iterable[tuple[str, bytes | str | dict[str, Any] | list[Any]]],
+            timeout_s: float = 60.0, client_id: str = "test-publisher") -> int:
+    """Publish at QoS 1 and wait for every PUBACK. Returns how many were acknowledged."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                         protocol=mqtt.MQTTv5)
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(0)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        infos = []
+        for topic, payload in messages:
+            if isinstance(payload, dict | list):
+                payload = json.dumps(payload)
+            infos.append(client.publish(topic, payload, qos=1))
+        deadline = time.monotonic() + timeout_s
+        for info in infos:
+            info.wait_for_publish(max(0.1, deadline - time.monotonic()))
+        return sum(1 for info in infos if info.is_published())
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+class IngestProcess:
+    """``kota ingest`` as a real subprocess, configured by environment variables."""
+
+    def __init__(self, workdir: Path, mqtt_port: int, influx_port: int, database: str,
+                 **settings: str) -> None:
+        self.workdir = workdir
+        self.metrics_port = free_port()
+        self.env = dict(os.environ)
+        self.env.update({
+            "KOTA_INGEST__MQTT__PORT": str(mqtt_port),
+            "KOTA_INGEST__INFLUX__URL": f"http://127.0.0.1:{influx_port}",
+            "KOTA_INGEST__INFLUX__DATABASE": database,
+            "KOTA_INGEST__BUFFER__DIR": str(workdir / "buffer"),
+            "KOTA_INGEST__DEADLETTER__DIR": str(workdir / "deadletter"),
+            "KOTA_INGEST__METRICS_PORT": str(self.metrics_port),
+            "KOTA_INGEST__STATS_INTERVAL_S": "1",
+            "KOTA_INGEST__MQTT__KEEPALIVE_S": "5",
+        })
+        for key, value in settings.items():
+            self.env[f"KOTA_INGEST__{key.upper()}"] = value
+        self.log_path = workdir / "ingest.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.extra_args: list[str] = []
+
+    def start(self, wait_connected: bool = True) -> IngestProcess:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "kota", "ingest", *self.extra_args], env=self.env,
+            stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
+        log.close()
+        if wait_connected:
+            wait_until(lambda: self.metric("kota_ingest_mqtt_connected") == 1.0, 30,
+                       f"ingest to connect (log: {self.log_path})")
+        return self
+
+    def metric(self, name: str) -> float | None:
+        if self.process is not None and self.process.poll() is not None:
+            raise AssertionError(f"ingest exited with {self.process.returncode}:\n{self.log()}")
+        try:
+            text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2).text
+        except httpx.HTTPError:
+            return None
+        for line in text.splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "_total "):
+                return float(line.split()[-1])
+        return None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+
+    def kill(self) -> None:
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait(5)
