@@ -20,6 +20,7 @@ from ingest.buffer import DiskBuffer
 from ingest.deadletter import DeadLetter, DeadLetterStore
 from ingest.metrics import IngestCounters, serve_metrics
 from ingest.settings import IngestSettings
+from kota.aio import sleep_or_stop
 from kota.influx import InfluxClient, InfluxDataError, InfluxUnavailable
 from kota.lineproto import build_line, series_key
 from kota.mqtt import Backoff, Message, Subscriber
@@ -65,11 +66,13 @@ class IngestService:
 
     # -- receive -----------------------------------------------------------------------------
     def _on_messages(self, generation: int, messages: list[Message]) -> None:
+        was_empty = not self._pending_count
         self._pending.append((generation, time.time_ns() // 1_000_000, messages))
         self._pending_count += len(messages)
         self.counters.received += len(messages)
         self.counters.pending = self._pending_count
-        if self._pending_count >= self.settings.batch_max_points:
+        # Wake the flush loop to start the batch timer, and again when a batch is full.
+        if was_empty or self._pending_count >= self.settings.batch_max_points:
             self._wakeup.set()
 
     def _on_mqtt_state(self, connected: bool) -> None:
@@ -135,11 +138,17 @@ class IngestService:
                 remaining = wait_s - (time.time_ns() // 1_000_000 - first_ms) / 1000
                 if remaining > 0:
                     self._wakeup.clear()
-                    try:
-                        await asyncio.wait_for(self._wakeup.wait(), timeout=remaining)
-                    except asyncio.TimeoutError:
-                        pass
-            await self._flush_one(stop)
+                    await sleep_or_stop(self._wakeup, remaining)
+            if not self._pending_count:
+                continue  # the connection dropped meanwhile; the broker redelivers
+            try:
+                await self._flush_one(stop)
+            except Exception:
+                # A bug must not stop the consumer nor lose the batch: it was not acknowledged,
+                # so reconnecting makes the broker deliver it again.
+                log.exception("unexpected error while storing a batch; reconnecting so the "
+                              "broker redelivers it. Please report this with the log above")
+                self.subscriber.reconnect()
 
     def _take_batch(self) -> list[Burst]:
         taken: list[Burst] = []
@@ -161,6 +170,8 @@ class IngestService:
 
     async def _flush_one(self, stop: asyncio.Event) -> None:
         bursts = self._take_batch()
+        if not bursts:
+            return
         lines: list[str] = []
         letters: list[DeadLetter] = []
         acks: dict[int, list[int]] = defaultdict(list)
@@ -237,10 +248,7 @@ class IngestService:
                       self.settings.buffer.max_mb)
             if stop.is_set():
                 return False
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=backoff.next_delay())
-            except asyncio.TimeoutError:
-                pass
+            await sleep_or_stop(stop, backoff.next_delay())
 
     async def _write(self, body: bytes, count: int) -> None:
         try:
@@ -272,10 +280,7 @@ class IngestService:
                 delay = backoff.next_delay()
                 log.info("InfluxDB still unavailable (%s); %d batches wait on disk; next try in "
                          "%.1f s", exc, len(self.buffer), delay)
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=delay)
-                except asyncio.TimeoutError:
-                    pass
+                await sleep_or_stop(stop, delay)
                 continue
             backoff.reset()
             await asyncio.to_thread(self.buffer.remove, batch)
@@ -289,11 +294,8 @@ class IngestService:
     async def _stats_loop(self, stop: asyncio.Event) -> None:
         series = series_key(STATS_MEASUREMENT, [("instance", self.settings.instance)])
         while not stop.is_set():
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=self.settings.stats_interval_s)
+            if await sleep_or_stop(stop, self.settings.stats_interval_s):
                 return
-            except asyncio.TimeoutError:
-                pass
             if not self.counters.influx_up:
                 continue
             line = build_line(series, self.counters.fields(), time.time_ns() // 1_000_000)

@@ -25,8 +25,9 @@ class MqttSettings(BaseModel):
     client_id: str = Field(default="kota-ingest", min_length=1, max_length=64,
                            description="Fixed client id: the persistent session is keyed on it")
     keepalive_s: int = Field(default=30, ge=5, le=3600)
-    session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0,
-                                  description="How long the broker keeps our queue while we are away")
+    session_expiry_s: int = Field(
+        default=7 * 24 * 3600, ge=0,
+        description="How long the broker keeps our queue while we are away")
     receive_maximum: int = Field(default=65535, ge=1, le=65535,
                                  description="Unacknowledged messages the broker may send at once")
     topics: list[str] = Field(default=["kota/+/+/+"], min_length=1,

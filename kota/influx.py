@@ -30,7 +30,8 @@ class InfluxSettings(BaseModel):
         default=1, description="1: native; 2: v1 compatibility with a DBRP mapping; 3: v1 /write")
     database: str = Field(default="kota", pattern=r"^[A-Za-z0-9_.-]{1,64}$",
                           description="1.x database, 2.x mapped database name, 3.x database")
-    retention_policy: str = Field(default="", description="1.x/2.x retention policy; empty: default")
+    retention_policy: str = Field(default="",
+                                  description="1.x/2.x retention policy; empty: default")
     username: str | None = Field(default=None, description="1.x user (basic auth)")
     password: SecretStr | None = Field(default=None, description="1.x password")
     token: SecretStr | None = Field(default=None, description="2.x / 3.x API token")

@@ -115,7 +115,8 @@ class MessageParser:
                 self._routes.clear()
             self._routes[topic] = cached
         if isinstance(cached, _Reject):
-            raise cached
+            # Drop the previous raise's traceback, or it grows (and pins frames) on every reuse.
+            raise cached.with_traceback(None)
         return cached
 
     def _make_route(self, topic: str) -> _Route:
@@ -124,12 +125,12 @@ class MessageParser:
             raise _Reject("bad_topic", f"topic {topic!r} is not "
                           f"{self.rules.topic_prefix}/{{city}}/{{kind}}/{{device_id}}")
         _, city, kind_name, device_id = parts
-        if not _CITY_RE.match(city):
+        if not _CITY_RE.fullmatch(city):
             raise _Reject("bad_topic", f"city {city!r} in topic must match {CITY_PATTERN}")
         kind = KINDS.get(kind_name)
         if kind is None:
             raise _Reject("unknown_kind", f"kind {kind_name!r} is not one of {', '.join(KINDS)}")
-        if not _DEVICE_RE.match(device_id):
+        if not _DEVICE_RE.fullmatch(device_id):
             raise _Reject("bad_topic", f"device id {device_id!r} must match {DEVICE_ID_PATTERN}")
         device: Device | None = self.registry.get(device_id)
         if device is None:
@@ -231,7 +232,13 @@ class MessageParser:
             if tag_spec.required and tag_name not in tag_values:
                 raise _Reject("bad_tag", f"{tag_name!r} is required for kind {spec.name!r}")
         if route.kind.derive is not None:
+            given = set(fields)
             route.kind.derive(fields, route.params)
+            for key in fields.keys() - given:  # a derived value must be as plausible as a sent one
+                derived_spec = spec.fields.get(key)
+                if derived_spec is not None:
+                    _check_field(key, fields[key], derived_spec.type, derived_spec.min,
+                                 derived_spec.max, derived_spec.max_length)
         if not fields and not (spec.tags and tag_values):
             raise _Reject("no_fields", f"no field of kind {spec.name!r} in the element "
                           f"(fields: {', '.join(spec.fields)})")

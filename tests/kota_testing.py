@@ -51,8 +51,12 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str,
 
 
 def publish(port: int, messages: Iterable[tuple[str, bytes | str | dict[str, Any] | list[Any]]],
-            timeout_s: float = 60.0, client_id: str = "test-publisher") -> int:
-    """Publish at QoS 1 and wait for every PUBACK. Returns how many were acknowledged."""
+            timeout_s: float = 60.0, client_id: str = "test-publisher",
+            rate_per_s: float | None = None) -> int:
+    """Publish at QoS 1 and wait for every PUBACK. Returns how many were acknowledged.
+
+    With ``rate_per_s``, messages are paced (in chunks of 50) so a stream spans some time.
+    """
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                          protocol=mqtt.MQTTv5)
     client.max_inflight_messages_set(1000)
@@ -61,10 +65,15 @@ def publish(port: int, messages: Iterable[tuple[str, bytes | str | dict[str, Any
     client.loop_start()
     try:
         infos = []
-        for topic, payload in messages:
+        started = time.monotonic()
+        for index, (topic, payload) in enumerate(messages):
             if isinstance(payload, dict | list):
                 payload = json.dumps(payload)
             infos.append(client.publish(topic, payload, qos=1))
+            if rate_per_s and index % 50 == 49:
+                ahead_s = (index + 1) / rate_per_s - (time.monotonic() - started)
+                if ahead_s > 0:
+                    time.sleep(ahead_s)
         deadline = time.monotonic() + timeout_s
         for info in infos:
             info.wait_for_publish(max(0.1, deadline - time.monotonic()))

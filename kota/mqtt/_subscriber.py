@@ -13,7 +13,9 @@ import random
 import ssl
 import time
 from collections.abc import Callable
+from typing import Any
 
+from kota.aio import sleep_or_stop
 from kota.mqtt._packets import (
     CONNACK,
     DISCONNECT,
@@ -144,6 +146,12 @@ class Subscriber:
             protocol.transport.write(puback_packets(ids))
         return True
 
+    def reconnect(self) -> None:
+        """Drop the connection; ``run`` connects again and the broker redelivers unacked."""
+        protocol = self._protocol
+        if protocol and protocol.transport and not protocol.transport.is_closing():
+            protocol.transport.close()
+
     def _set_connected(self, value: bool) -> None:
         self.connected = value
         if self.on_state:
@@ -156,7 +164,7 @@ class Subscriber:
             except ConnectRefused as exc:
                 log.error("MQTT broker %s:%d refused the connection: %s. Check mqtt.username, "
                           "mqtt.password and the broker's ACL", self.host, self.port, exc)
-            except (OSError, ConnectionError, ProtocolError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError, ConnectionError, ProtocolError) as exc:
                 log.warning("MQTT broker %s:%d unreachable or connection lost (%s)",
                             self.host, self.port, exc or type(exc).__name__)
             finally:
@@ -165,10 +173,7 @@ class Subscriber:
                 break
             delay = self.backoff.next_delay()
             log.info("reconnecting to MQTT broker in %.1f s", delay)
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=delay)
-            except asyncio.TimeoutError:
-                pass
+            await sleep_or_stop(stop, delay)
 
     def _close(self) -> None:
         protocol = self._protocol
@@ -215,10 +220,11 @@ class Subscriber:
 
     async def _keepalive(self, protocol: _Protocol, stop: asyncio.Event) -> None:
         interval = max(1.0, self.keepalive_s / 2)
-        stop_wait = asyncio.ensure_future(stop.wait())
+        stop_wait: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+        waiters: set[asyncio.Future[Any]] = {stop_wait, protocol.closed}
         try:
             while not stop.is_set() and not protocol.closed.done():
-                await asyncio.wait({stop_wait, protocol.closed}, timeout=interval,
+                await asyncio.wait(waiters, timeout=interval,
                                    return_when=asyncio.FIRST_COMPLETED)
                 if stop.is_set() or protocol.closed.done():
                     break
