@@ -14,7 +14,7 @@ import asyncio
 import logging
 import ssl
 import time
-from collections import defaultdict
+from dataclasses import dataclass, field
 
 from ingest.buffer import DiskBuffer
 from ingest.deadletter import DeadLetter, DeadLetterStore
@@ -34,6 +34,14 @@ Burst = tuple[int, int, list[Message]]  # (connection generation, received ms, m
 DEADLETTER_MEASUREMENT = "kota_deadletter"
 STATS_MEASUREMENT = "kota_ingest"
 DEADLETTER_EXCERPT_CHARS = 512
+
+
+@dataclass
+class _Batch:
+    oldest_ms: int
+    lines: list[str] = field(default_factory=list)
+    letters: list[DeadLetter] = field(default_factory=list)
+    acks: dict[int, list[int]] = field(default_factory=dict)  # generation -> packet ids
 
 
 class IngestService:
@@ -120,35 +128,49 @@ class IngestService:
                      self.buffer.lines, self.counters.replayed, self.counters.dropped)
 
     async def _flush_loop(self, stop: asyncio.Event) -> None:
+        # Two stages overlap: while batch N is being stored (InfluxDB works on the other core),
+        # batch N+1 is parsed here. Commits run one at a time, in order.
         wait_s = self.settings.batch_max_wait_ms / 1000
-        while True:
-            if not self._pending_count:
-                self._wakeup.clear()
-                if stop.is_set():
-                    return
-                stop_wait = asyncio.ensure_future(stop.wait())
-                wake_wait = asyncio.ensure_future(self._wakeup.wait())
-                await asyncio.wait({stop_wait, wake_wait}, return_when=asyncio.FIRST_COMPLETED)
-                stop_wait.cancel()
-                wake_wait.cancel()
-                continue
-            if self._pending_count < self.settings.batch_max_points and not stop.is_set():
-                # Let the batch fill up, at most batch_max_wait_ms after its first message.
-                first_ms = self._pending[0][1]
-                remaining = wait_s - (time.time_ns() // 1_000_000 - first_ms) / 1000
-                if remaining > 0:
+        in_flight: asyncio.Task[None] | None = None
+        try:
+            while True:
+                if not self._pending_count:
                     self._wakeup.clear()
-                    await sleep_or_stop(self._wakeup, remaining)
-            if not self._pending_count:
-                continue  # the connection dropped meanwhile; the broker redelivers
-            try:
-                await self._flush_one(stop)
-            except Exception:
-                # A bug must not stop the consumer nor lose the batch: it was not acknowledged,
-                # so reconnecting makes the broker deliver it again.
-                log.exception("unexpected error while storing a batch; reconnecting so the "
-                              "broker redelivers it. Please report this with the log above")
-                self.subscriber.reconnect()
+                    if stop.is_set():
+                        return
+                    stop_wait = asyncio.ensure_future(stop.wait())
+                    wake_wait = asyncio.ensure_future(self._wakeup.wait())
+                    await asyncio.wait({stop_wait, wake_wait},
+                                       return_when=asyncio.FIRST_COMPLETED)
+                    stop_wait.cancel()
+                    wake_wait.cancel()
+                    continue
+                if self._pending_count < self.settings.batch_max_points and not stop.is_set():
+                    # Let the batch fill up, at most batch_max_wait_ms after its first message.
+                    first_ms = self._pending[0][1]
+                    remaining = wait_s - (time.time_ns() // 1_000_000 - first_ms) / 1000
+                    if remaining > 0:
+                        self._wakeup.clear()
+                        await sleep_or_stop(self._wakeup, remaining)
+                batch = self._prepare()
+                if batch is None:
+                    continue  # the connection dropped meanwhile; the broker redelivers
+                if in_flight is not None:
+                    await self._finish(in_flight)
+                in_flight = asyncio.create_task(self._commit(batch, stop))
+        finally:
+            if in_flight is not None:
+                await self._finish(in_flight)
+
+    async def _finish(self, commit: asyncio.Task[None]) -> None:
+        try:
+            await commit
+        except Exception:
+            # A bug must not stop the consumer nor lose the batch: it was not acknowledged,
+            # so reconnecting makes the broker deliver it again.
+            log.exception("unexpected error while storing a batch; reconnecting so the "
+                          "broker redelivers it. Please report this with the log above")
+            self.subscriber.reconnect()
 
     def _take_batch(self) -> list[Burst]:
         taken: list[Burst] = []
@@ -168,17 +190,16 @@ class IngestService:
         self.counters.pending = self._pending_count
         return taken
 
-    async def _flush_one(self, stop: asyncio.Event) -> None:
+    def _prepare(self) -> _Batch | None:
+        """Take up to batch_max_points messages and parse them (no I/O)."""
         bursts = self._take_batch()
         if not bursts:
-            return
-        lines: list[str] = []
-        letters: list[DeadLetter] = []
-        acks: dict[int, list[int]] = defaultdict(list)
+            return None
+        batch = _Batch(oldest_ms=bursts[0][1])
+        lines, letters, acks = batch.lines, batch.letters, batch.acks
         parse = self.parser.parse
-        oldest_ms = bursts[0][1]
         for generation, received_ms, messages in bursts:
-            ack_list = acks[generation]
+            ack_list = acks.setdefault(generation, [])
             for packet_id, topic, payload in messages:
                 parsed = parse(topic, payload, received_ms)
                 if parsed.lines:
@@ -187,15 +208,17 @@ class IngestService:
                     letters.append(DeadLetter(received_ms, topic, rejection.reason,
                                               rejection.detail, payload, rejection.index))
                 ack_list.append(packet_id)
-        if letters:
-            await self._store_deadletters(letters, lines)
-        if lines:
-            stored = await self._store(lines, stop)
-            if not stored:
-                return  # stopping while nothing would take the batch: not acknowledged
-        for generation, packet_ids in acks.items():
+        return batch
+
+    async def _commit(self, batch: _Batch, stop: asyncio.Event) -> None:
+        """Store dead letters and points durably, then acknowledge the batch's messages."""
+        if batch.letters:
+            await self._store_deadletters(batch.letters, batch.lines)
+        if batch.lines and not await self._store(batch.lines, stop):
+            return  # stopping while nothing would take the batch: not acknowledged
+        for generation, packet_ids in batch.acks.items():
             self.subscriber.ack(generation, packet_ids)
-        self.counters.lag_s = time.time() - oldest_ms / 1000
+        self.counters.lag_s = time.time() - batch.oldest_ms / 1000
 
     async def _store_deadletters(self, letters: list[DeadLetter], lines: list[str]) -> None:
         day = time.strftime("%Y%m%d", time.gmtime(letters[0].received_ms / 1000))

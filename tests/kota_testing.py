@@ -66,15 +66,17 @@ def publish(port: int, messages: Iterable[tuple[str, bytes | str | dict[str, Any
     try:
         infos = []
         started = time.monotonic()
+        deadline = started + timeout_s
         for index, (topic, payload) in enumerate(messages):
             if isinstance(payload, dict | list):
                 payload = json.dumps(payload)
+            if index >= 20_000:  # paho's message ids wrap at 65535: keep fewer outstanding
+                infos[index - 20_000].wait_for_publish(max(0.1, deadline - time.monotonic()))
             infos.append(client.publish(topic, payload, qos=1))
             if rate_per_s and index % 50 == 49:
                 ahead_s = (index + 1) / rate_per_s - (time.monotonic() - started)
                 if ahead_s > 0:
                     time.sleep(ahead_s)
-        deadline = time.monotonic() + timeout_s
         for info in infos:
             info.wait_for_publish(max(0.1, deadline - time.monotonic()))
         return sum(1 for info in infos if info.is_published())
