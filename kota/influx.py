@@ -8,7 +8,7 @@ import gzip
 from typing import Any, Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 __all__ = [
     "InfluxClient",
@@ -39,6 +39,12 @@ class InfluxSettings(BaseModel):
                                   description="1.x only: CREATE DATABASE when it is missing")
     timeout_s: float = Field(default=10.0, gt=0, description="Per request")
     gzip: bool = Field(default=False, description="Compress write bodies")
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_from_text(cls, value: object) -> object:
+        # Environment variables arrive as text: "2" means 2.
+        return int(value) if isinstance(value, str) and value.strip().isdigit() else value
 
 
 class InfluxUnavailable(Exception):
@@ -110,7 +116,11 @@ class InfluxClient:
                 raise InfluxDataError(f"partial write: {text}")
             raise InfluxDataError(text)
         if status == 404 and self.settings.version == 1 and self.settings.create_database:
-            await self.create_database()
+            try:
+                await self.create_database()
+            except InfluxDataError as exc:  # e.g. a write-only user may not create databases
+                raise InfluxUnavailable(f"database {self.settings.database!r} is missing and "
+                                        f"could not be created: {exc}") from None
             raise InfluxUnavailable(f"database {self.settings.database!r} was missing; created it")
         if status in (401, 403):
             raise InfluxUnavailable(f"InfluxDB refused credentials (HTTP {status}): check "
