@@ -24,7 +24,9 @@ class MqttSettings(BaseModel):
     ca_file: Path | None = Field(default=None, description="CA bundle for TLS; system CAs if unset")
     client_id: str = Field(default="kota-ingest", min_length=1, max_length=64,
                            description="Fixed client id: the persistent session is keyed on it")
-    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    keepalive_s: int = Field(
+        default=30, ge=5, le=3600,
+        description="Seconds between pings; a silent broker is dropped at 1.5x")
     session_expiry_s: int = Field(
         default=7 * 24 * 3600, ge=0,
         description="How long the broker keeps our queue while we are away")
@@ -83,7 +85,8 @@ class IngestSettings(BaseModel):
                                   description="Points per InfluxDB write")
     batch_max_wait_ms: int = Field(default=200, ge=1, le=60_000,
                                    description="Longest a message waits for its batch")
-    max_payload_bytes: int = Field(default=262_144, ge=64)
+    max_payload_bytes: int = Field(default=262_144, ge=64,
+                                   description="Larger payloads are dead-lettered as oversized")
     max_batch_items: int = Field(default=1000, ge=1, description="Elements in an array payload")
     max_future_s: float = Field(default=300, ge=0,
                                 description="Furthest a device timestamp may be ahead")
@@ -95,8 +98,10 @@ class IngestSettings(BaseModel):
                                     description="How often ingest writes its own kota_ingest point")
     instance: str = Field(default="1", pattern=r"^[A-Za-z0-9_-]{1,32}$",
                           description="Name of this process among several (tag on kota_ingest)")
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
-    log_format: LogFormat = "text"
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="debug, info, warning or error")
+    log_format: LogFormat = Field(default="text",
+                                  description="text for people, json for log collectors")
 
     @model_validator(mode="after")
     def _timezone(self) -> IngestSettings:

@@ -46,6 +46,9 @@ def _check_key(text: str, what: str) -> None:
 
 def escape_measurement(name: str) -> str:
     _check_key(name, "measurement")
+    if name.startswith("#"):
+        # A line starting with '#' is a comment: InfluxDB answers 204 and drops the point.
+        raise LineProtocolError(f"measurement {name!r} starts with '#' (a comment line)")
     return name.translate(_MEASUREMENT_TABLE)
 
 

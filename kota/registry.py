@@ -137,7 +137,10 @@ def _read_rows(path: Path) -> list[dict[str, object]]:
                 for key, value in raw.items():
                     if key is None or value in (None, ""):
                         continue
-                    (row if key in _BASE_COLUMNS else params)[key] = _number_or_text(value)
+                    if key in _BASE_COLUMNS:  # text stays text: device_id 1042 is not 1042.0
+                        row[key] = value
+                    else:
+                        params[key] = _number_or_text(value)
                 row["params"] = params
                 rows.append(row)
             return rows

@@ -64,7 +64,7 @@ def publish(port: int, messages: Iterable[tuple[str, bytes | str | dict[str, Any
     client.connect("127.0.0.1", port)
     client.loop_start()
     try:
-        infos = []
+        infos: list[mqtt.MQTTMessageInfo] = []
         started = time.monotonic()
         deadline = started + timeout_s
         for index, (topic, payload) in enumerate(messages):

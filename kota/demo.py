@@ -1,0 +1,182 @@
+"""``make demo`` / ``kota demo``: a whole Kota Cerdas on one machine, on loopback.
+
+Starts a private Mosquitto and InfluxDB with their data under ``run/demo/``, then ``kota ingest``
+and ``kota simulate`` as child processes configured by a generated ``run/demo/kota.yaml``;
+prints what runs where; stops everything it started (by PID) on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import yaml
+
+from kota.localstack import LocalService, free_port, start_influxdb, start_mosquitto
+
+PREFERRED_PORTS = {"mqtt": 1883, "influx": 8086, "metrics": 9108}
+SUPERVISE_INTERVAL_S = 1.0
+
+
+def _port(preferred: int) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", preferred))
+        except OSError:
+            return free_port()
+    return preferred
+
+
+def write_demo_config(run_dir: Path, mqtt_port: int, influx_port: int, metrics_port: int,
+                      registry_path: Path, speed: float, duration_s: float) -> Path:
+    config = {
+        "ingest": {
+            "mqtt": {"host": "127.0.0.1", "port": mqtt_port, "client_id": "kota-ingest-demo"},
+            "influx": {"url": f"http://127.0.0.1:{influx_port}", "database": "kota"},
+            "buffer": {"dir": str(run_dir / "ingest" / "buffer")},
+            "deadletter": {"dir": str(run_dir / "ingest" / "deadletter")},
+            "registry_file": str(registry_path),
+            "metrics_port": metrics_port,
+        },
+        "simulate": {
+            "mqtt": {"host": "127.0.0.1", "port": mqtt_port},
+            "registry_file": str(registry_path),
+            "speed": speed,
+            "duration_s": duration_s,
+            # After the window is filled, carry on in real time: restarting would rewrite the
+            # window's points with other values.
+            "live_s": 30 * 86400,
+            "faults": {"share": 0.01},
+        },
+    }
+    path = run_dir / "kota.yaml"
+    path.write_text("# Written by `kota demo`; edit a copy, not this file.\n"
+                    + yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def _write_registry(path: Path) -> int:
+    from simulators.runner import build_stream
+    from simulators.settings import SimulateSettings
+
+    stream, _ = build_stream(SimulateSettings())
+    registry = stream.city.registry()
+    path.write_text(registry.dump_yaml(), encoding="utf-8")
+    return len(registry)
+
+
+class Demo:
+    def __init__(self, run_dir: Path, speed: float, duration_s: float,
+                 echo: Callable[[str], None]) -> None:
+        self.run_dir, self.speed, self.duration_s, self.echo = run_dir, speed, duration_s, echo
+        self.services: list[LocalService] = []
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self.config_path = run_dir / "kota.yaml"
+
+    def _child(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+        log = (self.run_dir / f"{name}.log").open("ab")
+        process = subprocess.Popen([sys.executable, "-m", "kota", *args,
+                                    "--config", str(self.config_path)],
+                                   stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+        self.children[name] = process
+        return process
+
+    def start(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        mqtt_port = _port(PREFERRED_PORTS["mqtt"])
+        influx_port = _port(PREFERRED_PORTS["influx"])
+        metrics_port = _port(PREFERRED_PORTS["metrics"])
+        self.echo(f"starting Mosquitto and InfluxDB (data in {self.run_dir}/) ...")
+        self.services.append(start_mosquitto(self.run_dir / "mosquitto", mqtt_port))
+        self.services.append(start_influxdb(self.run_dir / "influxdb", influx_port))
+        registry_path = self.run_dir / "registry.yaml"
+        devices = _write_registry(registry_path)
+        write_demo_config(self.run_dir, mqtt_port, influx_port, metrics_port, registry_path,
+                          self.speed, self.duration_s)
+        self._child("ingest", ["ingest"])
+        time.sleep(1.0)  # let ingest subscribe first, so nothing is published before it
+        self._child("simulate", ["simulate"])
+        self.mqtt_port, self.influx_port, self.metrics_port = mqtt_port, influx_port, metrics_port
+        self.devices = devices
+
+    def banner(self) -> str:
+        mosquitto, influx = self.services
+        ingest, simulate = self.children["ingest"], self.children["simulate"]
+        q = (f"curl -sG http://127.0.0.1:{self.influx_port}/query --data-urlencode db=kota "
+             "--data-urlencode")
+        sim = f"Jakarta, {self.devices} devices, x{self.speed:g} time, 1 % faults"
+        return f"""
+Kota Cerdas demo is running (Ctrl-C stops everything):
+
+  MQTT broker     mqtt://127.0.0.1:{self.mqtt_port}        pid {mosquitto.pid}
+  InfluxDB 1.x    http://127.0.0.1:{self.influx_port}       pid {influx.pid}  database kota
+  kota ingest     metrics http://127.0.0.1:{self.metrics_port}/metrics  pid {ingest.pid}
+  kota simulate   {sim}  pid {simulate.pid}
+
+Look:
+  {q} "q=SELECT count(*) FROM air, water, rain, noise, safety, status"
+  {q} "q=SELECT last(level_cm) FROM water GROUP BY device"
+  .venv/bin/kota deadletter --dir {self.run_dir}/ingest/deadletter --summary
+  mosquitto_sub -p {self.mqtt_port} -t 'kota/#' -v        (package mosquitto-clients)
+  tail -f {self.run_dir}/ingest.log {self.run_dir}/simulate.log
+
+Config: {self.config_path}   Registry: {self.run_dir}/registry.yaml
+"""
+
+    def supervise(self, stop_requested: Callable[[], bool]) -> None:
+        """Keep the demo up: restart the simulator at the end of its window; stop on request."""
+        while not stop_requested():
+            time.sleep(SUPERVISE_INTERVAL_S)
+            ingest = self.children["ingest"]
+            if ingest.poll() is not None:
+                self.echo(f"ingest exited with code {ingest.returncode}; see "
+                          f"{self.run_dir}/ingest.log")
+                return
+            simulate = self.children["simulate"]
+            if simulate.poll() is not None:
+                if simulate.returncode != 0:
+                    self.echo(f"simulator exited with code {simulate.returncode}; see "
+                              f"{self.run_dir}/simulate.log")
+                    return
+                self.echo("simulated window finished; starting the next one")
+                self._child("simulate", ["simulate"])
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        with contextlib.suppress(httpx.HTTPError, KeyError, IndexError, ValueError):
+            for measurement in ("air", "water", "rain", "noise", "safety", "status",
+                                "kota_deadletter"):
+                response = httpx.get(f"http://127.0.0.1:{self.influx_port}/query",
+                                     params={"db": "kota",
+                                             "q": f'SELECT count(*) FROM "{measurement}"'},
+                                     timeout=10).json()
+                series = response["results"][0].get("series")
+                counts[measurement] = (int(max(v for v in series[0]["values"][0][1:] if v))
+                                       if series else 0)
+        return counts
+
+    def stop(self) -> None:
+        for name in ("simulate", "ingest"):
+            process = self.children.get(name)
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(5)
+        counts = self.counts() if len(self.services) == 2 else {}
+        for service in reversed(self.services):
+            service.stop()
+        if counts:
+            self.echo("points stored: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        self.echo(f"stopped everything the demo started; data stays in {self.run_dir}/")
