@@ -27,16 +27,29 @@ def _fail(message: str) -> None:
 LAZY_COMMANDS: dict[str, str] = {
     "simulate": "simulators.cli:simulate",
     "bench": "kota.bench.cli:bench",
+    "ispu": "kota.indices.cli:ispu",
+    "siaga": "kota.indices.cli:siaga",
+    "indicators": "indicators.cli:indicators",
 }
+
+
+def _module_present(target: str) -> bool:
+    from importlib.util import find_spec
+
+    try:
+        return find_spec(target.partition(":")[0]) is not None
+    except ModuleNotFoundError:
+        return False
 
 
 class _LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+        present = [name for name, target in LAZY_COMMANDS.items() if _module_present(target)]
+        return sorted([*super().list_commands(ctx), *present])
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         target = LAZY_COMMANDS.get(cmd_name)
-        if target is None:
+        if target is None or not _module_present(target):
             return super().get_command(ctx, cmd_name)
         module_name, _, attribute = target.partition(":")
         module = __import__(module_name, fromlist=[attribute])
