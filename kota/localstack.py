@@ -105,14 +105,27 @@ class LocalService:
 
 
 def start_mosquitto(data_dir: Path, port: int | None = None, *, start: bool = True,
-                    extra_config: str = "") -> LocalService:
-    """A broker that keeps persistent sessions and queues without limit (see docs/broker.md)."""
+                    extra_config: str = "", password_file: Path | None = None,
+                    tls_files: tuple[Path, Path, Path] | None = None) -> LocalService:
+    """A broker that keeps persistent sessions and queues without limit (see docs/broker.md).
+
+    ``password_file`` turns anonymous access off; ``tls_files`` (CA, certificate, key) adds a
+    TLS listener on a second port, ``service.extra_ports["tls"]``.
+    """
     port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     config = data_dir / "mosquitto.conf"
+    tls_port = free_port() if tls_files else None
+    security = "allow_anonymous true\n"
+    if password_file is not None:
+        security = f"allow_anonymous false\npassword_file {password_file}\n"
+    if tls_files is not None:
+        ca_file, cert_file, key_file = tls_files
+        security += (f"listener {tls_port} 127.0.0.1\ncafile {ca_file}\ncertfile {cert_file}\n"
+                     f"keyfile {key_file}\n")
     config.write_text(
         f"listener {port} 127.0.0.1\n"
-        "allow_anonymous true\n"
+        + security +
         "persistence true\n"
         f"persistence_location {data_dir}/\n"
         "autosave_interval 1\n"
@@ -129,7 +142,8 @@ def start_mosquitto(data_dir: Path, port: int | None = None, *, start: bool = Tr
     )
     service = LocalService("mosquitto", port, data_dir,
                            [_binary(MOSQUITTO_CANDIDATES, "mosquitto"), "-c", str(config)],
-                           data_dir / "mosquitto.log")
+                           data_dir / "mosquitto.log",
+                           extra_ports={"tls": tls_port} if tls_port else {})
     return service.start() if start else service
 
 

@@ -87,3 +87,10 @@ def test_configuration_doc_is_generated_from_the_models() -> None:
     documented = (REPO / "docs" / "configuration.md").read_text(encoding="utf-8")
     assert documented == configuration_markdown(), (
         "docs/configuration.md is stale: run `kota config docs --write docs/configuration.md`")
+
+
+def test_ingest_sample_config_validates() -> None:
+    settings = load_settings(IngestSettings, "ingest", REPO / "ingest" / "sample.yaml",
+                             environ={})
+    assert settings.influx.database == "kota"
+    assert settings.registry_file is not None and (REPO / settings.registry_file).exists()

@@ -103,6 +103,7 @@ class _Protocol(asyncio.Protocol):
         for future in (self.connack, self.suback):
             if not future.done():
                 future.set_exception(ConnectionError("connection closed by broker"))
+                future.exception()  # whoever awaits it still gets it; nobody else must
         if not self.closed.done():
             self.closed.set_result(None)
 

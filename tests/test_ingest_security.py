@@ -1,0 +1,128 @@
+"""Ingest against a broker that wants a password and speaks TLS; and `--workers`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import paho.mqtt.client as mqtt
+import pytest
+from kota_testing import count_points, wait_until
+
+from kota.localstack import LocalService, free_port, start_mosquitto
+
+NOW_S = int(time.time()) - 600
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """A throw-away CA and a server certificate for 127.0.0.1."""
+    folder = tmp_path_factory.mktemp("tls")
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+             "/CN=kota-test-ca", "-keyout", "ca.key", "-out", "ca.crt", cwd=folder)
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+             "-keyout", "server.key", "-out", "server.csr", cwd=folder)
+    (folder / "san.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+             "-CAcreateserial", "-days", "2", "-extfile", "san.cnf", "-out", "server.crt",
+             cwd=folder)
+    return folder / "ca.crt", folder / "server.crt", folder / "server.key"
+
+
+@pytest.fixture
+def secured_broker(tmp_path: Path, certificates: tuple[Path, Path, Path]
+                   ) -> Iterator[LocalService]:
+    passwords = tmp_path / "passwd"
+    passwords.write_text("")
+    for user, password in (("ingest", "s3cret-ingest"), ("device", "s3cret-device")):
+        subprocess.run(["mosquitto_passwd", "-b", str(passwords), user, password], check=True,
+                       timeout=30)
+    service = start_mosquitto(tmp_path / "mosquitto", password_file=passwords,
+                              tls_files=certificates)
+    yield service
+    service.stop()
+
+
+def _publish_with_password(port: int, count: int) -> None:
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="device-1",
+                         protocol=mqtt.MQTTv5)
+    client.username_pw_set("device", "s3cret-device")
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    infos = [client.publish(f"kota/jakarta/noise/sec-{i % 3}",
+                            f'{{"laeq_db": 60.5, "ts": {NOW_S + i}}}', qos=1)
+             for i in range(count)]
+    for info in infos:
+        info.wait_for_publish(30)
+    client.disconnect()
+    client.loop_stop()
+    assert all(info.is_published() for info in infos)
+
+
+def test_wrong_password_is_reported_and_right_one_over_tls_works(
+        secured_broker: LocalService, certificates: tuple[Path, Path, Path],
+        influxdb: LocalService, database: str, client_id: str, tmp_path: Path,
+        ingest_factory: type) -> None:
+    ca_file = certificates[0]
+    wrong = ingest_factory(tmp_path / "wrong", secured_broker.port, influxdb.port, database,
+                           mqtt__client_id=client_id, mqtt__username="ingest",
+                           mqtt__password="guess").start(wait_connected=False)
+    # Mosquitto answers a wrong password with "not authorized" (MQTT 5 reason 0x87).
+    wait_until(lambda: "refused the connection: not authorized" in wrong.log(), 30,
+               "a clear log line about the credentials")
+    assert "Check mqtt.username, mqtt.password" in wrong.log()
+    assert wrong.metric("kota_ingest_mqtt_connected") == 0.0  # still running, retrying
+    wrong.stop()
+
+    tls_port = secured_broker.extra_ports["tls"]
+    ingest = ingest_factory(tmp_path / "tls", tls_port, influxdb.port, database,
+                            mqtt__client_id=client_id, mqtt__username="ingest",
+                            mqtt__password="s3cret-ingest", mqtt__tls="true",
+                            mqtt__ca_file=str(ca_file)).start()
+    _publish_with_password(secured_broker.port, 30)
+    wait_until(lambda: count_points(influxdb, database, "noise") == 30, 30, "30 points via TLS")
+    assert "connected to MQTT broker" in ingest.log()
+
+
+def test_workers_option_starts_processes_on_a_shared_subscription(
+        mosquitto: LocalService, influxdb: LocalService, database: str, client_id: str,
+        tmp_path: Path) -> None:
+    from kota_testing import IngestProcess, publish
+
+    template = IngestProcess(tmp_path, mosquitto.port, influxdb.port, database,
+                             mqtt__client_id=client_id)
+    base_metrics = free_port()
+    env = {**template.env, "KOTA_INGEST__METRICS_PORT": str(base_metrics)}
+    log = (tmp_path / "workers.log").open("wb")
+    parent = subprocess.Popen([sys.executable, "-m", "kota", "ingest", "--workers", "2"],
+                              env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+
+    def connected(port: int) -> bool:
+        try:
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+        except httpx.HTTPError:
+            return False
+        return "kota_ingest_mqtt_connected 1.0" in text
+
+    try:
+        wait_until(lambda: connected(base_metrics) and connected(base_metrics + 1), 60,
+                   "both workers to connect")
+        messages = [(f"kota/jakarta/rain/w-{i % 5}", {"rain_mm": 0.2, "ts": NOW_S + i})
+                    for i in range(400)]
+        assert publish(mosquitto.port, messages) == len(messages)
+        wait_until(lambda: count_points(influxdb, database, "rain") == len(messages), 60,
+                   "every point")
+        assert "started 2 ingest workers" in (tmp_path / "workers.log").read_text()
+    finally:
+        parent.terminate()
+        parent.wait(60)
+        log.close()
+    assert parent.returncode == 0
