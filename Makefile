@@ -33,6 +33,7 @@ lint: venv
 	$(BIN)/mypy
 
 pytest: venv services
+	@bash scripts/install-services.sh chromium
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 test: lint pytest

@@ -30,6 +30,8 @@ LAZY_COMMANDS: dict[str, str] = {
     "ispu": "kota.indices.cli:ispu",
     "siaga": "kota.indices.cli:siaga",
     "indicators": "indicators.cli:indicators",
+    "api": "api.cli:api",
+    "dashboards": "dashboards.cli:dashboards",
 }
 
 
