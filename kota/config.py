@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-__all__ = ["DEFAULT_CONFIG_ENV", "ConfigError", "find_config", "load_settings"]
+__all__ = ["DEFAULT_CONFIG_ENV", "ConfigError", "find_config", "line_numbers", "load_settings"]
 
 DEFAULT_CONFIG_ENV = "KOTA_CONFIG"
 
@@ -43,7 +43,7 @@ def find_config(explicit: str | Path | None) -> Path | None:
     return default if default.exists() else None
 
 
-def _line_numbers(text: str) -> dict[tuple[str, ...], int]:
+def line_numbers(text: str) -> dict[tuple[str, ...], int]:
     """Map each key path in a YAML document to its 1-based line."""
     lines: dict[tuple[str, ...], int] = {}
 
@@ -108,7 +108,7 @@ def load_settings(model: type[Model], section: str, config_file: str | Path | No
         text = path.read_text(encoding="utf-8")
         try:
             document = yaml.safe_load(text) or {}
-            lines = _line_numbers(text)
+            lines = line_numbers(text)
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML: {exc}") from None
         if not isinstance(document, dict):

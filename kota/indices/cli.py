@@ -1,0 +1,175 @@
+"""The field-team calculator: ``kota ispu`` and ``kota siaga`` (loaded lazily by kota.cli).
+
+Bad input (unknown parameter or gauge, a non-number, a negative concentration) is a usage
+error: a message on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import click
+
+from kota.indices.ispu import (
+    UnknownParameterError,
+    ispu_category,
+    parameter_key,
+    station_ispu,
+)
+from kota.indices.siaga import (
+    UnknownGaugeError,
+    find_gauge,
+    hours_to_next_threshold,
+    siaga_status,
+)
+from kota.standards import Confidence, load_gauges_table, load_ispu_table
+
+__all__ = ["ispu", "siaga"]
+
+_CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _parse_measurements(measurements: tuple[str, ...]) -> dict[str, float]:
+    table = load_ispu_table()
+    values: dict[str, float] = {}
+    for item in measurements:
+        name, sep, raw = item.partition("=")
+        if not sep or not name.strip() or not raw.strip():
+            raise click.UsageError(f"{item!r}: write PARAMETER=CONCENTRATION, e.g. pm25=80")
+        try:
+            key = parameter_key(name, table)
+        except UnknownParameterError as exc:
+            raise click.UsageError(str(exc)) from None
+        try:
+            value = float(raw)
+        except ValueError:
+            raise click.UsageError(f"{name}: {raw!r} is not a number (µg/m³)") from None
+        if not math.isfinite(value) or value < 0:
+            raise click.UsageError(f"{name}: concentration must be a number ≥ 0 µg/m³, got {raw}")
+        if key in values:
+            raise click.UsageError(f"{name}: given twice")
+        values[key] = value
+    return values
+
+
+@click.command(context_settings=_CONTEXT)
+@click.argument("measurements", nargs=-1, metavar="PARAMETER=UG_M3...")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def ispu(measurements: tuple[str, ...], as_json: bool) -> None:
+    """ISPU (Permen LHK P.14/2020) from concentrations in µg/m³.
+
+    Give each parameter's mean over its averaging window (PM10, PM2.5, SO2 24 h; CO 8 h;
+    O3, NO2 1 h; HC 3 h by default, see kota/standards/ispu.yaml). Parameters: pm10, pm25
+    (or pm2.5), so2, co, o3, no2, hc. Prints each sub-index, the ISPU (the highest), its
+    category and colour, and the critical parameter.
+
+    \b
+    Examples:
+      kota ispu pm25=80                    # one parameter
+      kota ispu pm25=80 pm10=120 co=6000   # the station's ISPU is the highest sub-index
+      kota ispu pm25=80 --json             # for scripts
+    """
+    if not measurements:
+        raise click.UsageError("give at least one PARAMETER=CONCENTRATION, e.g. pm25=80")
+    table = load_ispu_table()
+    values = _parse_measurements(measurements)
+    result = station_ispu(values, table)
+    if as_json:
+        data: dict[str, Any] = result.model_dump(mode="json")
+        data["concentrations_ugm3"] = values
+        data["averaging_hours"] = {k: table.parameters[k].averaging.window_hours for k in values}
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    click.echo(f"{'Parameter':<10} {'µg/m³':>10} {'Sub-index':>10}  Category")
+    for key, sub_index in result.sub_indices.items():
+        label = table.parameters[key].label
+        band_name = ispu_category(sub_index, table).name
+        click.echo(f"{label:<10} {values[key]:>10g} {sub_index:>10.1f}  {band_name}")
+    assert result.ispu is not None and result.category is not None
+    assert result.critical_parameter is not None
+    category = result.category
+    click.echo("")
+    click.echo(f"ISPU {result.ispu:.1f}: {category.name} ({category.colour} / "
+               f"{category.colour_en}, {category.hex} {category.hex_confidence.mark})")
+    click.echo(f"Critical parameter: {table.parameters[result.critical_parameter].label}")
+    windows = ", ".join(f"{table.parameters[k].label} "
+                        f"{table.parameters[k].averaging.window_hours} h" for k in values)
+    mark = Confidence.least_sure(table.parameters[k].averaging.confidence for k in values)
+    click.echo(f"Averaging assumed: {windows} ({mark.mark} {mark.meaning})")
+    for name in result.beyond_scale:
+        click.echo(f"note: {table.parameters[name].label} is above the top of the scale; "
+                   f"its sub-index is capped at {table.index_scale.edges[-1]:g}")
+    for note in result.uncertain:
+        click.echo(f"note: {note}")
+    click.echo(f"note: hex colours are one public map's choice {category.hex_confidence.mark}: "
+               f"{table.categories.hex_source}")
+
+
+@click.command(context_settings=_CONTEXT)
+@click.argument("gauge")
+@click.argument("level_cm", type=float)
+@click.option("--rise", "rise_cm_per_h", type=float,
+              help="Current rate of rise in cm/h: also print the hours to the next threshold.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def siaga(gauge: str, level_cm: float, rise_cm_per_h: float | None, as_json: bool) -> None:
+    """Water-level status (Siaga 4 Normal → 1 Awas) of GAUGE at LEVEL_CM.
+
+    GAUGE is an id (katulampa, depok, manggarai, karet, pulo_gadung, pasar_ikan) or a name
+    ("Pintu Air Manggarai"). LEVEL_CM is the reading in cm against that gauge's own datum.
+    Prints the status and every threshold it used, with its source and how sure it is
+    (✅ verified, ⚠️ partial, ❌ unknown or unverified). Thresholds: kota/standards/gauges.yaml.
+
+    \b
+    Examples:
+      kota siaga manggarai 870
+      kota siaga katulampa 120 --rise 15     # and hours to the next threshold at 15 cm/h
+      kota siaga "Pos Depok" 310 --json
+      kota siaga pasar_ikan -- -20           # a level below the datum: put -- first
+    """
+    table = load_gauges_table()
+    try:
+        spec = find_gauge(gauge, dict(table.gauges))
+    except UnknownGaugeError as exc:
+        raise click.UsageError(str(exc)) from None
+    if not math.isfinite(level_cm):
+        raise click.UsageError(f"LEVEL_CM must be a finite number, got {level_cm}")
+    result = siaga_status(spec, level_cm, table)
+    hours = hours_to_next_threshold(spec, level_cm, rise_cm_per_h)
+    if as_json:
+        data: dict[str, Any] = result.model_dump(mode="json")
+        data["valid_from"] = spec.valid_from.isoformat() if spec.valid_from else None
+        if rise_cm_per_h is not None:
+            data["rise_cm_per_h"] = rise_cm_per_h
+            data["hours_to_next_threshold"] = hours
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    click.echo(f"{result.gauge_name} ({result.river}), level {level_cm:g} cm")
+    prefix = "at least " if result.is_lower_bound else ""
+    click.echo(f"Status: {prefix}Siaga {result.status}: {result.status_name} "
+               f"{result.status_name_confidence.mark}")
+    valid = f", valid from {spec.valid_from.isoformat()}" if spec.valid_from else ""
+    click.echo(f"Thresholds (cm against the gauge datum{valid}):")
+    for used in result.thresholds:
+        if used.value_cm is None:
+            compare, state = "unknown", ""
+        else:
+            sign = "≥" if getattr(spec, f"siaga{used.status}").reached_at_equal else ">"
+            compare = f"{sign} {used.value_cm:g} cm"
+            state = "reached" if used.reached else "not reached"
+        click.echo(f"  Siaga {used.status} {used.status_name:<8} {compare:<10} {state:<12}"
+                   f"{used.confidence.mark} {used.confidence.value}: {used.source}")
+    if result.is_lower_bound:
+        missing = ", ".join(name.replace("siaga", "Siaga ") for name in result.unknown)
+        click.echo(f"note: {missing} threshold unknown for this gauge: the status may be more "
+                   "severe")
+    if rise_cm_per_h is not None:
+        if hours is None:
+            click.echo(f"At {rise_cm_per_h:g} cm/h: no estimate (not rising, next threshold "
+                       "unknown, or already Siaga 1)")
+        else:
+            upcoming = next(t for t in result.thresholds if t.reached is False)
+            click.echo(f"At {rise_cm_per_h:g} cm/h the next threshold (Siaga {upcoming.status} "
+                       f"{upcoming.status_name}, {upcoming.value_cm:g} cm) is reached in "
+                       f"{hours:.1f} h")

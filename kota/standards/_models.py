@@ -1,0 +1,378 @@
+"""Typed models of the reference tables in this folder's YAML files.
+
+Every number carries its source and a confidence (✅ verified, ⚠️ partial, ❌ unverified) so the
+CLI and the docs can show how sure it is. The models only check shape and order; the numbers
+themselves live in the YAML files.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from collections.abc import Iterable
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "AirQualityStandard",
+    "AirQualityStandards",
+    "AqiBand",
+    "AqiCategory",
+    "AqiCategoryTable",
+    "AqiPollutant",
+    "AqiTables",
+    "AveragingRule",
+    "Confidence",
+    "GaugeTable",
+    "GaugeThresholds",
+    "IndexScale",
+    "IspuCategory",
+    "IspuCategoryTable",
+    "IspuParameter",
+    "IspuTable",
+    "NoiseStandard",
+    "NoiseZone",
+    "RainCategorySpec",
+    "RainScale",
+    "RainTables",
+    "SiagaThreshold",
+    "StatusName",
+    "StatusNames",
+    "UncertainEdge",
+]
+
+AboveTop = Literal["cap", "extrapolate"]
+
+
+class Confidence(StrEnum):
+    """How well a number is verified (the marks of ../shared/reference/standards.md)."""
+
+    VERIFIED = "verified"
+    PARTIAL = "partial"
+    UNVERIFIED = "unverified"
+
+    @property
+    def mark(self) -> str:
+        return {"verified": "✅", "partial": "⚠️", "unverified": "❌"}[self.value]
+
+    @staticmethod
+    def least_sure(confidences: Iterable[Confidence]) -> Confidence:
+        """The weakest of ``confidences`` (verified when there are none)."""
+        order = [Confidence.VERIFIED, Confidence.PARTIAL, Confidence.UNVERIFIED]
+        return max(confidences, key=order.index, default=Confidence.VERIFIED)
+
+    @property
+    def meaning(self) -> str:
+        return {
+            "verified": "shown by at least one cited source",
+            "partial": "sources disagree or only partly show it",
+            "unverified": "not verified: a configurable default",
+        }[self.value]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _strictly_increasing(values: list[float], what: str) -> None:
+    for lower, upper in itertools.pairwise(values):
+        if not upper > lower:
+            raise ValueError(f"{what} must increase strictly, got {lower} then {upper}")
+
+
+# -- ISPU ------------------------------------------------------------------------------------
+class IndexScale(_Strict):
+    """The ISPU value at each band edge (0, 50, 100, 200, 300, 500)."""
+
+    edges: list[float] = Field(min_length=2)
+    source: str = Field(min_length=1)
+    confidence: Confidence
+    top_edge_confidence: Confidence
+    top_edge_note: str = ""
+
+    @model_validator(mode="after")
+    def _check(self) -> IndexScale:
+        _strictly_increasing(self.edges, "index_scale.edges")
+        return self
+
+
+class IspuCategory(_Strict):
+    name: str
+    index_max: float = Field(description="Highest ISPU of the category (inclusive)")
+    colour: str = Field(description="Official colour word (Indonesian)")
+    colour_en: str
+    hex: str = Field(pattern=r"^#[0-9a-fA-F]{6}$")
+
+
+class IspuCategoryTable(_Strict):
+    source: str = Field(min_length=1)
+    confidence: Confidence
+    hex_source: str = Field(min_length=1)
+    hex_confidence: Confidence
+    bands: list[IspuCategory] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> IspuCategoryTable:
+        _strictly_increasing([band.index_max for band in self.bands], "categories.bands.index_max")
+        return self
+
+
+class UncertainEdge(_Strict):
+    edge_ugm3: float
+    confidence: Confidence
+    note: str = Field(min_length=1)
+
+
+class AveragingRule(_Strict):
+    """The averaging window of a parameter and how many hourly values make a valid mean."""
+
+    window_hours: int = Field(ge=1)
+    min_valid_hours: int = Field(ge=1)
+    source: str = Field(min_length=1)
+    confidence: Confidence
+    note: str = ""
+
+    @model_validator(mode="after")
+    def _check(self) -> AveragingRule:
+        if self.min_valid_hours > self.window_hours:
+            raise ValueError(f"min_valid_hours ({self.min_valid_hours}) exceeds window_hours "
+                             f"({self.window_hours})")
+        return self
+
+
+class IspuParameter(_Strict):
+    label: str
+    edges_ugm3: list[float] = Field(min_length=2, description="Concentration at each band edge")
+    source: str = Field(min_length=1)
+    confidence: Confidence
+    uncertain_edges: list[UncertainEdge] = Field(default_factory=list)
+    averaging: AveragingRule
+
+    @model_validator(mode="after")
+    def _check(self) -> IspuParameter:
+        _strictly_increasing(self.edges_ugm3, "edges_ugm3")
+        if self.edges_ugm3[0] < 0:
+            raise ValueError("edges_ugm3 must start at 0 or above")
+        unknown = [e.edge_ugm3 for e in self.uncertain_edges if e.edge_ugm3 not in self.edges_ugm3]
+        if unknown:
+            raise ValueError(f"uncertain_edges names edges not in edges_ugm3: {unknown}")
+        return self
+
+    def edge_confidence(self, edge_ugm3: float) -> Confidence:
+        for uncertain in self.uncertain_edges:
+            if uncertain.edge_ugm3 == edge_ugm3:
+                return uncertain.confidence
+        return self.confidence
+
+
+class IspuTable(_Strict):
+    """ISPU per Permen LHK P.14/2020: index scale, categories and per-parameter breakpoints."""
+
+    regulation: str = Field(min_length=1)
+    formula: str
+    above_top_of_scale: AboveTop
+    index_scale: IndexScale
+    categories: IspuCategoryTable
+    parameters: dict[str, IspuParameter] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> IspuTable:
+        edges = len(self.index_scale.edges)
+        for name, parameter in self.parameters.items():
+            if len(parameter.edges_ugm3) != edges:
+                raise ValueError(f"parameters.{name}.edges_ugm3 has {len(parameter.edges_ugm3)} "
+                                 f"edges, index_scale.edges has {edges}")
+        if self.categories.bands[-1].index_max != self.index_scale.edges[-1]:
+            raise ValueError("the last category must end at the top of index_scale.edges")
+        return self
+
+
+# -- US EPA AQI ------------------------------------------------------------------------------
+class AqiBand(_Strict):
+    c_low: float = Field(ge=0)
+    c_high: float
+    i_low: int = Field(ge=0)
+    i_high: int
+
+    @model_validator(mode="after")
+    def _check(self) -> AqiBand:
+        if not (self.c_high > self.c_low and self.i_high > self.i_low):
+            raise ValueError("a band needs c_high > c_low and i_high > i_low")
+        return self
+
+
+class AqiPollutant(_Strict):
+    label: str
+    truncate_decimals: int = Field(ge=0, le=3)
+    source: str = Field(min_length=1)
+    confidence: Confidence
+    bands: list[AqiBand] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> AqiPollutant:
+        for lower, upper in itertools.pairwise(self.bands):
+            if not (upper.c_low > lower.c_high and upper.i_low == lower.i_high + 1):
+                raise ValueError(f"bands must follow each other: {lower} then {upper}")
+        return self
+
+
+class AqiCategory(_Strict):
+    name: str
+    index_max: int
+    colour: str
+
+
+class AqiCategoryTable(_Strict):
+    source: str = Field(min_length=1)
+    confidence: Confidence
+    colour_confidence: Confidence
+    bands: list[AqiCategory] = Field(min_length=1)
+
+
+class AqiTables(_Strict):
+    source: str = Field(min_length=1)
+    confidence: Confidence
+    above_top_of_scale: AboveTop
+    categories: AqiCategoryTable
+    pollutants: dict[str, AqiPollutant] = Field(min_length=1)
+
+
+# -- BMKG rain -------------------------------------------------------------------------------
+class RainCategorySpec(_Strict):
+    name: str
+    max_mm: float | None = Field(description="Upper edge (inclusive unless exclusive_max); "
+                                             "null = open-ended")
+    exclusive_max: bool = False
+    confidence: Confidence | None = Field(default=None, description="Overrides the scale's")
+
+
+class RainScale(_Strict):
+    unit: str
+    source: str = Field(min_length=1)
+    confidence: Confidence
+    categories: list[RainCategorySpec] = Field(min_length=2)
+
+    @model_validator(mode="after")
+    def _check(self) -> RainScale:
+        bounded = [c.max_mm for c in self.categories[:-1]]
+        if any(edge is None for edge in bounded) or self.categories[-1].max_mm is not None:
+            raise ValueError("only the last category may (and must) have max_mm: null")
+        _strictly_increasing([edge for edge in bounded if edge is not None], "max_mm")
+        return self
+
+
+class RainTables(_Strict):
+    edge_convention_confidence: Confidence
+    hourly: RainScale
+    daily: RainScale
+
+
+# -- Siaga gauges ----------------------------------------------------------------------------
+class SiagaThreshold(_Strict):
+    """The level above which a gauge enters one Siaga status; value_cm null when unknown."""
+
+    value_cm: float | None
+    reached_at_equal: bool = Field(default=False,
+                                   description="True when the source says ≥ rather than >")
+    source: str = Field(min_length=1)
+    confidence: Confidence
+
+
+class GaugeThresholds(_Strict):
+    """One gauge with its Siaga 3, 2 and 1 thresholds, against the gauge's own datum."""
+
+    id: str = ""
+    name: str
+    river: str
+    river_confidence: Confidence = Confidence.VERIFIED
+    datum: str
+    valid_from: dt.date | None
+    siaga3: SiagaThreshold
+    siaga2: SiagaThreshold
+    siaga1: SiagaThreshold
+
+    @model_validator(mode="after")
+    def _check(self) -> GaugeThresholds:
+        known = [t.value_cm for t in (self.siaga3, self.siaga2, self.siaga1)
+                 if t.value_cm is not None]
+        _strictly_increasing(known, "siaga3 < siaga2 < siaga1 (value_cm)")
+        return self
+
+    def thresholds(self) -> list[tuple[int, SiagaThreshold]]:
+        """(status, threshold) from the mildest alert (Siaga 3) to the most severe (Siaga 1)."""
+        return [(3, self.siaga3), (2, self.siaga2), (1, self.siaga1)]
+
+
+class StatusName(_Strict):
+    name: str
+    confidence: Confidence
+
+
+class StatusNames(_Strict):
+    source: str = Field(min_length=1)
+    names: dict[int, StatusName]
+
+    @model_validator(mode="after")
+    def _check(self) -> StatusNames:
+        if sorted(self.names) != [1, 2, 3, 4]:
+            raise ValueError("status_names.names needs exactly the statuses 1, 2, 3 and 4")
+        return self
+
+
+class GaugeTable(_Strict):
+    status_names: StatusNames
+    gauges: dict[str, GaugeThresholds] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _ids(self) -> GaugeTable:
+        # The mapping key is the gauge's id; copy it in so a gauge travels with its id.
+        for key, gauge in list(self.gauges.items()):
+            if gauge.id and gauge.id != key:
+                raise ValueError(f"gauges.{key}.id is {gauge.id!r}; omit it or make it {key!r}")
+            if not gauge.id:
+                self.gauges[key] = gauge.model_copy(update={"id": key})
+        return self
+
+
+# -- Noise -----------------------------------------------------------------------------------
+class NoiseZone(_Strict):
+    name: str
+    limit_dba: float | None
+    note: str = ""
+
+
+class NoiseStandard(_Strict):
+    regulation: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+    confidence: Confidence
+    timezone_utc_offset_hours: float
+    day_start_hour: int = Field(ge=0, le=23)
+    night_start_hour: int = Field(ge=0, le=23)
+    night_penalty_db: float
+    tolerance_db: float
+    periods_source: str = Field(min_length=1)
+    periods_confidence: Confidence
+    per_period_convention_confidence: Confidence
+    zones: dict[str, NoiseZone] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> NoiseStandard:
+        if not self.day_start_hour < self.night_start_hour:
+            raise ValueError("day_start_hour must come before night_start_hour")
+        return self
+
+
+# -- Concentration standards -----------------------------------------------------------------
+class AirQualityStandard(_Strict):
+    body: str
+    parameter: str
+    averaging_hours: int = Field(ge=1)
+    limit_ugm3: float = Field(gt=0)
+    source: str = Field(min_length=1)
+    confidence: Confidence
+
+
+class AirQualityStandards(_Strict):
+    standards: dict[str, AirQualityStandard] = Field(min_length=1)

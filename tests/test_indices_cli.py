@@ -1,0 +1,109 @@
+"""``kota ispu`` and ``kota siaga`` run as a field team would: ``python -m kota ...``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from kota.indices.ispu import ispu_sub_index, station_ispu
+from kota.indices.siaga import find_gauge, siaga_status
+
+
+def kota(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kota", *args], capture_output=True,
+                          text=True, timeout=60, check=False)
+
+
+def test_ispu_text_output() -> None:
+    run = kota("ispu", "pm25=80", "pm10=120")
+    assert run.returncode == 0, run.stderr
+    expected = station_ispu({"pm25": 80, "pm10": 120})
+    assert expected.category is not None
+    assert f"ISPU {expected.ispu:.1f}: {expected.category.name}" in run.stdout
+    assert "kuning" in run.stdout and expected.category.hex in run.stdout
+    assert "Critical parameter: PM2.5" in run.stdout
+    assert f"{ispu_sub_index('pm10', 120):.1f}" in run.stdout
+
+
+def test_ispu_json_output() -> None:
+    run = kota("ispu", "pm2.5=80", "co=6000", "--json")
+    assert run.returncode == 0, run.stderr
+    data = json.loads(run.stdout)
+    expected = station_ispu({"pm25": 80, "co": 6000})
+    assert data["ispu"] == pytest.approx(expected.ispu)
+    assert data["critical_parameter"] == "pm25"
+    assert data["sub_indices"]["co"] == pytest.approx(ispu_sub_index("co", 6000))
+    assert data["averaging_hours"] == {"pm25": 24, "co": 8}
+
+
+def test_ispu_notes_uncertain_breakpoints() -> None:
+    run = kota("ispu", "so2=1000")
+    assert run.returncode == 0, run.stderr
+    assert "note: SO2: band edge 1200" in run.stdout and "⚠️" in run.stdout
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("ispu", "pm1=5"), "unknown ISPU parameter 'pm1'"),
+    (("ispu", "pm25=-4"), "≥ 0"),
+    (("ispu", "pm25=lots"), "not a number"),
+    (("ispu", "pm25=nan"), "≥ 0"),
+    (("ispu", "pm25"), "PARAMETER=CONCENTRATION"),
+    (("ispu", "pm25=1", "PM2.5=2"), "given twice"),
+    (("ispu",), "at least one"),
+    (("siaga", "bogor", "100"), "known: katulampa"),
+    (("siaga", "depok", "high"), "LEVEL_CM"),
+])
+def test_bad_input_exits_2_with_a_clear_error(args: tuple[str, ...], message: str) -> None:
+    run = kota(*args)
+    assert run.returncode == 2
+    assert message in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_siaga_text_output() -> None:
+    run = kota("siaga", "manggarai", "870")
+    assert run.returncode == 0, run.stderr
+    expected = siaga_status(find_gauge("manggarai"), 870)
+    assert f"Status: Siaga {expected.status}: {expected.status_name}" in run.stdout
+    for threshold in expected.thresholds:
+        assert threshold.source in run.stdout
+    assert "≥ 950 cm" in run.stdout and "> 850 cm" in run.stdout
+
+
+def test_siaga_by_name_with_rise_and_unknown_threshold() -> None:
+    run = kota("siaga", "Pintu Air Karet", "600", "--rise", "10")
+    assert run.returncode == 0, run.stderr
+    assert "at least Siaga 2" in run.stdout and "unknown" in run.stdout
+    assert "no estimate" in run.stdout
+
+
+def test_siaga_json_output_with_rise() -> None:
+    run = kota("siaga", "katulampa", "120", "--rise", "15", "--json")
+    assert run.returncode == 0, run.stderr
+    data = json.loads(run.stdout)
+    assert data["status"] == 3 and data["status_name"] == "Waspada"
+    assert data["hours_to_next_threshold"] == pytest.approx((150 - 120) / 15)
+    assert data["valid_from"] == "2014-01-21"
+
+
+def test_siaga_names_the_next_threshold() -> None:
+    run = kota("siaga", "katulampa", "120", "--rise", "15")
+    assert run.returncode == 0, run.stderr
+    hours = (150 - 120) / 15
+    assert f"next threshold (Siaga 2 Siaga, 150 cm) is reached in {hours:.1f} h" in run.stdout
+
+
+def test_negative_level_after_double_dash() -> None:
+    run = kota("siaga", "pasar_ikan", "--", "-20")
+    assert run.returncode == 0, run.stderr
+    assert "Normal" in run.stdout
+
+
+@pytest.mark.parametrize("command", ["ispu", "siaga"])
+def test_help_teaches_with_examples(command: str) -> None:
+    run = kota(command, "--help")
+    assert run.returncode == 0
+    assert "Examples:" in run.stdout and f"kota {command} " in run.stdout
