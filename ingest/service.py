@@ -67,6 +67,8 @@ class IngestService:
             receive_maximum=mqtt.receive_maximum, on_state=self._on_mqtt_state)
         self._pending: list[Burst] = []
         self._pending_count = 0
+        # Read from the broker only while at most a few batches wait: bounded memory.
+        self._pause_above = settings.batch_max_points * 4
         self._wakeup = asyncio.Event()
         self._replay_wakeup = asyncio.Event()
         self._last_deadletter_ms: dict[str, int] = {}
@@ -82,6 +84,8 @@ class IngestService:
         # Wake the flush loop to start the batch timer, and again when a batch is full.
         if was_empty or self._pending_count >= self.settings.batch_max_points:
             self._wakeup.set()
+        if self._pending_count >= self._pause_above and not self.subscriber.paused:
+            self.subscriber.pause()
 
     def _on_mqtt_state(self, connected: bool) -> None:
         self.counters.mqtt_connected = connected
@@ -188,6 +192,8 @@ class IngestService:
                 count += room
         self._pending_count -= count
         self.counters.pending = self._pending_count
+        if self.subscriber.paused and self._pending_count < self._pause_above // 2:
+            self.subscriber.resume()
         return taken
 
     def _prepare(self) -> _Batch | None:

@@ -196,7 +196,7 @@ class MessageParser:
         result = Parsed()
         try:
             route = self._route(topic)
-            result.kind, result.device_id = route.kind.name, route.device_id
+            result.kind, result.device_id = route.table.name, route.device_id
             if len(payload) > self.rules.max_payload_bytes:
                 raise _Reject("oversized", f"{len(payload)} bytes > max_payload_bytes "
                               f"{self.rules.max_payload_bytes}")

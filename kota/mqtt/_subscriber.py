@@ -136,6 +136,7 @@ class Subscriber:
         self._protocol: _Protocol | None = None
         self.connected = False
         self.connects = 0
+        self.paused = False
 
     def ack(self, generation: int, packet_ids: list[int]) -> bool:
         protocol = self._protocol
@@ -146,6 +147,23 @@ class Subscriber:
         if ids:
             protocol.transport.write(puback_packets(ids))
         return True
+
+    def pause(self) -> None:
+        """Stop reading from the broker (TCP backpressure) until ``resume``.
+
+        Needed because a broker may deliver a resumed session's whole backlog at once,
+        beyond the Receive Maximum we announced (seen with Mosquitto 2.0.11).
+        """
+        protocol = self._protocol
+        self.paused = True
+        if protocol and protocol.transport and not protocol.transport.is_closing():
+            protocol.transport.pause_reading()
+
+    def resume(self) -> None:
+        protocol = self._protocol
+        self.paused = False
+        if protocol and protocol.transport and not protocol.transport.is_closing():
+            protocol.transport.resume_reading()
 
     def reconnect(self) -> None:
         """Drop the connection; ``run`` connects again and the broker redelivers unacked."""
@@ -195,6 +213,7 @@ class Subscriber:
                                    server_hostname=self.host if self.tls else None),
             timeout=self.connect_timeout_s)
         self._protocol = protocol
+        self.paused = False
         assert protocol.transport is not None
         protocol.transport.write(connect_packet(
             client_id=self.client_id, keepalive_s=self.keepalive_s,
@@ -229,7 +248,9 @@ class Subscriber:
                                    return_when=asyncio.FIRST_COMPLETED)
                 if stop.is_set() or protocol.closed.done():
                     break
-                if time.monotonic() - protocol.last_received > self.keepalive_s * 1.5:
+                if self.paused:
+                    protocol.last_received = time.monotonic()  # silence is ours, not theirs
+                elif time.monotonic() - protocol.last_received > self.keepalive_s * 1.5:
                     raise ConnectionError("no traffic from broker within 1.5 x keepalive")
                 assert protocol.transport is not None
                 protocol.transport.write(PINGREQ_PACKET)
