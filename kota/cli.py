@@ -242,6 +242,7 @@ def config() -> None:
 SECTIONS: dict[str, str] = {
     "ingest": "ingest.settings:IngestSettings",
     "simulate": "simulators.settings:SimulateSettings",
+    "api": "api.settings:ApiSettings",
 }
 
 

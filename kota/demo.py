@@ -8,7 +8,6 @@ prints what runs where; stops everything it started (by PID) on Ctrl-C.
 from __future__ import annotations
 
 import contextlib
-import signal
 import socket
 import subprocess
 import sys
@@ -19,9 +18,15 @@ from pathlib import Path
 import httpx
 import yaml
 
-from kota.localstack import LocalService, free_port, start_influxdb, start_mosquitto
+from kota.localstack import (
+    LocalService,
+    free_port,
+    start_influxdb,
+    start_mosquitto,
+    stop_process,
+)
 
-PREFERRED_PORTS = {"mqtt": 1883, "influx": 8086, "metrics": 9108}
+PREFERRED_PORTS = {"mqtt": 1883, "influx": 8086, "metrics": 9108, "api": 8000}
 SUPERVISE_INTERVAL_S = 1.0
 
 
@@ -35,7 +40,8 @@ def _port(preferred: int) -> int:
 
 
 def write_demo_config(run_dir: Path, mqtt_port: int, influx_port: int, metrics_port: int,
-                      registry_path: Path, speed: float, duration_s: float) -> Path:
+                      api_port: int, registry_path: Path, speed: float,
+                      duration_s: float) -> Path:
     config = {
         "ingest": {
             "mqtt": {"host": "127.0.0.1", "port": mqtt_port, "client_id": "kota-ingest-demo"},
@@ -44,6 +50,11 @@ def write_demo_config(run_dir: Path, mqtt_port: int, influx_port: int, metrics_p
             "deadletter": {"dir": str(run_dir / "ingest" / "deadletter")},
             "registry_file": str(registry_path),
             "metrics_port": metrics_port,
+        },
+        "api": {
+            "influx": {"url": f"http://127.0.0.1:{influx_port}", "database": "kota"},
+            "registry_file": str(registry_path),
+            "port": api_port,
         },
         "simulate": {
             "mqtt": {"host": "127.0.0.1", "port": mqtt_port},
@@ -95,22 +106,26 @@ class Demo:
         mqtt_port = _port(PREFERRED_PORTS["mqtt"])
         influx_port = _port(PREFERRED_PORTS["influx"])
         metrics_port = _port(PREFERRED_PORTS["metrics"])
+        api_port = _port(PREFERRED_PORTS["api"])
         self.echo(f"starting Mosquitto and InfluxDB (data in {self.run_dir}/) ...")
         self.services.append(start_mosquitto(self.run_dir / "mosquitto", mqtt_port))
         self.services.append(start_influxdb(self.run_dir / "influxdb", influx_port))
         registry_path = self.run_dir / "registry.yaml"
         devices = _write_registry(registry_path)
-        write_demo_config(self.run_dir, mqtt_port, influx_port, metrics_port, registry_path,
-                          self.speed, self.duration_s)
+        write_demo_config(self.run_dir, mqtt_port, influx_port, metrics_port, api_port,
+                          registry_path, self.speed, self.duration_s)
         self._child("ingest", ["ingest"])
+        self._child("api", ["api"])
         time.sleep(1.0)  # let ingest subscribe first, so nothing is published before it
         self._child("simulate", ["simulate"])
         self.mqtt_port, self.influx_port, self.metrics_port = mqtt_port, influx_port, metrics_port
+        self.api_port = api_port
         self.devices = devices
 
     def banner(self) -> str:
         mosquitto, influx = self.services
         ingest, simulate = self.children["ingest"], self.children["simulate"]
+        api = self.children["api"]
         q = (f"curl -sG http://127.0.0.1:{self.influx_port}/query --data-urlencode db=kota "
              "--data-urlencode")
         sim = f"Jakarta, {self.devices} devices, x{self.speed:g} time, 1 % faults"
@@ -120,9 +135,11 @@ Kota Cerdas demo is running (Ctrl-C stops everything):
   MQTT broker     mqtt://127.0.0.1:{self.mqtt_port}        pid {mosquitto.pid}
   InfluxDB 1.x    http://127.0.0.1:{self.influx_port}       pid {influx.pid}  database kota
   kota ingest     metrics http://127.0.0.1:{self.metrics_port}/metrics  pid {ingest.pid}
+  kota api        http://127.0.0.1:{self.api_port}/  live page, API docs at /docs  pid {api.pid}
   kota simulate   {sim}  pid {simulate.pid}
 
 Look:
+  Open http://127.0.0.1:{self.api_port}/ in a browser: the live map of the city
   {q} "q=SELECT count(*) FROM air, water, rain, noise, safety, status"
   {q} "q=SELECT last(level_cm) FROM water GROUP BY device"
   .venv/bin/kota deadletter --dir {self.run_dir}/ingest/deadletter --summary
@@ -136,11 +153,12 @@ Config: {self.config_path}   Registry: {self.run_dir}/registry.yaml
         """Keep the demo up: restart the simulator at the end of its window; stop on request."""
         while not stop_requested():
             time.sleep(SUPERVISE_INTERVAL_S)
-            ingest = self.children["ingest"]
-            if ingest.poll() is not None:
-                self.echo(f"ingest exited with code {ingest.returncode}; see "
-                          f"{self.run_dir}/ingest.log")
-                return
+            for name in ("ingest", "api"):
+                child = self.children[name]
+                if child.poll() is not None:
+                    self.echo(f"{name} exited with code {child.returncode}; see "
+                              f"{self.run_dir}/{name}.log")
+                    return
             simulate = self.children["simulate"]
             if simulate.poll() is not None:
                 if simulate.returncode != 0:
@@ -165,15 +183,8 @@ Config: {self.config_path}   Registry: {self.run_dir}/registry.yaml
         return counts
 
     def stop(self) -> None:
-        for name in ("simulate", "ingest"):
-            process = self.children.get(name)
-            if process is not None and process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(5)
+        for name in ("simulate", "api", "ingest"):
+            stop_process(self.children.get(name), 30.0)
         counts = self.counts() if len(self.services) == 2 else {}
         for service in reversed(self.services):
             service.stop()

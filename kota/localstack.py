@@ -18,7 +18,14 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["LocalService", "free_port", "start_influxdb", "start_mosquitto", "wait_for_port"]
+__all__ = [
+    "LocalService",
+    "free_port",
+    "start_influxdb",
+    "start_mosquitto",
+    "stop_process",
+    "wait_for_port",
+]
 
 MOSQUITTO_CANDIDATES = ("mosquitto", "/usr/sbin/mosquitto")
 INFLUXD_CANDIDATES = ("influxd", "/usr/bin/influxd")
@@ -52,6 +59,24 @@ def wait_for_port(port: int, timeout_s: float, process: subprocess.Popen[bytes] 
     raise TimeoutError(f"nothing listening on {host}:{port} after {timeout_s:.0f} s")
 
 
+def stop_process(process: subprocess.Popen[bytes] | None, timeout_s: float = 30.0,
+                 signum: int = signal.SIGTERM) -> int | None:
+    """Ask a process we started to stop (SIGTERM by default), SIGKILL it after ``timeout_s``.
+
+    Returns its exit code (None when there was no process).
+    """
+    if process is None:
+        return None
+    if process.poll() is None:
+        process.send_signal(signum)
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+    return process.returncode
+
+
 @dataclass
 class LocalService:
     name: str
@@ -83,21 +108,12 @@ class LocalService:
 
     def stop(self, timeout_s: float = 15.0) -> None:
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+        stop_process(process, timeout_s)
 
     def kill(self) -> None:
         """SIGKILL, as a crash would."""
         process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            process.kill()
-            process.wait(5)
+        stop_process(process, 5.0, signal.SIGKILL)
 
     def restart(self, timeout_s: float = 30.0) -> LocalService:
         self.stop()

@@ -9,6 +9,8 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from kota.config import line_numbers
+
 __all__ = [
     "AirProfile",
     "CityProfile",
@@ -195,28 +197,12 @@ def load_yaml_model(model: type[Model], path: Path, data: Any = None) -> Model:
 
 
 def _key_lines(text: str) -> dict[tuple[str, ...], int]:
-    lines: dict[tuple[str, ...], int] = {}
     if not text:
-        return lines
-
-    def walk(node: yaml.Node, path: tuple[str, ...]) -> None:
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                key_path = (*path, str(key_node.value))
-                lines[key_path] = key_node.start_mark.line + 1
-                walk(value_node, key_path)
-        elif isinstance(node, yaml.SequenceNode):
-            for index, item in enumerate(node.value):
-                lines[(*path, str(index))] = item.start_mark.line + 1
-                walk(item, (*path, str(index)))
-
+        return {}
     try:
-        root = yaml.compose(text)
+        return line_numbers(text)
     except yaml.YAMLError:
-        return lines
-    if root is not None:
-        walk(root, ())
-    return lines
+        return {}
 
 
 def _nearest_line(lines: dict[tuple[str, ...], int], loc: tuple[str, ...]) -> int | None:

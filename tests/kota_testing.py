@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import paho.mqtt.client as mqtt
 
-from kota.localstack import LocalService, free_port
+from kota.localstack import LocalService, free_port, stop_process
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -138,16 +138,8 @@ class IngestProcess:
 
     def stop(self) -> None:
         process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+        stop_process(process, 30.0)
 
     def kill(self) -> None:
         process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            process.kill()
-            process.wait(5)
+        stop_process(process, 5.0, signal.SIGKILL)

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from kota.localstack import free_port
+from kota.localstack import free_port, stop_process
 
 __all__ = [
     "InfluxCounter",
@@ -198,13 +198,7 @@ class IngestRunner:
         process, self.process = self.process, None
         if process is None:
             return None
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+        stop_process(process, timeout_s)
         for pid in self.worker_pids:  # workers left behind by a killed launcher
             if _is_ingest(pid):
                 os.kill(pid, signal.SIGKILL)

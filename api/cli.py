@@ -1,0 +1,89 @@
+"""``kota api``: the read API and the live page, served by uvicorn."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from api.settings import ApiSettings
+from kota.config import ConfigError, load_settings
+from kota.settings_doc import settings_help
+
+__all__ = ["api"]
+
+
+def _epilog() -> str:
+    return ("\b\nSettings (section 'api:' of kota.yaml; environment variable in brackets):\n"
+            + settings_help(ApiSettings, "api"))
+
+
+@click.command(epilog=_epilog(), context_settings={"max_content_width": 110,
+                                                   "help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="Configuration file (default: $KOTA_CONFIG or ./kota.yaml).")
+@click.option("--host", help="Override api.host (default 127.0.0.1: this machine only).")
+@click.option("--port", type=click.IntRange(1, 65535), help="Override api.port (default 8000).")
+@click.option("--influx-url", help="Override api.influx.url.")
+@click.option("--database", help="Override api.influx.database.")
+@click.option("--registry", "registry_file", type=click.Path(dir_okay=False),
+              help="Override api.registry_file (the same file ingest uses).")
+@click.option("--tile-url", help="Override api.page.tile_url, e.g. "
+                                 "'https://tile.openstreetmap.org/{z}/{x}/{y}.png'.")
+@click.option("--check", is_flag=True, help="Validate the settings and the registry, print, exit.")
+def api(config_file: str | None, host: str | None, port: int | None, influx_url: str | None,
+        database: str | None, registry_file: str | None, tile_url: str | None,
+        check: bool) -> None:
+    """Serve the read API, its OpenAPI docs and the live page.
+
+    \b
+    Open, once it runs:
+      http://127.0.0.1:8000/            live page: map, latest values, pushed updates
+      http://127.0.0.1:8000/docs        every endpoint, with a "Try it out" button
+      http://127.0.0.1:8000/readyz      ready when InfluxDB answers
+
+    \b
+    Examples:
+      kota api                                     # settings from ./kota.yaml (section api:)
+      kota api --influx-url http://127.0.0.1:8086 --registry run/demo/registry.yaml
+      kota api --host 0.0.0.0 --port 8080          # listen on every interface
+      KOTA_API__INFLUX__TOKEN=... kota api          # secrets from the environment
+      curl -s 'http://127.0.0.1:8000/api/v1/readings/latest?kind=air'
+
+    The API only reads; it needs InfluxDB (written by `kota ingest`) and, for places and
+    gauges, the device registry. docs/api.md lists the endpoints.
+    """
+    overrides: dict[str, Any] = {
+        "host": host, "port": port, "registry_file": registry_file,
+        "influx": {k: v for k, v in {"url": influx_url, "database": database}.items() if v},
+        "page": {"tile_url": tile_url} if tile_url else {},
+    }
+    try:
+        settings = load_settings(ApiSettings, "api", config_file, overrides)
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    from api.main import create_app
+    from kota.logs import setup_logging
+    from kota.registry import RegistryError
+
+    try:
+        app = create_app(settings)
+    except RegistryError as exc:
+        click.echo(f"error: {exc}\n(fix the registry file, or unset api.registry_file)", err=True)
+        sys.exit(2)
+    if check:
+        import yaml
+
+        click.echo(yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False).rstrip())
+        click.echo(f"api settings OK ({len(app.state.kota.registry)} devices in the registry)")
+        return
+    setup_logging(settings.log_level, settings.log_format)
+    import uvicorn
+
+    click.echo(f"Kota Cerdas API on http://{settings.host}:{settings.port}/ "
+               f"(docs: /docs; InfluxDB {settings.influx.url}, database "
+               f"{settings.influx.database})", err=True)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,
+                proxy_headers=True, access_log=settings.log_level == "debug")

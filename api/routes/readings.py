@@ -1,0 +1,118 @@
+"""Latest readings (per device, summarised per district) and history with downsampling."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from api.deps import FiltersDep, ReadingsDep, SettingsDep
+from api.params import (
+    FIELD_PATTERN,
+    INTERVAL_PATTERN,
+    MAX_TIME,
+    MIN_TIME,
+    Aggregate,
+    KindName,
+    KindQuery,
+    interval_seconds,
+)
+from api.problems import TYPE_BASE, ProblemError, problem_responses
+from api.schemas import DistrictLatest, HistoryResponse, LatestResponse
+from api.services.readings import district_summaries
+from kota.kinds import KINDS
+
+router = APIRouter(prefix="/readings", tags=["readings"])
+
+ALL_KINDS = tuple(KINDS)
+ERRORS = problem_responses(404, 422, 503)
+
+
+@router.get("/latest", response_model=LatestResponse, summary="Latest reading per device",
+            responses=ERRORS)
+async def latest(service: ReadingsDep, filters: FiltersDep,
+                 kind: KindQuery = None) -> LatestResponse:
+    """The newest point of each device (within `limits.latest_lookback_h`), all its fields.
+
+    Filter by `kind`, `city`, `district` (kecamatan) and `device`.
+    """
+    readings = await service.latest([kind] if kind else ALL_KINDS, filters)
+    return LatestResponse(count=len(readings), readings=readings)
+
+
+@router.get("/latest/districts", response_model=list[DistrictLatest],
+            summary="Latest readings summarised per district", responses=ERRORS)
+async def latest_by_district(service: ReadingsDep, filters: FiltersDep,
+                             kind: KindQuery = None) -> list[DistrictLatest]:
+    """Per kind and district: devices heard, and mean / min / max of each numeric field over
+    the devices' latest readings."""
+    readings = await service.latest([kind] if kind else ALL_KINDS, filters)
+    return district_summaries(readings)
+
+
+def _invalid(detail: str, name: str) -> ProblemError:
+    return ProblemError(422, detail, type_=TYPE_BASE + "invalid-parameters",
+                        title=f"Invalid parameter {name}")
+
+
+def _as_utc(moment: datetime, name: str) -> datetime:
+    """In UTC (no zone given: UTC), and within the range InfluxDB and we can handle."""
+    try:
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (OverflowError, ValueError):
+        moment = MIN_TIME - timedelta(days=1)
+    if not MIN_TIME <= moment <= MAX_TIME:
+        raise _invalid(f"{name} must lie between {MIN_TIME:%Y-%m-%d} and {MAX_TIME:%Y-%m-%d}",
+                       name)
+    return moment
+
+
+@router.get("/history", response_model=HistoryResponse, summary="History of one kind",
+            responses=ERRORS)
+async def history(
+    service: ReadingsDep, settings: SettingsDep, filters: FiltersDep, kind: KindName,
+    fields: Annotated[list[Annotated[str, Query(pattern=FIELD_PATTERN)]] | None,
+                      Query(max_length=12, description="Numeric fields of the kind; default: "
+                                                       "all of them")] = None,
+    start: Annotated[datetime | None, Query(description="From (ISO 8601; no zone: UTC); "
+                                                        "default: end − 24 h")] = None,
+    end: Annotated[datetime | None, Query(description="Until, exclusive; default: now")] = None,
+    interval: Annotated[str | None, Query(pattern=INTERVAL_PATTERN,
+                                          description="Downsample into buckets of this length "
+                                                      "(10s, 5m, 1h, 1d); none: raw points",
+                                          examples=["1h"])] = None,
+    aggregate: Annotated[Aggregate, Query(description="Per bucket (with interval)")] = "mean",
+    limit: Annotated[int, Query(ge=1, le=1_000_000, description="Points per series")] = 1000,
+) -> HistoryResponse:
+    """Points of one kind between `start` and `end`, per device, optionally downsampled with
+    `GROUP BY time(interval)` and an aggregate. Ranges, intervals and sizes are bounded by the
+    `limits` settings."""
+    spec = KINDS[kind].spec
+    numeric = [name for name, f in spec.fields.items() if f.type == "float"]
+    chosen = list(dict.fromkeys(fields)) if fields else numeric
+    unknown = [name for name in chosen if name not in numeric]
+    if unknown:
+        raise _invalid(f"not numeric fields of {kind}: {', '.join(unknown)} "
+                       f"(it has {', '.join(numeric)})", "fields")
+    limits = settings.limits
+    end_at = _as_utc(end, "end") if end else datetime.now(UTC)
+    start_at = _as_utc(start, "start") if start else end_at - timedelta(hours=24)
+    if start_at >= end_at:
+        raise _invalid("start must be before end", "start")
+    span_s = (end_at - start_at).total_seconds()
+    if span_s > limits.max_range_days * 86400:
+        raise _invalid(f"the range may span at most {limits.max_range_days:g} days", "start")
+    if limit > limits.max_points:
+        raise _invalid(f"limit may be at most {limits.max_points}", "limit")
+    if interval is not None:
+        seconds = interval_seconds(interval)
+        if seconds < limits.min_interval_s:
+            raise _invalid(f"interval must be at least {limits.min_interval_s} s", "interval")
+        if seconds > limits.max_range_days * 86400:
+            raise _invalid("interval is longer than the longest range", "interval")
+        if span_s / seconds > limits.max_points:
+            raise _invalid(f"{interval} buckets over this range are more than "
+                           f"{limits.max_points}; choose a longer interval", "interval")
+    return await service.history(kind, chosen, filters, start_at, end_at, interval,
+                                 aggregate if interval else None, limit, limits.max_series)

@@ -1,0 +1,167 @@
+"""Response models: what each endpoint returns, separate from the registry's own models."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from kota.registry import Device
+
+__all__ = [
+    "DevicePublic",
+    "DistrictLatest",
+    "FieldSummary",
+    "HistoryResponse",
+    "HistorySeries",
+    "IspuPublic",
+    "IspuResponse",
+    "LatestReading",
+    "LatestResponse",
+    "MetaResponse",
+    "SiagaPublic",
+    "SiagaResponse",
+]
+
+FieldValue = float | str | bool | None
+IndicatorSource = Literal["indicator_service", "computed"]
+
+
+class DevicePublic(BaseModel):
+    device_id: str
+    kind: str
+    city: str
+    district: str = Field(description="Kecamatan")
+    kelurahan: str
+    lat: float
+    lon: float
+    name: str
+    params: dict[str, float | str]
+
+    @classmethod
+    def of(cls, device: Device) -> DevicePublic:
+        return cls.model_validate(device.model_dump())
+
+
+class LatestReading(BaseModel):
+    device: str
+    kind: str
+    city: str
+    district: str
+    kelurahan: str = ""
+    time: datetime = Field(description="Time of the reading (UTC)")
+    time_ms: int = Field(description="Epoch milliseconds")
+    fields: dict[str, FieldValue] = Field(description="Every field of the latest point")
+    tags: dict[str, str] = Field(default_factory=dict,
+                                 description="Kind-specific tags, e.g. the safety event")
+    lat: float | None = Field(default=None, description="From the registry")
+    lon: float | None = None
+    name: str = ""
+
+
+class LatestResponse(BaseModel):
+    count: int
+    readings: list[LatestReading]
+
+
+class FieldSummary(BaseModel):
+    mean: float
+    min: float
+    max: float
+    devices: int
+
+
+class DistrictLatest(BaseModel):
+    kind: str
+    city: str
+    district: str
+    devices: int = Field(description="Devices with a latest reading")
+    newest: datetime
+    oldest: datetime
+    fields: dict[str, FieldSummary] = Field(
+        description="Over the devices' latest readings, per numeric field")
+
+
+class HistorySeries(BaseModel):
+    device: str
+    district: str
+    city: str
+    times_ms: list[int]
+    values: dict[str, list[float | None]] = Field(description="One list per field, aligned with "
+                                                              "times_ms")
+
+
+class HistoryResponse(BaseModel):
+    kind: str
+    fields: list[str]
+    start: datetime
+    end: datetime
+    interval: str | None = Field(description="Bucket length; null: raw points")
+    aggregate: str | None
+    truncated: bool = Field(description="True when a series hit the point limit")
+    series: list[HistorySeries]
+
+
+class IspuPublic(BaseModel):
+    scope: Literal["device", "district"]
+    device: str | None
+    district: str
+    city: str
+    time: datetime = Field(description="Start of the hour the index is for (indicator service) "
+                                       "or of the newest hour with data (computed)")
+    ispu: float | None
+    category: str | None = Field(description="Baik, Sedang, Tidak Sehat, Sangat Tidak Sehat, "
+                                             "Berbahaya")
+    colour: str | None = Field(description="Official colour word (hijau, biru, ...)")
+    hex: str | None
+    critical_parameter: str | None
+    sub_indices: dict[str, float]
+    complete: bool
+    insufficient: list[str]
+    stations: int | None = Field(default=None, description="district: complete stations")
+    source: IndicatorSource
+
+
+class IspuResponse(BaseModel):
+    source: IndicatorSource | Literal["none"] = Field(
+        description="indicator_service: the `ispu` measurement written by `kota indicators`; "
+                    "computed: from the last 24 h of air readings with kota.indices.ispu")
+    scope: Literal["device", "district"]
+    items: list[IspuPublic]
+
+
+class SiagaPublic(BaseModel):
+    device: str
+    gauge: str | None
+    gauge_name: str | None
+    river: str | None
+    district: str
+    city: str
+    time: datetime
+    level_cm: float | None
+    status: int | None = Field(description="4 Normal, 3 Waspada, 2 Siaga, 1 Awas; null when the "
+                                           "gauge has no thresholds")
+    status_name: str | None
+    is_lower_bound: bool = Field(default=False,
+                                 description="An unknown threshold could make it more severe")
+    rise_cm_per_h: float | None = None
+    hours_to_next: float | None = None
+    thresholds_cm: dict[str, float | None] = Field(default_factory=dict)
+    source: IndicatorSource
+
+
+class SiagaResponse(BaseModel):
+    source: IndicatorSource | Literal["none"]
+    items: list[SiagaPublic]
+
+
+class MetaResponse(BaseModel):
+    title: str
+    version: str
+    kinds: list[str]
+    tile_url: str | None
+    tile_attribution: str
+    sse_interval_s: float
+    ispu_categories: list[dict[str, str | float]]
+    siaga_names: dict[int, str]

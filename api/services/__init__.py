@@ -1,0 +1,1 @@
+"""Queries and computations behind the routers; no FastAPI types beyond what they return."""

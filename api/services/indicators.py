@@ -1,0 +1,251 @@
+"""Current ISPU and Siaga: read from the indicator service's measurements when it has written
+recent points, else computed here from the raw readings with the pure functions of
+``kota.indices`` (the same ones the indicator service uses). Every answer says which.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from api.schemas import IspuPublic, IspuResponse, SiagaPublic, SiagaResponse
+from api.services.readings import Filters, ms_to_datetime
+from kota.indices.ispu import average_for_ispu, station_ispu
+from kota.indices.siaga import (
+    hours_to_next_threshold,
+    load_gauges,
+    rate_of_rise_cm_per_h,
+    siaga_status,
+)
+from kota.influx import InfluxClient, quote_ident, quote_literal
+from kota.registry import Registry
+from kota.standards import GaugeThresholds, load_ispu_table
+
+__all__ = ["IndicatorsService"]
+
+AIR_PARAMETERS = ("pm25", "pm10", "so2", "co", "o3", "no2", "hc")
+Scope = Literal["device", "district"]
+HOUR_MS = 3_600_000
+
+
+def _where(*parts: str) -> str:
+    return " AND ".join(p for p in parts if p)
+
+
+def _eq(tag: str, value: str) -> str:
+    return f"{quote_ident(tag)} = {quote_literal(value)}"
+
+
+def _rows(series: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows as dicts, with the series' GROUP BY tags merged in."""
+    columns = series["columns"]
+    tags = series.get("tags") or {}
+    return [{**dict(zip(columns, values, strict=False)), **{k: v for k, v in tags.items() if v}}
+            for values in series.get("values") or []]
+
+
+def _float(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _concentration(value: Any) -> float | None:
+    """A usable concentration: ingest refuses negatives, but another writer might not."""
+    number = _float(value)
+    return number if number is not None and number >= 0 else None
+
+
+class IndicatorsService:
+    def __init__(self, influx: InfluxClient, registry: Registry, max_age_s: float,
+                 siaga_max_age_s: float) -> None:
+        self.influx = influx
+        self.registry = registry
+        self.max_age_s = int(max_age_s)
+        self.siaga_max_age_s = int(siaga_max_age_s)
+        self.table = load_ispu_table()
+        self.gauges: dict[str, GaugeThresholds] = load_gauges()
+
+    # -- ISPU ----------------------------------------------------------------------------------
+    async def ispu(self, scope: Scope, filters: Filters) -> IspuResponse:
+        items = await self._ispu_from_service(scope, filters)
+        if items:
+            return IspuResponse(source="indicator_service", scope=scope, items=items)
+        stations = await self._ispu_computed(filters)
+        items = stations if scope == "device" else _worst_per_district(stations)
+        return IspuResponse(source="computed" if items else "none", scope=scope, items=items)
+
+    async def _ispu_from_service(self, scope: Scope, filters: Filters) -> list[IspuPublic]:
+        group = "device" if scope == "device" else "district"
+        query = (f"SELECT * FROM {quote_ident('ispu')} WHERE "
+                 + _where(f"time > now() - {self.max_age_s}s", _eq("window", "1h"),
+                          _eq("scope", scope), *filters.conditions())
+                 + f" GROUP BY {quote_ident(group)} ORDER BY time DESC LIMIT 1")
+        items = []
+        for series in await self.influx.query(query):
+            for row in _rows(series)[:1]:
+                sub = {key.removeprefix("ispu_"): number for key, value in row.items()
+                       if key.startswith("ispu_") and (number := _float(value)) is not None}
+                insufficient = str(row.get("insufficient") or "")
+                stations = _float(row.get("stations"))
+                items.append(IspuPublic(
+                    scope=scope,
+                    device=row.get("device") or row.get("worst_device") or None,
+                    district=str(row.get("district") or ""),
+                    city=str(row.get("city") or ""), time=ms_to_datetime(int(row["time"])),
+                    ispu=_float(row.get("ispu")), category=row.get("category"),
+                    colour=row.get("colour"), hex=row.get("hex"),
+                    critical_parameter=row.get("critical_parameter"), sub_indices=sub,
+                    complete=bool(row.get("complete")),
+                    insufficient=[p for p in insufficient.split(",") if p],
+                    stations=int(stations) if stations is not None else None,
+                    source="indicator_service"))
+        items.sort(key=lambda i: (i.district, i.device or ""))
+        return items
+
+    async def _ispu_computed(self, filters: Filters) -> list[IspuPublic]:
+        """Per station: hourly means of the last 24 h, averaged per parameter's rule, ISPU."""
+        now_ms = int(time.time() * 1000)
+        current_hour = now_ms // HOUR_MS * HOUR_MS
+        first_hour = current_hour - 23 * HOUR_MS
+        columns = ", ".join(f"mean({quote_ident(p)}) AS {quote_ident(p)}" for p in AIR_PARAMETERS)
+        query = (f"SELECT {columns} FROM {quote_ident('air')} WHERE "
+                 + _where(f"time >= {first_hour * 1_000_000}", *filters.conditions())
+                 + f" GROUP BY time(1h), {quote_ident('device')}, {quote_ident('district')}, "
+                 f"{quote_ident('city')} fill(none)")
+        items = []
+        for series in await self.influx.query(query):
+            tags = series.get("tags") or {}
+            rows = _rows(series)
+            if not rows:
+                continue
+            by_hour = {int(row["time"]): row for row in rows}
+            hours = [first_hour + n * HOUR_MS for n in range(24)]
+            concentrations: dict[str, float | None] = {}
+            for parameter in AIR_PARAMETERS:
+                hourly = [_concentration(by_hour[h].get(parameter)) if h in by_hour else None
+                          for h in hours]
+                if all(v is None for v in hourly):
+                    continue  # the station does not measure it
+                concentrations[parameter] = average_for_ispu(hourly, parameter,
+                                                             self.table).mean_ugm3
+            if not concentrations:
+                continue
+            result = station_ispu(concentrations, self.table)
+            category = result.category
+            items.append(IspuPublic(
+                scope="device", device=tags.get("device"), district=tags.get("district", ""),
+                city=tags.get("city", ""), time=ms_to_datetime(max(by_hour)),
+                ispu=result.ispu, category=category.name if category else None,
+                colour=category.colour if category else None,
+                hex=category.hex if category else None,
+                critical_parameter=result.critical_parameter,
+                sub_indices=result.sub_indices, complete=not result.insufficient,
+                insufficient=result.insufficient, source="computed"))
+        items.sort(key=lambda i: (i.district, i.device or ""))
+        return items
+
+    # -- Siaga ---------------------------------------------------------------------------------
+    async def siaga(self, filters: Filters) -> SiagaResponse:
+        items = await self._siaga_from_service(filters)
+        if items:
+            return SiagaResponse(source="indicator_service", items=items)
+        items = await self._siaga_computed(filters)
+        return SiagaResponse(source="computed" if items else "none", items=items)
+
+    def _thresholds(self, gauge_id: str | None) -> dict[str, float | None]:
+        gauge = self.gauges.get(gauge_id or "")
+        if gauge is None:
+            return {}
+        return {f"siaga{status}": t.value_cm for status, t in gauge.thresholds()}
+
+    async def _siaga_from_service(self, filters: Filters) -> list[SiagaPublic]:
+        query = (f"SELECT * FROM {quote_ident('siaga')} WHERE "
+                 + _where(f"time > now() - {self.siaga_max_age_s}s", _eq("window", "1m"),
+                          *filters.conditions())
+                 + f" GROUP BY {quote_ident('device')} ORDER BY time DESC LIMIT 1")
+        items = []
+        for series in await self.influx.query(query):
+            for row in _rows(series)[:1]:
+                gauge_id = row.get("gauge") or None
+                gauge = self.gauges.get(gauge_id or "")
+                status = _float(row.get("status"))
+                items.append(SiagaPublic(
+                    device=str(row.get("device") or ""),
+                    gauge=gauge_id, gauge_name=gauge.name if gauge else None,
+                    river=gauge.river if gauge else None,
+                    district=str(row.get("district") or ""), city=str(row.get("city") or ""),
+                    time=ms_to_datetime(int(row["time"])), level_cm=_float(row.get("level_cm")),
+                    status=int(status) if status is not None else None,
+                    status_name=row.get("status_name"),
+                    rise_cm_per_h=_float(row.get("rise_cm_per_h")),
+                    hours_to_next=_float(row.get("hours_to_next")),
+                    thresholds_cm=self._thresholds(gauge_id), source="indicator_service"))
+        items.sort(key=lambda i: i.device)
+        return items
+
+    async def _siaga_computed(self, filters: Filters) -> list[SiagaPublic]:
+        """Latest level per gauge (within siaga_max_age_s) and the rise over its last hour."""
+        query = (f"SELECT {quote_ident('level_cm')} FROM {quote_ident('water')} WHERE "
+                 + _where(f"time > now() - {self.siaga_max_age_s}s", *filters.conditions())
+                 + f" GROUP BY {quote_ident('device')}, {quote_ident('district')}, "
+                 f"{quote_ident('city')}")
+        items = []
+        for series in await self.influx.query(query):
+            tags = series.get("tags") or {}
+            samples = [(int(row["time"]), level) for row in _rows(series)
+                       if (level := _float(row.get("level_cm"))) is not None]
+            if not samples:
+                continue
+            items.append(self._siaga_item(tags, samples))
+        items.sort(key=lambda i: i.device)
+        return items
+
+    def _siaga_item(self, tags: dict[str, str], samples: Sequence[tuple[int, float]]
+                    ) -> SiagaPublic:
+        device_id = tags.get("device", "")
+        time_ms, level = samples[-1]
+        device = self.registry.get(device_id)
+        gauge_id = str(device.params.get("gauge_id")) if device and "gauge_id" in device.params \
+            else None
+        gauge = self.gauges.get(gauge_id or "")
+        recent = [(t / 1000, v) for t, v in samples if t >= time_ms - HOUR_MS]
+        rise = rate_of_rise_cm_per_h(recent)
+        status = status_name = None
+        lower_bound = False
+        hours = None
+        if gauge is not None:
+            result = siaga_status(gauge, level)
+            status, status_name, lower_bound = (result.status, result.status_name,
+                                                result.is_lower_bound)
+            hours = hours_to_next_threshold(gauge, level, rise)
+        return SiagaPublic(
+            device=device_id, gauge=gauge_id, gauge_name=gauge.name if gauge else None,
+            river=gauge.river if gauge else None, district=tags.get("district", ""),
+            city=tags.get("city", ""), time=ms_to_datetime(time_ms), level_cm=level,
+            status=status, status_name=status_name, is_lower_bound=lower_bound,
+            rise_cm_per_h=rise, hours_to_next=hours, thresholds_cm=self._thresholds(gauge_id),
+            source="computed")
+
+
+def _worst_per_district(stations: Sequence[IspuPublic]) -> list[IspuPublic]:
+    """A district's ISPU is its worst complete station, as DKI reports it."""
+    by_district: dict[tuple[str, str], list[IspuPublic]] = {}
+    for station in stations:
+        by_district.setdefault((station.city, station.district), []).append(station)
+    out = []
+    for (city, district), members in sorted(by_district.items()):
+        complete = [s for s in members if s.complete and s.ispu is not None]
+        if complete:
+            worst = max(complete, key=lambda s: s.ispu or 0.0)
+            out.append(worst.model_copy(update={"scope": "district", "stations": len(complete)}))
+        else:
+            missing = sorted({p for s in members for p in s.insufficient})
+            out.append(IspuPublic(
+                scope="district", device=None, district=district, city=city,
+                time=max(s.time for s in members), ispu=None, category=None, colour=None,
+                hex=None, critical_parameter=None, sub_indices={}, complete=False,
+                insufficient=missing, stations=0, source="computed"))
+    return out

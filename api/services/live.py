@@ -1,0 +1,61 @@
+"""One set of queries per interval for all live streams with the same filters.
+
+Every open stream asks for the latest readings each ``sse_interval_s``; without sharing, N
+browsers would cost N times the queries. Answers are kept for a little less than the interval,
+and a lock per key makes concurrent streams wait for one query instead of each sending its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from api.schemas import LatestReading
+from api.services.indicators import IndicatorsService
+from api.services.readings import Filters, ReadingsService
+
+__all__ = ["LiveCache"]
+
+T = TypeVar("T")
+MAX_KEYS = 256  # distinct filter combinations kept; beyond that the oldest are dropped
+
+
+class LiveCache:
+    def __init__(self, readings: ReadingsService, indicators: IndicatorsService,
+                 max_age_s: float) -> None:
+        self.readings = readings
+        self.indicators = indicators
+        self.max_age_s = max_age_s
+        self._entries: dict[tuple[Any, ...], tuple[float, Any]] = {}
+        self._locks: dict[tuple[Any, ...], asyncio.Lock] = {}
+        self.queries = 0  # how many times the cache went to the services (for tests)
+
+    async def _get(self, key: tuple[Any, ...], fetch: Callable[[], Awaitable[T]]) -> T:
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            entry = self._entries.get(key)
+            if entry is not None and time.monotonic() - entry[0] < self.max_age_s:
+                value: T = entry[1]
+                return value
+            self.queries += 1
+            value = await fetch()
+            if len(self._entries) >= MAX_KEYS:
+                oldest = min(self._entries, key=lambda k: self._entries[k][0])
+                self._entries.pop(oldest, None)
+                self._locks.pop(oldest, None)
+            self._entries[key] = (time.monotonic(), value)
+            return value
+
+    async def latest(self, kinds: Sequence[str], filters: Filters) -> list[LatestReading]:
+        return await self._get(("latest", tuple(kinds), filters),
+                               lambda: self.readings.latest(kinds, filters))
+
+    async def indicators_payload(self, filters: Filters) -> dict[str, Any]:
+        async def fetch() -> dict[str, Any]:
+            ispu = await self.indicators.ispu("device", filters)
+            siaga = await self.indicators.siaga(filters)
+            return {"ispu": ispu.model_dump(mode="json"), "siaga": siaga.model_dump(mode="json")}
+
+        return await self._get(("indicators", filters), fetch)

@@ -1,0 +1,94 @@
+"""The API's settings: section ``api:`` of kota.yaml, environment ``KOTA_API__...``.
+
+Built by the caller (``kota api`` or a test) and handed to :func:`api.main.create_app`; nothing
+is read at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kota.influx import InfluxSettings
+from kota.logs import LogFormat
+
+__all__ = ["ApiSettings", "CorsSettings", "LimitSettings", "PageSettings"]
+
+
+class CorsSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    origins: list[str] = Field(
+        default_factory=list,
+        description="Origins allowed to call the API from a browser (e.g. a Grafana host); "
+                    "empty: same origin only")
+
+
+class LimitSettings(BaseModel):
+    """Bounds on what one request may ask for, so no query can scan the whole database."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    latest_lookback_h: float = Field(
+        default=7 * 24, gt=0, le=24 * 366,
+        description="How far back 'latest' looks; a device silent for longer is not listed")
+    max_range_days: float = Field(default=92, gt=0, le=3660,
+                                  description="Longest time range of one history request")
+    max_points: int = Field(default=10_000, ge=10, le=1_000_000,
+                            description="Most points per series in one history answer")
+    max_series: int = Field(default=200, ge=1, le=10_000,
+                            description="Most series (devices) in one history answer")
+    min_interval_s: int = Field(default=10, ge=1,
+                                description="Shortest downsampling interval")
+
+
+class PageSettings(BaseModel):
+    """The live page at ``/``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(default=True, description="Serve the live page at /")
+    title: str = Field(default="Kota Cerdas — Pantauan langsung / Live view", max_length=120,
+                       description="Title shown on the page")
+    tile_url: str | None = Field(
+        default=None,
+        description="Map tiles, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png; unset: "
+                    "markers on a plain background (works offline)")
+    tile_attribution: str = Field(default="", max_length=300,
+                                  description="Attribution the tile provider requires")
+
+
+class ApiSettings(BaseModel):
+    """Everything ``kota api`` needs. Every setting can come from the file or environment."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    influx: InfluxSettings = Field(default_factory=InfluxSettings)
+    registry_file: Path | None = Field(default=None,
+                                       description="Device registry (YAML or CSV), as ingest's")
+    host: str = Field(default="127.0.0.1", description="Address to listen on")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port to listen on")
+    root_path: str = Field(default="", pattern=r"^(/[A-Za-z0-9._~-]+)*$",
+                           description="Path prefix when served behind a reverse proxy")
+    cors: CorsSettings = Field(default_factory=CorsSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    page: PageSettings = Field(default_factory=PageSettings)
+    sse_interval_s: float = Field(default=5.0, ge=0.2, le=300,
+                                  description="How often the live stream looks for new readings")
+    sse_max_duration_s: float = Field(
+        default=900, ge=1, le=86_400,
+        description="A stream ends after this long; browsers reconnect by themselves")
+    sse_max_clients: int = Field(default=50, ge=1, le=10_000,
+                                 description="Open streams at once; more get HTTP 503")
+    indicator_max_age_s: float = Field(
+        default=3 * 3600, gt=0,
+        description="An indicator-service point older than this is not 'current': the API "
+                    "computes the value from the readings instead")
+    siaga_max_age_s: float = Field(default=3600, gt=0,
+                                   description="Oldest water level used for a computed Siaga")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="debug, info, warning or error")
+    log_format: LogFormat = Field(default="text",
+                                  description="text for people, json for log collectors")

@@ -1,0 +1,94 @@
+"""The agent's publisher against a broker that wants a per-device password and speaks TLS."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kota_testing import wait_until
+
+from agent.config import MqttSection, TlsSection
+from agent.publisher import Publisher
+from agent.queue import ReadingQueue
+from kota.localstack import LocalService, start_mosquitto
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    folder = tmp_path_factory.mktemp("agent-tls")
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+             "/CN=kota-agent-test-ca", "-keyout", "ca.key", "-out", "ca.crt", cwd=folder)
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+             "-keyout", "server.key", "-out", "server.csr", cwd=folder)
+    (folder / "san.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+             "-CAcreateserial", "-days", "2", "-extfile", "san.cnf", "-out", "server.crt",
+             cwd=folder)
+    return folder / "ca.crt", folder / "server.crt", folder / "server.key"
+
+
+@pytest.fixture
+def secured_broker(tmp_path: Path, certificates: tuple[Path, Path, Path]
+                   ) -> Iterator[LocalService]:
+    passwords = tmp_path / "passwd"
+    passwords.write_text("")
+    subprocess.run(["mosquitto_passwd", "-b", str(passwords), "jkt-pi-01", "s3cret-pi"],
+                   check=True, timeout=30)
+    service = start_mosquitto(tmp_path / "mosquitto", password_file=passwords,
+                              tls_files=certificates)
+    yield service
+    service.stop()
+
+
+def _run(queue: ReadingQueue, mqtt_config: MqttSection) -> tuple[Publisher, threading.Event,
+                                                                 threading.Thread]:
+    publisher = Publisher(queue, mqtt_config, client_id="kota-agent-jkt-pi-01",
+                          status_topic="kota/jakarta/status/jkt-pi-01-status")
+    stop = threading.Event()
+    thread = threading.Thread(target=publisher.run, args=(stop,), daemon=True)
+    thread.start()
+    return publisher, stop, thread
+
+
+def test_per_device_password_over_tls(secured_broker: LocalService,
+                                      certificates: tuple[Path, Path, Path],
+                                      tmp_path: Path) -> None:
+    queue = ReadingQueue(tmp_path / "q.sqlite3")
+    for i in range(20):
+        queue.put("kota/jakarta/air/jkt-pi-01-air", "jkt-pi-01-air", {"pm25": 10.0},
+                  time.time() - 100 + i)
+    password_file = tmp_path / "mqtt.password"
+    tls_port = secured_broker.extra_ports["tls"]
+
+    password_file.write_text("a-guess\n")
+    publisher, stop, thread = _run(queue, MqttSection(
+        port=tls_port, username="jkt-pi-01", password_file=password_file,
+        tls=TlsSection(ca_file=certificates[0]), reconnect_max_s=0.5))
+    try:
+        wait_until(lambda: "refused" in publisher.stats.last_error, 15,
+                   "the refusal to be reported")
+        assert "authori" in publisher.stats.last_error.lower()
+        assert queue.depth == 20  # nothing deleted without an acknowledgement
+    finally:
+        stop.set()
+        thread.join(10)
+
+    password_file.write_text("s3cret-pi\n")
+    publisher, stop, thread = _run(queue, MqttSection(
+        port=tls_port, username="jkt-pi-01", password_file=password_file,
+        tls=TlsSection(ca_file=certificates[0]), reconnect_max_s=0.5))
+    try:
+        wait_until(lambda: queue.depth == 0, 15, "the readings to be acknowledged over TLS")
+        assert publisher.stats.readings_acked == 20
+    finally:
+        stop.set()
+        thread.join(10)
+        queue.close()
