@@ -243,6 +243,7 @@ SECTIONS: dict[str, str] = {
     "ingest": "ingest.settings:IngestSettings",
     "simulate": "simulators.settings:SimulateSettings",
     "api": "api.settings:ApiSettings",
+    "indicators": "indicators.settings:IndicatorSettings",
 }
 
 

@@ -26,7 +26,8 @@ from kota.localstack import (
     stop_process,
 )
 
-PREFERRED_PORTS = {"mqtt": 1883, "influx": 8086, "metrics": 9108, "api": 8000}
+PREFERRED_PORTS = {"mqtt": 1883, "influx": 8086, "metrics": 9108, "api": 8000,
+                   "indicators_metrics": 9110}
 SUPERVISE_INTERVAL_S = 1.0
 
 
@@ -40,8 +41,8 @@ def _port(preferred: int) -> int:
 
 
 def write_demo_config(run_dir: Path, mqtt_port: int, influx_port: int, metrics_port: int,
-                      api_port: int, registry_path: Path, speed: float,
-                      duration_s: float) -> Path:
+                      api_port: int, indicators_metrics_port: int, registry_path: Path,
+                      speed: float, duration_s: float) -> Path:
     config = {
         "ingest": {
             "mqtt": {"host": "127.0.0.1", "port": mqtt_port, "client_id": "kota-ingest-demo"},
@@ -50,6 +51,14 @@ def write_demo_config(run_dir: Path, mqtt_port: int, influx_port: int, metrics_p
             "deadletter": {"dir": str(run_dir / "ingest" / "deadletter")},
             "registry_file": str(registry_path),
             "metrics_port": metrics_port,
+        },
+        "indicators": {
+            "influx": {"url": f"http://127.0.0.1:{influx_port}", "database": "kota"},
+            "registry_file": str(registry_path),
+            "metrics_port": indicators_metrics_port,
+            # The simulator back-fills the last day: recompute recent windows as data arrives.
+            "refresh_h": 30,
+            "refresh_interval_s": 60,
         },
         "api": {
             "influx": {"url": f"http://127.0.0.1:{influx_port}", "database": "kota"},
@@ -107,17 +116,20 @@ class Demo:
         influx_port = _port(PREFERRED_PORTS["influx"])
         metrics_port = _port(PREFERRED_PORTS["metrics"])
         api_port = _port(PREFERRED_PORTS["api"])
+        indicators_metrics_port = _port(PREFERRED_PORTS["indicators_metrics"])
         self.echo(f"starting Mosquitto and InfluxDB (data in {self.run_dir}/) ...")
         self.services.append(start_mosquitto(self.run_dir / "mosquitto", mqtt_port))
         self.services.append(start_influxdb(self.run_dir / "influxdb", influx_port))
         registry_path = self.run_dir / "registry.yaml"
         devices = _write_registry(registry_path)
         write_demo_config(self.run_dir, mqtt_port, influx_port, metrics_port, api_port,
-                          registry_path, self.speed, self.duration_s)
+                          indicators_metrics_port, registry_path, self.speed, self.duration_s)
         self._child("ingest", ["ingest"])
         self._child("api", ["api"])
         time.sleep(1.0)  # let ingest subscribe first, so nothing is published before it
         self._child("simulate", ["simulate"])
+        self._child("indicators", ["indicators"])
+        self.indicators_metrics_port = indicators_metrics_port
         self.mqtt_port, self.influx_port, self.metrics_port = mqtt_port, influx_port, metrics_port
         self.api_port = api_port
         self.devices = devices
@@ -125,9 +137,12 @@ class Demo:
     def banner(self) -> str:
         mosquitto, influx = self.services
         ingest, simulate = self.children["ingest"], self.children["simulate"]
-        api = self.children["api"]
+        api, indicators = self.children["api"], self.children["indicators"]
         q = (f"curl -sG http://127.0.0.1:{self.influx_port}/query --data-urlencode db=kota "
              "--data-urlencode")
+        ind = f"metrics http://127.0.0.1:{self.indicators_metrics_port}/metrics"
+        ispu_query = (r"SELECT last(ispu), last(category) FROM ispu WHERE \"window\"='1h' "
+                      "AND scope='district' GROUP BY district")
         sim = f"Jakarta, {self.devices} devices, x{self.speed:g} time, 1 % faults"
         return f"""
 Kota Cerdas demo is running (Ctrl-C stops everything):
@@ -137,11 +152,13 @@ Kota Cerdas demo is running (Ctrl-C stops everything):
   kota ingest     metrics http://127.0.0.1:{self.metrics_port}/metrics  pid {ingest.pid}
   kota api        http://127.0.0.1:{self.api_port}/  live page, API docs at /docs  pid {api.pid}
   kota simulate   {sim}  pid {simulate.pid}
+  kota indicators {ind}  pid {indicators.pid}
 
 Look:
   Open http://127.0.0.1:{self.api_port}/ in a browser: the live map of the city
   {q} "q=SELECT count(*) FROM air, water, rain, noise, safety, status"
   {q} "q=SELECT last(level_cm) FROM water GROUP BY device"
+  {q} "q={ispu_query}"
   .venv/bin/kota deadletter --dir {self.run_dir}/ingest/deadletter --summary
   mosquitto_sub -p {self.mqtt_port} -t 'kota/#' -v        (package mosquitto-clients)
   tail -f {self.run_dir}/ingest.log {self.run_dir}/simulate.log
@@ -153,7 +170,7 @@ Config: {self.config_path}   Registry: {self.run_dir}/registry.yaml
         """Keep the demo up: restart the simulator at the end of its window; stop on request."""
         while not stop_requested():
             time.sleep(SUPERVISE_INTERVAL_S)
-            for name in ("ingest", "api"):
+            for name in ("ingest", "api", "indicators"):
                 child = self.children[name]
                 if child.poll() is not None:
                     self.echo(f"{name} exited with code {child.returncode}; see "
@@ -183,7 +200,7 @@ Config: {self.config_path}   Registry: {self.run_dir}/registry.yaml
         return counts
 
     def stop(self) -> None:
-        for name in ("simulate", "api", "ingest"):
+        for name in ("indicators", "simulate", "api", "ingest"):
             stop_process(self.children.get(name), 30.0)
         counts = self.counts() if len(self.services) == 2 else {}
         for service in reversed(self.services):

@@ -285,8 +285,9 @@ def test_only_the_simulator_is_under_profile_demo() -> None:
 def _section_models() -> dict[str, type[BaseModel]]:
     simulate = pytest.importorskip("simulators.settings")
     api = pytest.importorskip("api.settings")
+    indicators = pytest.importorskip("indicators.settings")
     return {"KOTA_INGEST__": IngestSettings, "KOTA_SIMULATE__": simulate.SimulateSettings,
-            "KOTA_API__": api.ApiSettings}
+            "KOTA_API__": api.ApiSettings, "KOTA_INDICATORS__": indicators.IndicatorSettings}
 
 
 def test_kota_variables_are_real_settings() -> None:

@@ -49,7 +49,7 @@ def test_demo_starts_everything_shows_data_and_stops_cleanly(tmp_path: Path) -> 
         assert "Kota Cerdas demo is running" in output
         pids = [int(line.split("pid")[1].split()[0]) for line in output.splitlines()
                 if " pid " in line]
-        assert len(pids) == 5  # broker, database, ingest, api, simulator
+        assert len(pids) == 6  # broker, database, ingest, api, simulator, indicators
         demo.send_signal(signal.SIGINT)
         demo.wait(60)
         assert demo.returncode == 0

@@ -1,0 +1,1 @@
+"""Indicator service: green-city and trantibumlinmas indicators computed from the streams."""

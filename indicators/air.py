@@ -1,0 +1,225 @@
+"""ISPU and US AQI per station, district and city, from hourly means. Pure functions.
+
+Input: hourly means per device ``{DeviceKey: {hour_start_ms: {parameter: µg/m³}}}``, covering the
+averaging periods before the window end. The index arithmetic and the completeness rule are
+kota.indices' (``average_for_ispu``, ``station_ispu``, ``us_aqi``); this module only picks the
+hours each parameter averages over and turns results into points.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from indicators.points import Point
+from indicators.queries import AIR_PARAMETERS, DeviceKey
+from indicators.settings import AirSettings
+from indicators.windows import Window
+from kota.indices import aqi as aqi_index
+from kota.indices import ispu as ispu_index
+
+__all__ = ["Hourly", "StationIspu", "aqi_points", "ispu_points"]
+
+HOUR_MS = 3_600_000
+Hourly = dict[DeviceKey, dict[int, dict[str, float]]]
+CATEGORY_RANK = {"baik": 1, "sedang": 2, "tidak sehat": 3, "sangat tidak sehat": 4,
+                 "berbahaya": 5}
+
+
+@dataclass
+class StationIspu:
+    key: DeviceKey
+    result: Any  # kota.indices.ispu.IspuResult
+    concentrations: dict[str, float | None]
+    hours_with_data: int
+
+    @property
+    def complete(self) -> bool:
+        return not list(self.result.insufficient) and bool(self.result.sub_indices)
+
+
+def averaging_hours(parameter: str) -> int:
+    return ispu_index.ispu_parameter(parameter).averaging.window_hours
+
+
+def _hour_values(hourly: Mapping[int, Mapping[str, float]], parameter: str, end_ms: int,
+                 hours: int) -> list[float | None]:
+    """The ``hours`` hourly means before ``end_ms``, oldest first, None where missing."""
+    return [hourly.get(end_ms - (hours - index) * HOUR_MS, {}).get(parameter)
+            for index in range(hours)]
+
+
+def _average(hourly: Mapping[int, Mapping[str, float]], parameter: str, end_ms: int,
+             hours: int) -> float | None:
+    values = _hour_values(hourly, parameter, end_ms, hours)
+    result = ispu_index.average_for_ispu(values, parameter)
+    return None if result.insufficient or result.mean_ugm3 is None else float(result.mean_ugm3)
+
+
+def daily_mean(hourly: Mapping[int, Mapping[str, float]], parameter: str, end_ms: int,
+               min_hours: int) -> float | None:
+    """Mean of the 24 hourly means before ``end_ms``; None with fewer than ``min_hours``."""
+    values = [v for v in _hour_values(hourly, parameter, end_ms, 24) if v is not None]
+    if len(values) < min_hours:
+        return None
+    return math.fsum(values) / len(values)
+
+
+def _day_value(hourly: Mapping[int, Mapping[str, float]], parameter: str, window: Window,
+               hours: int, settings: AirSettings) -> float | None:
+    if hours >= 24:
+        return _average(hourly, parameter, window.end_ms, 24)
+    # Shorter averaging periods: the day's highest valid rolling mean (as daily max 8-h CO),
+    # valid when enough of the day's rolling means are.
+    rolling = [_average(hourly, parameter, end, hours)
+               for end in range(window.start_ms + HOUR_MS, window.end_ms + 1, HOUR_MS)]
+    valid = [value for value in rolling if value is not None]
+    if len(valid) < settings.min_hours_per_day:
+        return None
+    return max(valid)
+
+
+def station_concentrations(hourly: Mapping[int, Mapping[str, float]], window: Window,
+                           settings: AirSettings) -> dict[str, float | None]:
+    """Averaged concentration per parameter the station measures (None: insufficient)."""
+    measured = [p for p in AIR_PARAMETERS if any(p in hour for hour in hourly.values())]
+    out: dict[str, float | None] = {}
+    for parameter in measured:
+        hours = averaging_hours(parameter)
+        if window.name == "1d":
+            out[parameter] = _day_value(hourly, parameter, window, hours, settings)
+        else:
+            out[parameter] = _average(hourly, parameter, window.end_ms, hours)
+    return out
+
+
+def _hours_with(hourly: Mapping[int, Mapping[str, float]], parameter: str, start_ms: int,
+                end_ms: int) -> int:
+    return sum(1 for hour, values in hourly.items()
+               if start_ms <= hour < end_ms and parameter in values)
+
+
+def _tags(window: Window, scope: str, key: DeviceKey) -> dict[str, str]:
+    tags = {"window": window.name, "scope": scope, "city": key.city}
+    if scope != "city":
+        tags["district"] = key.district
+    if scope == "device":
+        tags["device"] = key.device
+    return tags
+
+
+def _ispu_fields(point: Point, station: StationIspu) -> None:
+    result = station.result
+    for parameter, value in sorted(result.sub_indices.items()):
+        point.put(f"ispu_{parameter}", value)
+    for parameter, value in sorted(station.concentrations.items()):
+        point.put(f"conc_{parameter}", value)
+    if result.sub_indices:
+        category = result.category
+        point.put("ispu", result.ispu)
+        point.put("critical_parameter", str(result.critical_parameter))
+        point.put("category", str(category.name))
+        point.put("category_rank", CATEGORY_RANK.get(str(category.name).lower()))
+        point.put("colour", str(category.colour))
+        point.put("hex", str(category.hex))
+    point.put("complete", station.complete)
+    point.put("insufficient", ",".join(str(p) for p in result.insufficient))
+    point.put("hours_with_data", station.hours_with_data)
+
+
+def compute_stations(window: Window, hourly: Hourly, settings: AirSettings) -> list[StationIspu]:
+    stations = []
+    span_start = window.end_ms - 24 * HOUR_MS if window.name != "1d" else window.start_ms
+    for key, hours in sorted(hourly.items()):
+        concentrations = station_concentrations(hours, window, settings)
+        if not concentrations:
+            continue
+        result = ispu_index.station_ispu(concentrations)
+        stations.append(StationIspu(key, result, concentrations,
+                                    _hours_with(hours, "pm25", span_start, window.end_ms)))
+    return stations
+
+
+def _worst(stations: list[StationIspu], scope: str) -> list[tuple[StationIspu, int]]:
+    """The complete station with the highest ISPU per district or city, and how many counted."""
+    worst: dict[tuple[str, ...], StationIspu] = {}
+    counts: dict[tuple[str, ...], int] = {}
+    for station in stations:
+        if not station.complete:
+            continue
+        group = ((station.key.city, station.key.district) if scope == "district"
+                 else (station.key.city,))
+        counts[group] = counts.get(group, 0) + 1
+        current = worst.get(group)
+        if current is None or station.result.ispu > current.result.ispu:
+            worst[group] = station
+    return [(worst[group], counts[group]) for group in sorted(worst)]
+
+
+def ispu_points(window: Window, stations: list[StationIspu]) -> list[Point]:
+    """Per device, plus the worst complete station per district and for each city."""
+    points = []
+    for station in stations:
+        point = Point("ispu", _tags(window, "device", station.key), window.start_ms)
+        _ispu_fields(point, station)
+        points.append(point)
+    for scope in ("district", "city"):
+        for station, count in _worst(stations, scope):
+            point = Point("ispu", _tags(window, scope, station.key), window.start_ms)
+            _ispu_fields(point, station)
+            point.put("stations", count)
+            point.put("worst_device", station.key.device)
+            points.append(point)
+    return points
+
+
+def aqi_points(window: Window, hourly: Hourly, settings: AirSettings) -> list[Point]:
+    """US AQI from 24-h means of PM2.5 and PM10 (the window's day, or the 24 h to its end), per
+    device, plus the worst complete station per district and for each city (as for ISPU)."""
+    points = []
+    complete_points: list[tuple[DeviceKey, Point]] = []
+    for key, hours in sorted(hourly.items()):
+        point = Point("aqi_us", _tags(window, "device", key), window.start_ms)
+        best: tuple[float, str] | None = None
+        measured = [p for p in ("pm25", "pm10") if any(p in h for h in hours.values())]
+        if not measured:
+            continue
+        complete = True
+        for parameter in measured:
+            conc = daily_mean(hours, parameter, window.end_ms, settings.min_hours_per_day)
+            if conc is None:
+                complete = False
+                continue
+            result = aqi_index.us_aqi(parameter, conc)
+            value = float(result.aqi)
+            point.put(f"aqi_{parameter}", value)
+            point.put(f"conc_{parameter}", conc)
+            if best is None or value > best[0]:
+                best = (value, result.category)
+        if best is not None:
+            point.put("aqi", best[0])
+            point.put("category", best[1])
+        point.put("complete", complete)
+        points.append(point)
+        if complete and best is not None:
+            complete_points.append((key, point))
+    for scope in ("district", "city"):
+        worst: dict[tuple[str, ...], tuple[DeviceKey, Point]] = {}
+        counts: dict[tuple[str, ...], int] = {}
+        for key, point in complete_points:
+            group: tuple[str, ...] = ((key.city, key.district) if scope == "district"
+                                      else (key.city,))
+            counts[group] = counts.get(group, 0) + 1
+            current = worst.get(group)
+            if current is None or float(point.fields["aqi"]) > float(current[1].fields["aqi"]):
+                worst[group] = (key, point)
+        for group in sorted(worst):
+            key, station = worst[group]
+            summary = Point("aqi_us", _tags(window, scope, key), window.start_ms,
+                            dict(station.fields))
+            summary.put("stations", counts[group])
+            summary.put("worst_device", key.device)
+            points.append(summary)
+    return points

@@ -1,0 +1,146 @@
+"""City indicators per district and for the city, per local day. Pure functions.
+
+Built from the same day's family results (hourly means, Siaga, noise, safety, uptime) and the
+hourly ISPU points read back from InfluxDB, plus the district table (area, population).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from indicators.context import District
+from indicators.points import Point
+from indicators.windows import Window
+
+__all__ = ["CityInputs", "city_points"]
+
+HOUR_MS = 3_600_000
+
+
+@dataclass
+class CityInputs:
+    """Per (city, district) facts of one day, gathered from the families' results."""
+
+    # hourly ISPU category rank (1 Baik .. 5) of complete district / city points, by hour
+    ispu_ranks: dict[tuple[str, str], dict[int, float]] = field(default_factory=dict)
+    # (city, district) -> device -> hour -> PM2.5 hourly mean
+    pm25: dict[tuple[str, str], dict[str, dict[int, float]]] = field(default_factory=dict)
+    gauge_hours: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    siaga2_hours: dict[tuple[str, str], float] = field(default_factory=dict)
+    incidents: dict[tuple[str, str], float] = field(default_factory=dict)
+    noise_night_exceedances: dict[tuple[str, str], float] = field(default_factory=dict)
+    uptime: dict[tuple[str, str], float] = field(default_factory=dict)
+    # districts where a safety device's heartbeat was heard that day
+    safety_heard: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class Limits:
+    pm25_national: float
+    pm25_who: float
+    min_hours: int
+    live_min_hours: int
+
+
+def _ispu_shares(point: Point, ranks: Mapping[int, float]) -> None:
+    valid = len(ranks)
+    point.put("ispu_hours_valid", float(valid))
+    if not valid:
+        return
+    point.put("ispu_share_baik", sum(1 for r in ranks.values() if r == 1) / valid)
+    point.put("ispu_share_sedang", sum(1 for r in ranks.values() if r == 2) / valid)
+    point.put("ispu_share_worse", sum(1 for r in ranks.values() if r >= 3) / valid)
+
+
+def _pm25(point: Point, stations: Mapping[str, Mapping[int, float]], limits: Limits) -> bool:
+    values = [v for hours in stations.values() for v in hours.values()]
+    hours = {h for hours_of in stations.values() for h in hours_of}
+    point.put("pm25_hours", float(len(hours)))
+    point.put("pm25_national_limit", limits.pm25_national)
+    point.put("pm25_who_guideline", limits.pm25_who)
+    if len(hours) < limits.min_hours or not values:
+        return False
+    mean = math.fsum(values) / len(values)
+    point.put("pm25_daily_mean", mean)
+    point.put("pm25_exceeds_national", mean > limits.pm25_national)
+    point.put("pm25_exceeds_who", mean > limits.pm25_who)
+    return True
+
+
+def city_points(window: Window, inputs: CityInputs, districts: Mapping[str, District],
+                limits: Limits) -> list[Point]:
+    keys = (set(inputs.ispu_ranks) | set(inputs.pm25) | set(inputs.gauge_hours)
+            | set(inputs.incidents) | set(inputs.uptime) | set(inputs.noise_night_exceedances))
+    district_keys = sorted(k for k in keys if k[1])
+    points = []
+    city_acc: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    city_pm25: dict[str, dict[str, dict[int, float]]] = defaultdict(dict)
+    for city, district in district_keys:
+        key = (city, district)
+        known = districts.get(district)
+        point = Point("city_indicators", {"window": "1d", "scope": "district", "city": city,
+                                          "district": district}, window.start_ms)
+        _ispu_shares(point, inputs.ispu_ranks.get(key, {}))
+        stations = inputs.pm25.get(key, {})
+        complete = _pm25(point, stations, limits)
+        live_air = sum(1 for hours in stations.values() if len(hours) >= limits.live_min_hours)
+        live_gauge = any(h >= limits.live_min_hours for h in inputs.gauge_hours.get(key, []))
+        incidents = inputs.incidents.get(key, 0.0)
+        point.put("air_stations_live", float(live_air))
+        point.put("flood_gauge_live", live_gauge)
+        point.put("incidents", incidents)
+        point.put("noise_night_exceedances", inputs.noise_night_exceedances.get(key, 0.0))
+        point.put("siaga2_hours", inputs.siaga2_hours.get(key))
+        point.put("uptime_share", inputs.uptime.get(key))
+        point.put("complete", complete)
+        acc = city_acc[city]
+        acc["air_stations_live"] += live_air
+        acc["incidents"] += incidents
+        acc["noise_night_exceedances"] += inputs.noise_night_exceedances.get(key, 0.0)
+        acc["siaga2_hours"] += inputs.siaga2_hours.get(key, 0.0)
+        for device, hours in stations.items():
+            city_pm25[city][device] = dict(hours)
+        if known is not None:
+            point.put("area_km2", known.area_km2)
+            point.put("population", known.population)
+            point.put("population_year", known.population_year)
+            if known.area_km2:
+                point.put("air_stations_per_km2", live_air / known.area_km2)
+                acc["air_stations_known_area"] += live_air
+            if known.population:
+                point.put("incidents_per_100k", incidents / known.population * 100_000)
+                point.put("population_share_flood_gauge", 1.0 if live_gauge else 0.0)
+                acc["population_gauge"] += known.population if live_gauge else 0.0
+                acc["incidents_known_population"] += incidents
+        points.append(point)
+    population = sum(d.population for d in districts.values() if d.population)
+    area = sum(d.area_km2 for d in districts.values() if d.area_km2)
+    for city in sorted({c for c, _ in keys}):
+        acc = city_acc[city]
+        point = Point("city_indicators", {"window": "1d", "scope": "city", "city": city},
+                      window.start_ms)
+        _ispu_shares(point, inputs.ispu_ranks.get((city, ""), {}))
+        complete = _pm25(point, city_pm25.get(city, {}), limits)
+        for name in ("air_stations_live", "incidents", "noise_night_exceedances",
+                     "siaga2_hours"):
+            point.put(name, acc[name])
+        uptimes = [v for (c, _), v in inputs.uptime.items() if c == city]
+        point.put("uptime_share", sum(uptimes) / len(uptimes) if uptimes else None)
+        if area:
+            point.put("area_km2", area)
+            point.put("air_stations_per_km2", acc["air_stations_known_area"] / area)
+        if districts:
+            monitored = sum(1 for name in districts if name in inputs.safety_heard)
+            point.put("districts_safety_monitored", float(monitored))
+            point.put("districts_safety_monitored_share", monitored / len(districts))
+        if population:
+            point.put("population", population)
+            point.put("population_share_flood_gauge", acc["population_gauge"] / population)
+            point.put("incidents_per_100k",
+                      acc["incidents_known_population"] / population * 100_000)
+        point.put("complete", complete)
+        points.append(point)
+    return points

@@ -1,0 +1,140 @@
+"""``kota indicators``: the indicator service's command line (loaded lazily by kota/cli.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from datetime import datetime
+from typing import Any
+
+import click
+
+from kota.config import ConfigError, load_settings
+from kota.logs import setup_logging
+from kota.settings_doc import settings_help
+
+
+def _epilog() -> str:
+    from indicators.settings import IndicatorSettings
+
+    return ("\b\nSettings (section 'indicators:' of kota.yaml; environment variable in brackets):\n"
+            + settings_help(IndicatorSettings, "indicators"))
+
+
+def _time_ms(text: str | None, option: str) -> int | None:
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not an ISO 8601 time", param_hint=option) from None
+    if moment.tzinfo is None:
+        raise click.BadParameter("give a time zone, e.g. 2026-11-27T00:00:00+07:00",
+                                 param_hint=option)
+    return int(moment.timestamp() * 1000)
+
+
+@click.group(invoke_without_command=True, epilog=_epilog(),
+             context_settings={"max_content_width": 110})
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="Configuration file (default: $KOTA_CONFIG or ./kota.yaml).")
+@click.option("--influx-url", help="Override indicators.influx.url.")
+@click.option("--database", help="Override indicators.influx.database.")
+@click.option("--registry", "registry_file", type=click.Path(dir_okay=False),
+              help="Override indicators.registry_file.")
+@click.option("--once", is_flag=True, help="Compute the windows that are due (catch-up "
+              "included) and exit.")
+@click.option("--since", help="Recompute every window from this time (ISO 8601 with zone) ...")
+@click.option("--until", help="... to this time (default: now), then exit.")
+@click.option("--replace", is_flag=True, help="With --since: delete each window's earlier "
+              "points before writing (no stale field survives).")
+@click.option("--check", is_flag=True, help="Validate settings and data files, print, exit.")
+@click.pass_context
+def indicators(ctx: click.Context, config_file: str | None, influx_url: str | None,
+               database: str | None, registry_file: str | None, once: bool,
+               since: str | None, until: str | None, replace: bool, check: bool) -> None:
+    """Compute ISPU, AQI, rain, Siaga, noise, safety and city indicators into InfluxDB.
+
+    Every interval the service computes the 1-minute, hourly and daily windows that closed,
+    catching up after downtime from its watermark (measurement indicator_runs). Re-running a
+    window overwrites its points. Schema: docs/indicators.md.
+
+    \b
+    Examples:
+      kota indicators                       # continuous, settings from ./kota.yaml
+      kota indicators --once                # what is due, then exit
+      kota indicators --since 2026-11-26T00:00+07:00 --until 2026-11-27T00:00+07:00
+      kota indicators bench --devices 1000  # the benchmark
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from indicators.settings import IndicatorSettings
+
+    overrides: dict[str, Any] = {
+        "influx": {k: v for k, v in {"url": influx_url, "database": database}.items() if v},
+        "registry_file": registry_file,
+    }
+    try:
+        settings = load_settings(IndicatorSettings, "indicators", config_file, overrides)
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    since_ms, until_ms = _time_ms(since, "--since"), _time_ms(until, "--until")
+    setup_logging(settings.log_level, settings.log_format)
+    from indicators.service import IndicatorService
+    from kota.registry import RegistryError
+
+    try:
+        service = IndicatorService(settings)
+    except (RegistryError, ValueError, OSError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    if check:
+        import yaml
+
+        click.echo(yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False,
+                                  allow_unicode=True).rstrip())
+        known = sum(1 for d in service.context.districts.values() if d.population)
+        click.echo(f"registry: {len(service.context.registry)} devices; districts: "
+                   f"{len(service.context.districts)} ({known} with population); gauges: "
+                   f"{len(service.gauges)}")
+        click.echo("indicators settings OK")
+        asyncio.run(service.close())
+        return
+
+    async def runner() -> None:
+        if since_ms is not None:
+            end = until_ms if until_ms is not None else int(datetime.now().timestamp() * 1000)
+            try:
+                report = await service.recompute(since_ms, end, replace=replace)
+            finally:
+                await service.close()
+            click.echo(f"recomputed {len(report.windows)} windows, {report.points} points")
+            return
+        if once:
+            try:
+                report = await service.run_once()
+            finally:
+                await service.close()
+            click.echo(f"computed {len(report.windows)} windows, {report.points} points")
+            return
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await service.run(stop)
+
+    asyncio.run(runner())
+
+
+@indicators.command()
+@click.option("--devices", type=click.IntRange(1, 100_000), default=1000, show_default=True)
+@click.option("--influx-url", help="An InfluxDB to use; default: start a private one.")
+@click.option("--output", type=click.Path(dir_okay=False),
+              help="Also write the results as Markdown to this file.")
+def bench(devices: int, influx_url: str | None, output: str | None) -> None:
+    """One indicator pass over a day of data for DEVICES devices: time and peak memory."""
+    from indicators.bench import main as bench_main
+
+    bench_main(devices=devices, influx_url=influx_url, output=output)

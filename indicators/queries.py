@@ -1,0 +1,160 @@
+"""InfluxQL for the indicator service, and the shapes the answers are turned into.
+
+Every identifier goes through ``quote_ident`` and every string through ``quote_literal``; times
+are integers (nanoseconds) formatted by us, so no setting, tag or device id can change a
+statement. The builders are pure (tested without InfluxDB); ``fetch_*`` run them.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kota.influx import InfluxClient, quote_ident, quote_literal
+
+__all__ = [
+    "AIR_PARAMETERS",
+    "DeviceKey",
+    "Sample",
+    "aggregate_query",
+    "delete_window_query",
+    "fetch",
+    "hourly_aggregate_query",
+    "ispu_ranks_query",
+    "last_run_query",
+    "quote_ident",
+    "quote_literal",
+    "raw_query",
+    "rows_by_device",
+    "rows_by_tags",
+]
+
+AIR_PARAMETERS = ("pm25", "pm10", "so2", "co", "o3", "no2", "hc")
+DEVICE_TAGS = ("city", "district", "device")
+
+
+@dataclass(frozen=True, order=True)
+class DeviceKey:
+    city: str
+    district: str
+    device: str
+
+
+Sample = tuple[int, dict[str, Any]]  # (time ms, column -> value)
+
+
+def _time_range(start_ms: int, end_ms: int) -> str:
+    start_ns, end_ns = int(start_ms) * 1_000_000, int(end_ms) * 1_000_000
+    return f"time >= {start_ns} AND time < {end_ns}"
+
+
+def _where(start_ms: int, end_ms: int, city: str | None,
+           equals: Sequence[tuple[str, str]] = ()) -> str:
+    parts = [_time_range(start_ms, end_ms)]
+    if city is not None:
+        parts.append(f"{quote_ident('city')} = {quote_literal(city)}")
+    for tag, value in equals:
+        parts.append(f"{quote_ident(tag)} = {quote_literal(value)}")
+    return " AND ".join(parts)
+
+
+def _group(tags: Iterable[str]) -> str:
+    return ", ".join(quote_ident(tag) for tag in tags)
+
+
+def hourly_aggregate_query(measurement: str, aggregates: Sequence[tuple[str, str, str]],
+                           start_ms: int, end_ms: int, city: str | None,
+                           tags: Sequence[str] = DEVICE_TAGS, bucket: str = "1h",
+                           equals: Sequence[tuple[str, str]] = ()) -> str:
+    """``SELECT fn(field) AS alias, ... GROUP BY time(bucket), tags fill(none)``.
+
+    ``aggregates`` are (function, field, alias); the function must be one of a fixed set.
+    """
+    allowed = {"mean", "sum", "count", "max", "min", "last"}
+    if bucket not in {"1m", "1h", "1d"} and not (bucket.endswith("s") and bucket[:-1].isdigit()):
+        raise ValueError(f"bucket {bucket!r} is not a duration we use")
+    selections = []
+    for function, field, alias in aggregates:
+        if function not in allowed:
+            raise ValueError(f"aggregate {function!r} not allowed")
+        selections.append(f"{function}({quote_ident(field)}) AS {quote_ident(alias)}")
+    return (f"SELECT {', '.join(selections)} FROM {quote_ident(measurement)} "
+            f"WHERE {_where(start_ms, end_ms, city, equals)} "
+            f"GROUP BY time({bucket}), {_group(tags)} fill(none)")
+
+
+def aggregate_query(measurement: str, aggregates: Sequence[tuple[str, str, str]],
+                    start_ms: int, end_ms: int, city: str | None,
+                    tags: Sequence[str]) -> str:
+    """Aggregates over the whole range per tag set (no time buckets)."""
+    selections = []
+    for function, field, alias in aggregates:
+        if function not in {"mean", "sum", "count", "max", "min", "last"}:
+            raise ValueError(f"aggregate {function!r} not allowed")
+        selections.append(f"{function}({quote_ident(field)}) AS {quote_ident(alias)}")
+    return (f"SELECT {', '.join(selections)} FROM {quote_ident(measurement)} "
+            f"WHERE {_where(start_ms, end_ms, city)} GROUP BY {_group(tags)}")
+
+
+def raw_query(measurement: str, fields: Sequence[str], start_ms: int, end_ms: int,
+              city: str | None, tags: Sequence[str] = DEVICE_TAGS,
+              equals: Sequence[tuple[str, str]] = ()) -> str:
+    """The raw values of ``fields`` per tag set, oldest first."""
+    columns = ", ".join(quote_ident(field) for field in fields)
+    return (f"SELECT {columns} FROM {quote_ident(measurement)} "
+            f"WHERE {_where(start_ms, end_ms, city, equals)} GROUP BY {_group(tags)}")
+
+
+def last_run_query(runs_measurement: str, window: str) -> str:
+    """The latest run point of a window length: its time is the watermark's window start."""
+    return (f"SELECT last({quote_ident('points')}) FROM {quote_ident(runs_measurement)} "
+            f"WHERE {quote_ident('window')} = {quote_literal(window)}")
+
+
+def ispu_ranks_query(start_ms: int, end_ms: int) -> str:
+    """Category ranks of the complete hourly district and city ISPU points in a range."""
+    scope = quote_ident("scope")
+    return (f"SELECT {quote_ident('category_rank')} FROM {quote_ident('ispu')} "
+            f"WHERE {_time_range(start_ms, end_ms)} AND {quote_ident('window')} = "
+            f"{quote_literal('1h')} AND {quote_ident('complete')} = true AND "
+            f"({scope} = {quote_literal('district')} OR {scope} = {quote_literal('city')}) "
+            f"GROUP BY {_group(('city', 'district'))}")
+
+
+def delete_window_query(measurements: Sequence[str], window: str, start_ms: int) -> str:
+    """Delete one window's points from the given measurements (names checked: [a-z_] only)."""
+    if not measurements or not all(m.replace("_", "").isalpha() and m.islower()
+                                   for m in measurements):
+        raise ValueError("measurement names must be lower-case letters and underscores")
+    at_ns = int(start_ms) * 1_000_000
+    return (f"DELETE FROM /^({'|'.join(measurements)})$/ WHERE {quote_ident('window')} = "
+            f"{quote_literal(window)} AND time >= {at_ns} AND time <= {at_ns}")
+
+
+def rows_by_device(series: list[dict[str, Any]]) -> dict[DeviceKey, list[Sample]]:
+    """InfluxDB series grouped by city/district/device -> [(time ms, {column: value})]."""
+    result: dict[DeviceKey, list[Sample]] = defaultdict(list)
+    for one in series:
+        tags = one.get("tags") or {}
+        key = DeviceKey(tags.get("city", ""), tags.get("district", ""), tags.get("device", ""))
+        columns = one["columns"]
+        for values in one.get("values", []):
+            result[key].append((int(values[0]), dict(zip(columns[1:], values[1:], strict=True))))
+    return dict(result)
+
+
+def rows_by_tags(series: list[dict[str, Any]]) -> list[tuple[dict[str, str], list[Sample]]]:
+    """Series as (tags, [(time ms, {column: value})])."""
+    out = []
+    for one in series:
+        columns = one["columns"]
+        samples = [(int(values[0]), dict(zip(columns[1:], values[1:], strict=True)))
+                   for values in one.get("values", [])]
+        out.append((dict(one.get("tags") or {}), samples))
+    return out
+
+
+async def fetch(client: InfluxClient, influxql: str) -> list[dict[str, Any]]:
+    return await client.query(influxql)

@@ -1,0 +1,51 @@
+"""BMKG rainfall intensity per gauge, hourly and daily. Pure functions over hourly sums."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from indicators.points import Point
+from indicators.queries import DeviceKey, Sample
+from indicators.settings import RainSettings
+from indicators.windows import Window
+from kota.indices import rain as rain_index
+from kota.indices.rain import RainCategory
+
+__all__ = ["rain_points"]
+
+
+def _category(result: RainCategory | None) -> tuple[str | None, float | None]:
+    if result is None:
+        return None, None
+    return result.name, float(result.index)
+
+
+def rain_points(window: Window, hourly: Mapping[DeviceKey, list[Sample]],
+                settings: RainSettings) -> list[Point]:
+    """``hourly``: per device, (hour start, {"rain_mm": sum, "reports": count})."""
+    points = []
+    for key, rows in sorted(hourly.items()):
+        inside = [(t, v) for t, v in rows if window.start_ms <= t < window.end_ms
+                  and v.get("reports")]
+        if not inside:
+            continue
+        total = sum(float(v.get("rain_mm") or 0.0) for _, v in inside)
+        reports = sum(float(v.get("reports") or 0.0) for _, v in inside)
+        point = Point("rain_category", {"window": window.name, "scope": "device",
+                                        "city": key.city, "district": key.district,
+                                        "device": key.device}, window.start_ms)
+        point.put("rain_mm", total)
+        point.put("reports", reports)
+        if window.name == "1d":
+            complete = len(inside) >= settings.min_hours_per_day
+            point.put("hours_with_data", float(len(inside)))
+            result = rain_index.bmkg_daily_category(total) if complete else None
+        else:
+            complete = True
+            result = rain_index.bmkg_hourly_category(total)
+        name, rank = _category(result)
+        point.put("category", name)
+        point.put("category_rank", rank)
+        point.put("complete", complete)
+        points.append(point)
+    return points

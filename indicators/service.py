@@ -1,0 +1,365 @@
+"""``kota indicators``: closed windows of raw readings -> index and indicator points.
+
+Each pass looks, per window length (1m, 1h, 1d), for the windows that closed since the
+watermark (the latest ``indicator_runs`` point of that length, kept in InfluxDB itself), bounded
+by the catch-up horizon, and computes them oldest first: hours before the day they belong to.
+A window's points carry the window start as timestamp, so computing it again overwrites them;
+its ``indicator_runs`` point is written last, so a window interrupted half-way is computed again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from indicators import queries as q
+from indicators.air import Hourly, aqi_points, compute_stations, ispu_points
+from indicators.city import CityInputs, Limits, city_points
+from indicators.context import Context, load_districts
+from indicators.metrics import IndicatorCounters, serve_metrics
+from indicators.noise import noise_points
+from indicators.points import Point, to_lines
+from indicators.rain import rain_points
+from indicators.safety import EXCLUDED_EVENTS, EventCounts, safety_points
+from indicators.settings import IndicatorSettings, WindowName
+from indicators.uptime import uptime_points
+from indicators.water import siaga_points
+from indicators.windows import WINDOW_MS, Window, closed_windows, windows_between
+from kota.aio import sleep_or_stop
+from kota.indices.siaga import load_gauges
+from kota.influx import InfluxClient, InfluxDataError, InfluxUnavailable
+from kota.registry import Registry
+from kota.standards import load_air_quality_standards
+
+__all__ = ["RUNS_MEASUREMENT", "IndicatorService", "PassReport"]
+
+log = logging.getLogger("kota.indicators")
+
+RUNS_MEASUREMENT = "indicator_runs"
+# Every measurement the service writes per window (for replacing a window's points).
+MEASUREMENTS = ("ispu", "aqi_us", "rain_category", "siaga", "noise_level", "safety_events",
+                "device_uptime", "city_indicators")
+HOUR_MS = 3_600_000
+PREFETCH_MAX_MS = 8 * 24 * HOUR_MS  # longer recomputes query per window (bounded memory)
+ORDER: tuple[WindowName, ...] = ("1m", "1h", "1d")
+# Any of these makes a heartbeat row (a Last Will carries only online=false).
+HEARTBEAT_FIELDS = ["online", "uptime_s", "battery_pct", "battery_v", "rssi_dbm", "cpu_temp_c",
+                    "queue_depth", "clock_synced"]
+
+
+@dataclass
+class PassReport:
+    windows: list[Window] = field(default_factory=list)
+    points: int = 0
+
+
+def _hourly_air(series: list[dict[str, Any]]) -> Hourly:
+    hourly: Hourly = {}
+    for key, rows in q.rows_by_device(series).items():
+        hours = hourly.setdefault(key, {})
+        for time_ms, values in rows:
+            clean = {p: float(v) for p, v in values.items() if v is not None}
+            if clean:
+                hours[time_ms] = clean
+    return hourly
+
+
+class IndicatorService:
+    def __init__(self, settings: IndicatorSettings, context: Context | None = None) -> None:
+        self.settings = settings
+        # Hourly air means fetched once for a run of windows: (from ms, to ms, means).
+        self._air_cache: tuple[int, int, Hourly] | None = None
+        if context is None:
+            registry = (Registry.load(settings.registry_file) if settings.registry_file
+                        else Registry())
+            context = Context(registry, load_districts(settings.districts_file),
+                              settings.uptime.status_suffix)
+        self.context = context
+        self.gauges = load_gauges(str(settings.gauges_file) if settings.gauges_file else None)
+        standards = load_air_quality_standards().standards
+        self.limits = Limits(pm25_national=standards["national_pm25_24h"].limit_ugm3,
+                             pm25_who=standards["who_pm25_24h"].limit_ugm3,
+                             min_hours=settings.air.min_hours_per_day,
+                             live_min_hours=settings.air.live_min_hours)
+        self.zone = settings.zone()
+        self.influx = InfluxClient(settings.influx)
+        self.counters = IndicatorCounters()
+
+    async def close(self) -> None:
+        await self.influx.close()
+
+    # -- watermark -----------------------------------------------------------------------------
+    async def watermark(self, name: WindowName) -> int | None:
+        """End of the latest computed window of this length, or None if none ever was."""
+        influxql = q.last_run_query(RUNS_MEASUREMENT, name)
+        try:
+            series = await self.influx.query(influxql)
+        except InfluxDataError:
+            return None
+        if not series or not series[0].get("values"):
+            return None
+        start = int(series[0]["values"][0][0])
+        return start + WINDOW_MS[name] if name != "1d" else windows_between(
+            name, start, start + 2 * WINDOW_MS[name], self.zone, 1)[0].end_ms
+
+    # -- passes --------------------------------------------------------------------------------
+    async def run_once(self, now_ms: int | None = None) -> PassReport:
+        """Compute every window that closed since the watermarks (catch-up included)."""
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        report = PassReport()
+        lateness_ms = int(self.settings.lateness_s * 1000)
+        horizon_ms = int(self.settings.catch_up_horizon_h * HOUR_MS)
+        for name in ORDER:
+            if name not in self.settings.windows:
+                continue
+            watermark = await self.watermark(name)
+            limit = self.settings.minute_catch_up if name == "1m" else 100_000
+            due = closed_windows(name, watermark, now_ms, lateness_ms, horizon_ms, self.zone,
+                                 limit)
+            if watermark is not None and due and due[0].start_ms > watermark:
+                log.warning("%s windows from %d to %d are beyond the catch-up horizon; "
+                            "recompute them with --since/--until", name, watermark,
+                            due[0].start_ms)
+            await self._prefetch_air(due)
+            try:
+                for window in due:
+                    report.points += await self.compute(window)
+                    report.windows.append(window)
+            finally:
+                self._air_cache = None
+            if due:
+                self.counters.watermark_ms[name] = due[-1].end_ms
+        return report
+
+    async def recompute(self, since_ms: int, until_ms: int,
+                        names: tuple[WindowName, ...] = ORDER,
+                        replace: bool = False) -> PassReport:
+        """Compute (again) every window of the configured lengths inside [since, until).
+
+        ``replace`` deletes each window's earlier points first, so that a field the new
+        computation no longer gives (e.g. another station is now a district's worst) does not
+        survive from the old one; without it the new points overwrite field by field.
+        """
+        report = PassReport()
+        for name in ORDER:
+            if name not in self.settings.windows or name not in names:
+                continue
+            windows = [w for w in windows_between(name, since_ms, until_ms, self.zone)
+                       if w.start_ms >= since_ms]
+            await self._prefetch_air(windows)
+            try:
+                for window in windows:
+                    report.points += await self.compute(window, replace)
+                    report.windows.append(window)
+            finally:
+                self._air_cache = None
+        return report
+
+    async def _prefetch_air(self, windows: list[Window]) -> None:
+        """For a run of several hour or day windows, one query for all their hourly air means
+        instead of one per window (each hour window needs the 24 h before its end)."""
+        spans = [w for w in windows if w.name != "1m"]
+        if len(spans) < 2:
+            return
+        start = min(w.start_ms for w in spans) - 24 * HOUR_MS
+        end = max(w.end_ms for w in spans)
+        if end - start > PREFETCH_MAX_MS:
+            return
+        self._air_cache = (start, end, await self._air_hourly(start, end))
+
+    async def _air_hourly(self, start_ms: int, end_ms: int) -> Hourly:
+        cache = self._air_cache
+        if cache is not None and cache[0] <= start_ms and end_ms <= cache[1]:
+            return {key: inside for key, hours in cache[2].items()
+                    if (inside := {t: v for t, v in hours.items() if start_ms <= t < end_ms})}
+        return _hourly_air(await self._query(q.hourly_aggregate_query(
+            "air", [("mean", p, p) for p in q.AIR_PARAMETERS], start_ms, end_ms,
+            self.settings.city)))
+
+    async def _delete_window(self, window: Window) -> None:
+        await self.influx.query(q.delete_window_query(MEASUREMENTS, window.name,
+                                                      window.start_ms), method="POST")
+
+    async def compute(self, window: Window, replace: bool = False) -> int:
+        """Compute one window, write its points, then its ``indicator_runs`` point."""
+        started = time.perf_counter()
+        points = await self.points_for(window)
+        if replace:
+            await self._delete_window(window)
+        lines = to_lines(points)
+        batch = self.settings.write_batch_points
+        for index in range(0, len(lines), batch):
+            await self._write("\n".join(lines[index:index + batch]).encode())
+        run = Point(RUNS_MEASUREMENT, {"window": window.name}, window.start_ms)
+        run.put("points", float(len(lines)))
+        run.put("duration_s", time.perf_counter() - started)
+        run.put("computed_at_ms", float(time.time_ns() // 1_000_000))
+        await self._write(run.line().encode())
+        self.counters.windows[window.name] = self.counters.windows.get(window.name, 0) + 1
+        self.counters.points_written += len(lines)
+        log.debug("computed %s: %d points in %.2f s", window, len(lines),
+                  time.perf_counter() - started)
+        return len(lines)
+
+    async def _query(self, influxql: str) -> list[dict[str, Any]]:
+        return await self.influx.query(influxql)
+
+    async def _write(self, body: bytes) -> None:
+        await self.influx.write(body)
+
+    async def points_for(self, window: Window) -> list[Point]:
+        if window.name == "1m":
+            return await self._minute(window)
+        return await self._span(window)
+
+    async def _minute(self, window: Window) -> list[Point]:
+        siaga = self.settings.siaga
+        back_ms = int(max(siaga.rise_window_s, siaga.max_age_s) * 1000)
+        water = q.rows_by_device(await self._query(q.raw_query(
+            "water", ["level_cm"], window.end_ms - back_ms, window.end_ms, self.settings.city)))
+        return siaga_points(window, water, self.context, self.gauges, siaga, self.settings.city)
+
+    async def _span(self, window: Window) -> list[Point]:
+        city = self.settings.city
+        start, end = window.start_ms, window.end_ms
+        air_from = (start if window.name == "1d" else end) - 24 * HOUR_MS
+        hourly = await self._air_hourly(air_from, end)
+        stations = compute_stations(window, hourly, self.settings.air)
+        points = ispu_points(window, stations) + aqi_points(window, hourly, self.settings.air)
+
+        water = q.rows_by_device(await self._query(
+            q.raw_query("water", ["level_cm"], start, end, city)))
+        siaga = siaga_points(window, water, self.context, self.gauges, self.settings.siaga, city)
+        points += siaga
+
+        rain = q.rows_by_device(await self._query(q.hourly_aggregate_query(
+            "rain", [("sum", "rain_mm", "rain_mm"), ("count", "rain_mm", "reports")],
+            start, end, city)))
+        points += rain_points(window, rain, self.settings.rain)
+
+        noise_rows = q.rows_by_device(await self._query(
+            q.raw_query("noise", ["laeq_db", "lamax_db"], start, end, city)))
+        noise = noise_points(window, noise_rows, self.context, self.zone,
+                             self.settings.noise.min_hours_per_day)
+        points += noise
+
+        safety_series = await self._query(q.aggregate_query(
+            "safety", [("count", "count", "events"), ("sum", "count", "total")], start, end,
+            city, ["city", "district", "event"]))
+        counts: EventCounts = {}
+        for tags, rows in q.rows_by_tags(safety_series):
+            for _, values in rows:
+                counts[(tags.get("city", ""), tags.get("district", ""), tags.get("event", ""))] = (
+                    float(values.get("events") or 0.0), float(values.get("total") or 0.0))
+        monitored = {(d.city, d.district) for d in self.context.registered("safety", city)}
+        points += safety_points(window, counts, sorted(monitored), self.context.districts)
+
+        heartbeats = q.rows_by_device(await self._query(
+            q.raw_query("status", HEARTBEAT_FIELDS, start, end, city)))
+        uptime = uptime_points(window, heartbeats, self.context, self.settings.uptime.slot_s,
+                               city)
+        points += uptime.points
+
+        if window.name == "1d":
+            inputs = CityInputs()
+            inputs.ispu_ranks = await self._ispu_ranks(window)
+            for key, hours in hourly.items():
+                inside = {t: v["pm25"] for t, v in hours.items()
+                          if start <= t < end and "pm25" in v}
+                if inside:
+                    inputs.pm25.setdefault((key.city, key.district), {})[key.device] = inside
+            for point in siaga:
+                group = (point.tags["city"], point.tags["district"])
+                hours_with = point.fields.get("hours_with_data")
+                inputs.gauge_hours.setdefault(group, []).append(
+                    float(hours_with) if isinstance(hours_with, float) else 0.0)
+                bad = point.fields.get("hours_siaga2_or_worse")
+                if isinstance(bad, float):
+                    inputs.siaga2_hours[group] = inputs.siaga2_hours.get(group, 0.0) + bad
+            incidents: dict[tuple[str, str], float] = defaultdict(float)
+            for (c, d, event), (events, _) in counts.items():
+                if event not in EXCLUDED_EVENTS:
+                    incidents[(c, d)] += events
+            inputs.incidents = dict(incidents)
+            for point in noise:
+                if point.fields.get("exceeds_night") is True:
+                    group = (point.tags["city"], point.tags["district"])
+                    inputs.noise_night_exceedances[group] = (
+                        inputs.noise_night_exceedances.get(group, 0.0) + 1.0)
+            district_city = {d.district: d.city for d in self.context.registry}
+            for district, share in uptime.district_share.items():
+                inputs.uptime[(district_city.get(district, city or ""), district)] = share
+            inputs.safety_heard = {district for district, kind in uptime.heard
+                                   if kind == "safety"}
+            points += city_points(window, inputs, self.context.districts, self.limits)
+        return points
+
+    async def _ispu_ranks(self, window: Window) -> dict[tuple[str, str], dict[int, float]]:
+        """Hourly category ranks of complete district and city ISPU points within the day."""
+        influxql = q.ispu_ranks_query(window.start_ms, window.end_ms)
+        ranks: dict[tuple[str, str], dict[int, float]] = {}
+        for tags, rows in q.rows_by_tags(await self._query(influxql)):
+            key = (tags.get("city", ""), tags.get("district", ""))
+            for time_ms, values in rows:
+                if values.get("category_rank") is not None:
+                    ranks.setdefault(key, {})[time_ms] = float(values["category_rank"])
+        return ranks
+
+    # -- continuous ----------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event, max_passes: int | None = None) -> None:
+        """Pass every ``interval_s`` until ``stop`` is set (or ``max_passes`` passes)."""
+        serve_metrics(self.counters, self.settings.metrics_host, self.settings.metrics_port)
+        if self.settings.influx.version == 1 and self.settings.influx.create_database:
+            try:
+                await self.influx.create_database()
+            except (InfluxUnavailable, InfluxDataError) as exc:
+                log.warning("could not make sure database %r exists (%s)",
+                            self.settings.influx.database, exc)
+        passes = 0
+        last_refresh = time.monotonic()
+        try:
+            while not stop.is_set() and (max_passes is None or passes < max_passes):
+                passes += 1
+                started = time.perf_counter()
+                try:
+                    report = await self.run_once()
+                    if (self.settings.refresh_h and time.monotonic() - last_refresh
+                            >= self.settings.refresh_interval_s):
+                        last_refresh = time.monotonic()
+                        now_ms = int(time.time() * 1000)
+                        refreshed = await self.recompute(
+                            now_ms - int(self.settings.refresh_h * HOUR_MS),
+                            now_ms - int(self.settings.lateness_s * 1000), ("1h", "1d"),
+                            replace=True)
+                        log.info("refreshed %d recent windows (late readings)",
+                                 len(refreshed.windows))
+                    self.counters.influx_up = True
+                    if report.windows:
+                        log.info("computed %d windows (%s .. %s), %d points",
+                                 len(report.windows), report.windows[0], report.windows[-1],
+                                 report.points)
+                except InfluxUnavailable as exc:
+                    self.counters.influx_up = False
+                    self.counters.errors += 1
+                    log.warning("%s; the missed windows are computed when it answers again",
+                                exc)
+                except InfluxDataError as exc:
+                    self.counters.errors += 1
+                    log.error("InfluxDB refused a query or write: %s", exc)
+                except Exception:
+                    # A bug in one window must not stop the service; the window was not marked
+                    # computed, so the next pass tries it again.
+                    self.counters.errors += 1
+                    log.exception("unexpected error while computing indicators; retrying next "
+                                  "pass. Please report this with the log above")
+                self.counters.last_pass_s = time.perf_counter() - started
+                if await sleep_or_stop(stop, self.settings.interval_s):
+                    break
+        finally:
+            await self.close()
+            log.info("indicators stopped after %d passes: %s windows, %d points written",
+                     passes, dict(self.counters.windows), self.counters.points_written)

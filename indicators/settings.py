@@ -1,0 +1,123 @@
+"""The indicator service's settings: section ``indicators:`` of kota.yaml, env
+``KOTA_INDICATORS__...``.
+
+Index tables, averaging periods, noise periods and ambient standards are kota/standards' (with
+their sources); here are only the service's own rules: windows, completeness of a day, catch-up.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from kota.influx import InfluxSettings
+from kota.logs import LogFormat
+
+WindowName = Literal["1m", "1h", "1d"]
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+
+class AirSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    min_hours_per_day: int = Field(
+        default=18, ge=1, le=24,
+        description="Hourly means needed for a valid daily mean (75 %, a common convention)")
+    live_min_hours: int = Field(
+        default=18, ge=1, le=24,
+        description="Hours with data for a station or gauge to count as live for a day")
+
+
+class SiagaSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_age_s: float = Field(default=900, gt=0,
+                             description="Oldest reading a 1-minute status may use")
+    rise_window_s: float = Field(default=3600, gt=0,
+                                 description="Span of readings the rate of rise is fitted over")
+
+
+class RainSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    min_hours_per_day: int = Field(default=18, ge=1, le=24,
+                                   description="Hours with reports for a valid daily category")
+
+
+class NoiseSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    min_hours_per_day: int = Field(default=18, ge=1, le=24,
+                                   description="Hours with readings for a complete day")
+
+
+class UptimeSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    slot_s: int = Field(default=900, ge=60, le=86400,
+                        description="A device is up in a slot with at least one heartbeat; "
+                                    "longer than the heartbeat interval (600 s in the simulator)")
+    status_suffix: str = Field(default="-status",
+                               description="Heartbeat device id = measuring device id + suffix")
+
+
+class IndicatorSettings(BaseModel):
+    """Everything ``kota indicators`` needs. Every setting can come from the file or environment."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    influx: InfluxSettings = Field(default_factory=InfluxSettings)
+    windows: list[WindowName] = Field(default=["1m", "1h", "1d"], min_length=1,
+                                      description="Window lengths to compute")
+    timezone: str = Field(default="Asia/Jakarta",
+                          description="Local time for day windows and day/night noise periods")
+    lateness_s: float = Field(default=120, ge=0, le=3600,
+                              description="A window is computed this long after it closes")
+    interval_s: float = Field(default=15, gt=0, le=3600,
+                              description="How often the service looks for closed windows")
+    catch_up_horizon_h: float = Field(default=48, gt=0, le=24 * 31,
+                                      description="Furthest back missed windows are recomputed")
+    minute_catch_up: int = Field(default=180, ge=1, le=10_000,
+                                 description="Most 1-minute windows recomputed after downtime")
+    refresh_h: float = Field(
+        default=0, ge=0, le=24 * 7,
+        description="Also recompute hour and day windows that started in the last refresh_h "
+                    "hours, for readings that arrive late (device backlogs); 0: off")
+    refresh_interval_s: float = Field(default=300, gt=0,
+                                      description="How often that refresh runs")
+    registry_file: Path | None = Field(default=None,
+                                       description="Device registry (gauge ids, zones, kinds)")
+    gauges_file: Path | None = Field(
+        default=None, description="Siaga thresholds per gauge; empty: kota.indices.siaga's own")
+    districts_file: Path = Field(default=DATA_DIR / "jakarta" / "districts.csv",
+                                 description="District areas and populations (CSV)")
+    city: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]{0,31}$",
+                             description="Only this city's points; empty: every city")
+    air: AirSettings = Field(default_factory=AirSettings)
+    siaga: SiagaSettings = Field(default_factory=SiagaSettings)
+    rain: RainSettings = Field(default_factory=RainSettings)
+    noise: NoiseSettings = Field(default_factory=NoiseSettings)
+    uptime: UptimeSettings = Field(default_factory=UptimeSettings)
+    write_batch_points: int = Field(default=5000, ge=1, le=100_000,
+                                    description="Points per InfluxDB write")
+    metrics_host: str = Field(default="127.0.0.1", description="Prometheus /metrics address")
+    metrics_port: int = Field(default=9110, ge=0, le=65535, description="0 turns /metrics off")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="debug, info, warning or error")
+    log_format: LogFormat = Field(default="text",
+                                  description="text for people, json for log collectors")
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)

@@ -1,0 +1,84 @@
+"""Time windows: which closed windows are due, in UTC milliseconds. Pure functions.
+
+Minute and hour windows are aligned on UTC (an hour in WIB, UTC+7, is also a UTC hour); day
+windows are local days in the configured time zone. A window is identified by its name and its
+start; every point computed for it carries the start as timestamp.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from indicators.settings import WindowName
+
+__all__ = ["WINDOW_MS", "Window", "closed_windows", "floor_start", "windows_between"]
+
+WINDOW_MS: dict[str, int] = {"1m": 60_000, "1h": 3_600_000, "1d": 86_400_000}
+
+
+@dataclass(frozen=True, order=True)
+class Window:
+    start_ms: int
+    end_ms: int
+    name: WindowName
+
+    def __str__(self) -> str:
+        start = datetime.fromtimestamp(self.start_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%MZ")
+        return f"{self.name}@{start}"
+
+
+def _local_midnight(ms: int, zone: ZoneInfo) -> int:
+    local = datetime.fromtimestamp(ms / 1000, zone)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    return int(midnight.timestamp() * 1000)
+
+
+def floor_start(name: WindowName, ms: int, zone: ZoneInfo) -> int:
+    """Start of the window of length ``name`` that contains ``ms``."""
+    if name == "1d":
+        return _local_midnight(ms, zone)
+    size = WINDOW_MS[name]
+    return ms - ms % size
+
+
+def _next_start(name: WindowName, start_ms: int, zone: ZoneInfo) -> int:
+    if name != "1d":
+        return start_ms + WINDOW_MS[name]
+    local = datetime.fromtimestamp(start_ms / 1000, zone)
+    # Add a calendar day in local time (no DST in Indonesia, but stay correct elsewhere).
+    following = (local + timedelta(days=1, hours=2)).replace(hour=0, minute=0, second=0,
+                                                              microsecond=0)
+    return int(following.timestamp() * 1000)
+
+
+def windows_between(name: WindowName, since_ms: int, until_ms: int, zone: ZoneInfo,
+                    limit: int = 100_000) -> list[Window]:
+    """Windows whose start is in [floor(since), until) and whose end is <= until."""
+    windows: list[Window] = []
+    start = floor_start(name, since_ms, zone)
+    while len(windows) < limit:
+        end = _next_start(name, start, zone)
+        if end > until_ms:
+            break
+        windows.append(Window(start, end, name))
+        start = end
+    return windows
+
+
+def closed_windows(name: WindowName, watermark_ms: int | None, now_ms: int, lateness_ms: int,
+                   horizon_ms: int, zone: ZoneInfo, max_windows: int) -> list[Window]:
+    """Closed windows not yet computed: from the watermark (the end of the last computed window)
+    or the horizon, whichever is later, to ``now - lateness``; the newest ``max_windows``."""
+    closed_until = now_ms - lateness_ms
+    earliest = now_ms - horizon_ms
+    since = earliest if watermark_ms is None else max(watermark_ms, earliest)
+    if watermark_ms is None:
+        # First run ever: only the latest closed window, not a whole horizon of history.
+        since = floor_start(name, closed_until, zone) - 1
+        since = floor_start(name, since, zone)
+    windows = windows_between(name, since, closed_until, zone)
+    if watermark_ms is not None:
+        windows = [w for w in windows if w.start_ms >= watermark_ms]
+    return windows[-max_windows:]
