@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from kota_testing import IngestProcess
+from kota_testing import IngestProcess, make_certificates
 
 from kota.localstack import LocalService, start_influxdb, start_mosquitto
 
@@ -73,3 +73,9 @@ def ingest_factory(tmp_path: Path) -> Iterator[type[IngestProcess]]:
     yield _Factory
     for process in started:
         process.stop()
+
+
+@pytest.fixture(scope="session")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """A throw-away CA and server certificate for 127.0.0.1 (CA, certificate, key)."""
+    return make_certificates(tmp_path_factory.mktemp("tls"))

@@ -143,3 +143,30 @@ class IngestProcess:
     def kill(self) -> None:
         process, self.process = self.process, None
         stop_process(process, 5.0, signal.SIGKILL)
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+def make_certificates(folder: Path) -> tuple[Path, Path, Path]:
+    """A throw-away CA and a server certificate for 127.0.0.1: (ca.crt, server.crt, server.key)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+             "/CN=kota-test-ca", "-keyout", "ca.key", "-out", "ca.crt", cwd=folder)
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+             "-keyout", "server.key", "-out", "server.csr", cwd=folder)
+    (folder / "san.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+             "-CAcreateserial", "-days", "2", "-extfile", "san.cnf", "-out", "server.crt",
+             cwd=folder)
+    return folder / "ca.crt", folder / "server.crt", folder / "server.key"
+
+
+def make_password_file(path: Path, users: dict[str, str]) -> Path:
+    """A Mosquitto password file (mosquitto_passwd) with these users and passwords."""
+    path.write_text("")
+    for user, password in users.items():
+        subprocess.run(["mosquitto_passwd", "-b", str(path), user, password], check=True,
+                       timeout=30)
+    return path

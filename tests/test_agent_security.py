@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kota_testing import wait_until
+from kota_testing import make_password_file, wait_until
 
 from agent.config import MqttSection, TlsSection
 from agent.publisher import Publisher
@@ -17,31 +16,10 @@ from agent.queue import ReadingQueue
 from kota.localstack import LocalService, start_mosquitto
 
 
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
-
-
-@pytest.fixture(scope="module")
-def certificates(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
-    folder = tmp_path_factory.mktemp("agent-tls")
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
-             "/CN=kota-agent-test-ca", "-keyout", "ca.key", "-out", "ca.crt", cwd=folder)
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
-             "-keyout", "server.key", "-out", "server.csr", cwd=folder)
-    (folder / "san.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-             "-CAcreateserial", "-days", "2", "-extfile", "san.cnf", "-out", "server.crt",
-             cwd=folder)
-    return folder / "ca.crt", folder / "server.crt", folder / "server.key"
-
-
 @pytest.fixture
 def secured_broker(tmp_path: Path, certificates: tuple[Path, Path, Path]
                    ) -> Iterator[LocalService]:
-    passwords = tmp_path / "passwd"
-    passwords.write_text("")
-    subprocess.run(["mosquitto_passwd", "-b", str(passwords), "jkt-pi-01", "s3cret-pi"],
-                   check=True, timeout=30)
+    passwords = make_password_file(tmp_path / "passwd", {"jkt-pi-01": "s3cret-pi"})
     service = start_mosquitto(tmp_path / "mosquitto", password_file=passwords,
                               tls_files=certificates)
     yield service

@@ -11,40 +11,18 @@ from pathlib import Path
 import httpx
 import paho.mqtt.client as mqtt
 import pytest
-from kota_testing import count_points, wait_until
+from kota_testing import count_points, make_password_file, wait_until
 
 from kota.localstack import LocalService, free_port, start_mosquitto
 
 NOW_S = int(time.time()) - 600
 
 
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
-
-
-@pytest.fixture(scope="module")
-def certificates(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
-    """A throw-away CA and a server certificate for 127.0.0.1."""
-    folder = tmp_path_factory.mktemp("tls")
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
-             "/CN=kota-test-ca", "-keyout", "ca.key", "-out", "ca.crt", cwd=folder)
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
-             "-keyout", "server.key", "-out", "server.csr", cwd=folder)
-    (folder / "san.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-             "-CAcreateserial", "-days", "2", "-extfile", "san.cnf", "-out", "server.crt",
-             cwd=folder)
-    return folder / "ca.crt", folder / "server.crt", folder / "server.key"
-
-
 @pytest.fixture
 def secured_broker(tmp_path: Path, certificates: tuple[Path, Path, Path]
                    ) -> Iterator[LocalService]:
-    passwords = tmp_path / "passwd"
-    passwords.write_text("")
-    for user, password in (("ingest", "s3cret-ingest"), ("device", "s3cret-device")):
-        subprocess.run(["mosquitto_passwd", "-b", str(passwords), user, password], check=True,
-                       timeout=30)
+    passwords = make_password_file(tmp_path / "passwd", {"ingest": "s3cret-ingest",
+                                                         "device": "s3cret-device"})
     service = start_mosquitto(tmp_path / "mosquitto", password_file=passwords,
                               tls_files=certificates)
     yield service
