@@ -152,7 +152,9 @@ class SiagaPublic(BaseModel):
 
 
 class SiagaResponse(BaseModel):
-    source: IndicatorSource | Literal["none"]
+    source: IndicatorSource | Literal["mixed", "none"] = Field(
+        description="indicator_service: the latest complete `siaga` minute of every gauge; "
+                    "computed: from the latest water readings; mixed: each item says which")
     items: list[SiagaPublic]
 
 

@@ -234,10 +234,26 @@ def test_siaga_from_the_indicator_service(api_client: TestClient, influxdb: Loca
         "siaga,city=jakarta,device=water-manggarai,district=Tebet,gauge=manggarai,scope=device,"
         f'window=1m level_cm=955.0,status=1.0,status_name="Awas",complete=true {minute}'])
     body = api_client.get("/api/v1/indicators/siaga").json()
-    assert body["source"] == "indicator_service"
-    [item] = body["items"]
-    assert (item["device"], item["status"], item["status_name"], item["gauge_name"]) == (
-        "water-manggarai", 1, "Awas", "Pintu Air Manggarai")
+    # Manggarai from the service; the other seeded gauges have no service minute: computed.
+    assert body["source"] == "mixed"
+    items = {item["device"]: item for item in body["items"]}
+    item = items["water-manggarai"]
+    assert (item["status"], item["status_name"], item["gauge_name"], item["source"]) == (
+        1, "Awas", "Pintu Air Manggarai", "indicator_service")
+    assert {i["source"] for d, i in items.items() if d != "water-manggarai"} == {"computed"}
+
+
+def test_siaga_ignores_incomplete_service_minutes(api_client: TestClient,
+                                                  influxdb: LocalService, database: str,
+                                                  seeded: Seeded) -> None:
+    minute = seeded.now_ms // MINUTE * MINUTE - MINUTE
+    write_lines(influxdb, database, [
+        "siaga,city=jakarta,device=water-manggarai,district=Tebet,gauge=manggarai,scope=device,"
+        f"window=1m complete=false {minute}"])
+    body = api_client.get("/api/v1/indicators/siaga").json()
+    item = {i["device"]: i for i in body["items"]}["water-manggarai"]
+    assert item["source"] == "computed"
+    assert item["level_cm"] == 860.0
 
 
 def test_meta_for_the_page(api_client: TestClient) -> None:

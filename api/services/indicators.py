@@ -149,11 +149,17 @@ class IndicatorsService:
 
     # -- Siaga ---------------------------------------------------------------------------------
     async def siaga(self, filters: Filters) -> SiagaResponse:
+        # The service's latest complete minute per gauge; gauges it has no complete minute for
+        # (silent lately, or the service is behind) are computed from their latest readings.
         items = await self._siaga_from_service(filters)
-        if items:
-            return SiagaResponse(source="indicator_service", items=items)
-        items = await self._siaga_computed(filters)
-        return SiagaResponse(source="computed" if items else "none", items=items)
+        have = {item.device for item in items}
+        computed = [item for item in await self._siaga_computed(filters)
+                    if item.device not in have]
+        if not items:
+            return SiagaResponse(source="computed" if computed else "none", items=computed)
+        merged = sorted([*items, *computed], key=lambda i: i.device)
+        return SiagaResponse(source="indicator_service" if not computed else "mixed",
+                             items=merged)
 
     def _thresholds(self, gauge_id: str | None) -> dict[str, float | None]:
         gauge = self.gauges.get(gauge_id or "")
@@ -164,7 +170,7 @@ class IndicatorsService:
     async def _siaga_from_service(self, filters: Filters) -> list[SiagaPublic]:
         query = (f"SELECT * FROM {quote_ident('siaga')} WHERE "
                  + _where(f"time > now() - {self.siaga_max_age_s}s", _eq("window", "1m"),
-                          *filters.conditions())
+                          f"{quote_ident('complete')} = true", *filters.conditions())
                  + f" GROUP BY {quote_ident('device')} ORDER BY time DESC LIMIT 1")
         items = []
         for series in await self.influx.query(query):
