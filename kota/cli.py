@@ -32,6 +32,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "indicators": "indicators.cli:indicators",
     "api": "api.cli:api",
     "dashboards": "dashboards.cli:dashboards",
+    "broker": "kota.broker_cli:broker",
 }
 
 

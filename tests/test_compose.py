@@ -4,8 +4,9 @@ No engine ran on the build machine, so the compose file is checked for what its 
 (pinned images, mounted files that exist and parse, settings that exist, health checks the
 dependencies wait for). What can run without Docker runs for real: the InfluxDB init script
 against a stand-in ``influx`` command, ingest's health check against a metrics page, and
-deploy/mosquitto/mosquitto.conf in the Debian mosquitto (port and data folder moved to a
-temporary folder) holding a persistent session's backlog across a restart.
+deploy/mosquitto/mosquitto.conf in the Debian mosquitto (ports, data folder and secrets moved
+to a temporary folder; secrets made by deploy/mosquitto/make-secrets.sh) holding a persistent
+session's backlog across a restart. tests/test_broker_security.py tests the access control.
 """
 
 from __future__ import annotations
@@ -51,6 +52,12 @@ REPO = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text(encoding="utf-8"))
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 MOSQUITTO_CONF = REPO / "deploy" / "mosquitto" / "mosquitto.conf"
+MAKE_SECRETS = REPO / "deploy" / "mosquitto" / "make-secrets.sh"
+# Bind mounts whose files are generated (secrets, never committed), with the script making them.
+GENERATED_MOUNTS = {"./deploy/mosquitto/secrets/broker": MAKE_SECRETS}
+SECRETS_TARGET = "/mosquitto/secrets"
+# .env.example entries read by a script, not by docker-compose.yml.
+SCRIPT_VARIABLES = {"MOSQUITTO_TLS_NAMES": MAKE_SECRETS}
 INIT_DIR = REPO / "deploy" / "influxdb" / "init"
 DEMO_ONLY = {"simulator"}  # the platform runs without it; the simulated city is opt-in
 ALWAYS_ON = {"mosquitto", "influxdb"}
@@ -240,11 +247,42 @@ def test_bind_mounts_exist_parse_and_are_read_only() -> None:
             path = (REPO / source).resolve()
             assert path.is_relative_to(REPO) and path.exists(), f"{name}: {source} missing"
             assert read_only, f"{name}: mount {source} -> {target} should end in :ro"
+            if source in GENERATED_MOUNTS:  # checked by test_generated_mount_is_made_by_script
+                continue
             for file in sorted(path.rglob("*")) if path.is_dir() else [path]:
                 if file.is_file():
                     validate_mounted_file(file)
                     checked += 1
     assert checked >= 3
+
+
+def _git_ignored(path: Path) -> bool:
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    result = subprocess.run(["git", "-C", str(REPO), "check-ignore", "-q", str(path)],
+                            capture_output=True, timeout=10, check=False)
+    assert result.returncode in (0, 1), result.stderr
+    return result.returncode == 0
+
+
+def test_generated_mount_is_made_by_script_and_git_ignored() -> None:
+    """The secrets folder is committed empty; the script makes every file the config names."""
+    (source, script), = GENERATED_MOUNTS.items()
+    assert (source, SECRETS_TARGET, True) in mounts("mosquitto")
+    folder = REPO / source
+    assert (folder / ".gitkeep").is_file() and not _git_ignored(folder / ".gitkeep")
+    validate_mounted_file(script)  # bash -n, #!, executable
+    text = script.read_text(encoding="utf-8")
+    named = [value.removeprefix(SECRETS_TARGET + "/")
+             for _, value in mosquitto_options(MOSQUITTO_CONF.read_text(encoding="utf-8"))
+             if value.startswith(SECRETS_TARGET + "/")]
+    assert sorted(named) == ["acl", "ca.crt", "passwd", "server.crt", "server.key"], named
+    for file in named:
+        assert f'"$out/broker/{file}"' in text, f"make-secrets.sh does not write {file}"
+        assert _git_ignored(folder / file), f"{source}/{file} would be committed"
+    for file in ("ca.key", "device-passwords.txt"):
+        assert _git_ignored(folder.parent / file), file
+    # A real run of the script is in tests/test_broker_security.py.
 
 
 def test_named_volumes_are_declared_and_used() -> None:
@@ -295,7 +333,9 @@ def test_kota_variables_are_real_settings() -> None:
     assert not setting_exists(IngestSettings, ["mqtt"])  # a section is not a setting
     models = _section_models()
     checked, unknown = 0, []
-    for name in SERVICES:
+    for name, service in SERVICES.items():
+        if "build" not in service:  # Grafana's own variables are not kota settings
+            continue
         for variable in service_env(name):
             if variable == "KOTA_CONFIG" or not variable.startswith("KOTA_"):
                 continue
@@ -311,6 +351,9 @@ def test_simulator_container_settings_resolve() -> None:
     env = {k: interpolate(v, env_example()) for k, v in service_env("simulator").items()}
     settings: Any = load_settings(model, "simulate", None, environ=env)
     assert (settings.mqtt.host, settings.mqtt.port) == ("mosquitto", 1883)
+    assert settings.mqtt.username == "kota-simulator" and settings.mqtt.password is not None
+    assert settings.mqtt.password.get_secret_value() == env_example()[
+        "MOSQUITTO_SIMULATOR_PASSWORD"]
     assert settings.mqtt.qos >= 1, "QoS 0 messages are not queued for ingest's session"
 
 
@@ -318,8 +361,11 @@ def test_variables_match_env_example() -> None:
     defined = env_example()
     used = referenced_variables(COMPOSE)
     assert used - set(defined) == set(), "used in compose, missing from .env.example"
-    assert set(defined) - used == set(), "in .env.example, unused by compose"
-    for name in ("INFLUXDB_ADMIN_PASSWORD", "INFLUXDB_ADMIN_TOKEN"):
+    assert set(defined) - used == set(SCRIPT_VARIABLES), "in .env.example, unused by compose"
+    for name, script in SCRIPT_VARIABLES.items():
+        assert f"env_value {name})" in script.read_text(encoding="utf-8"), name
+    for name in ("INFLUXDB_ADMIN_PASSWORD", "INFLUXDB_ADMIN_TOKEN", "MOSQUITTO_INGEST_PASSWORD",
+                 "MOSQUITTO_HEALTHCHECK_PASSWORD", "MOSQUITTO_SIMULATOR_PASSWORD"):
         assert defined[name].startswith("change-me"), f"{name} must be a placeholder"
     assert interpolate("${A:-x}/${B-y}/${B:-z}/${C}/$$", {"B": ""}) == "x//z//$"
     with pytest.raises(AssertionError):
@@ -340,6 +386,8 @@ def test_ingest_container_settings_resolve_and_match_influxdb() -> None:
     assert settings.influx.token.get_secret_value() == influx_env[
         "DOCKER_INFLUXDB_INIT_ADMIN_TOKEN"]
     assert (settings.mqtt.host, settings.mqtt.port) == ("mosquitto", 1883)
+    assert settings.mqtt.username == "kota-ingest" and settings.mqtt.password is not None
+    assert settings.mqtt.password.get_secret_value() == defined["MOSQUITTO_INGEST_PASSWORD"]
     volumes = [t for s, t, _ in mounts("ingest") if not is_bind(s)]
     for folder in (settings.buffer.dir, settings.deadletter.dir):
         assert any(str(folder).startswith(v + "/") for v in volumes), f"{folder} not on a volume"
@@ -433,7 +481,7 @@ def test_ingest_health_check_follows_the_mqtt_gauge(connected: bool) -> None:
 def test_mosquitto_conf_values_ingest_relies_on() -> None:
     options = mosquitto_options(MOSQUITTO_CONF.read_text(encoding="utf-8"))
     values = dict(options)
-    once = [k for k, _ in options if k != "log_type"]
+    once = [k for k, _ in options if k not in ("log_type", "listener")]
     assert len(once) == len(set(once)), "an option is set twice"
     defaults = IngestSettings()
     assert values["persistence"] == "true" and values["persistence_location"].endswith("/")
@@ -448,19 +496,62 @@ def test_mosquitto_conf_values_ingest_relies_on() -> None:
     assert expiry_s >= defaults.mqtt.session_expiry_s, "would cut ingest's session short"
     size_limit = int(values.get("message_size_limit", "0"))
     assert size_limit == 0 or size_limit > defaults.max_payload_bytes
+    # The security set-up (tested with the real broker in tests/test_broker_security.py).
+    assert [v for k, v in options if k == "listener"] == ["1883", "8883"]
+    assert values["allow_anonymous"] == "false"
+    assert {"password_file", "acl_file", "cafile", "certfile", "keyfile"} <= set(values)
 
 
-def _local_conf(port: int, data_dir: Path) -> str:
-    """The deploy config with only the listener, data folder and (as root) run-as user moved."""
-    lines, moved = [], set()
+# Service passwords for the brokers the tests start (not secrets: test-only values).
+TEST_PASSWORDS = {"kota-ingest": "ingest-test-pw", "kota-healthcheck": "health-test-pw",
+                  "kota-simulator": "simulator-test-pw"}
+
+
+def make_secrets(out: Path, registry: Path | None = None, agents: tuple[str, ...] = (),
+                 tls_names: str = "") -> dict[str, str]:
+    """Run deploy/mosquitto/make-secrets.sh into ``out``; returns every account's password."""
+    env_file = out.parent / f"{out.name}.env"
+    env_file.write_text(f"MOSQUITTO_INGEST_PASSWORD={TEST_PASSWORDS['kota-ingest']}\n"
+                        f"MOSQUITTO_HEALTHCHECK_PASSWORD={TEST_PASSWORDS['kota-healthcheck']}\n"
+                        f"MOSQUITTO_SIMULATOR_PASSWORD={TEST_PASSWORDS['kota-simulator']}\n"
+                        f"MOSQUITTO_TLS_NAMES={tls_names}\n")
+    args = [str(MAKE_SECRETS), "--env", str(env_file), "--out", str(out)]
+    if registry is not None:
+        args += ["--registry", str(registry)]
+    for agent in agents:
+        args += ["--agent", agent]
+    env = {**os.environ, "KOTA_BROKER": f"{sys.executable} -m kota.broker_cli"}
+    result = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60,
+                            check=False)
+    assert result.returncode == 0, f"make-secrets.sh failed:\n{result.stderr}"
+    devices = dict(line.split(":", 1) for line in
+                   (out / "device-passwords.txt").read_text().splitlines())
+    return {**TEST_PASSWORDS, **devices}
+
+
+def _local_conf(port: int, data_dir: Path, tls_port: int, secrets_dir: Path) -> str:
+    """The deploy config with only the listener ports, file paths and (as root) run-as user moved.
+
+    ``secrets_dir`` is the folder docker-compose.yml mounts at /mosquitto/secrets.
+    """
+    lines, moved = [], []
+    ports = {"1883": port, "8883": tls_port}
     for line in MOSQUITTO_CONF.read_text(encoding="utf-8").splitlines():
-        key = line.split(" ", 1)[0]
+        key, _, value = line.partition(" ")
         if key == "listener":
-            line, _ = f"listener {port} 127.0.0.1", moved.add(key)
+            line = f"listener {ports.pop(value)} 127.0.0.1"
         elif key == "persistence_location":
-            line, _ = f"persistence_location {data_dir}/", moved.add(key)
+            line = f"persistence_location {data_dir}/"
+        elif value.startswith(SECRETS_TARGET + "/"):
+            line = f"{key} {secrets_dir}/{value.removeprefix(SECRETS_TARGET + '/')}"
+        else:
+            lines.append(line)
+            continue
+        moved.append(key)
         lines.append(line)
-    assert moved == {"listener", "persistence_location"}
+    assert not ports and sorted(moved) == sorted(
+        ["listener", "listener", "persistence_location", "cafile", "certfile", "keyfile",
+         "password_file", "acl_file"]), moved
     if os.geteuid() == 0:  # as root mosquitto would switch to a user who cannot write tmp
         lines.append("user root")
     return "\n".join(lines) + "\n"
@@ -469,14 +560,16 @@ def _local_conf(port: int, data_dir: Path) -> str:
 class _Client:
     """Just enough raw MQTT 5 to test the broker: connect, subscribe, publish, receive."""
 
-    def __init__(self, port: int, client_id: str, *, clean_start: bool, receive_maximum: int):
+    def __init__(self, port: int, client_id: str, *, clean_start: bool, receive_maximum: int,
+                 username: str, password: str):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
         self.buffer = bytearray()
         self.messages: list[Message] = []
         self.control: list[tuple[int, int, bytes]] = []
         self.sock.sendall(connect_packet(client_id=client_id, keepalive_s=60,
                                          clean_start=clean_start, session_expiry_s=3600,
-                                         receive_maximum=receive_maximum))
+                                         receive_maximum=receive_maximum,
+                                         username=username, password=password))
         body = self.expect(CONNACK)
         assert body[1] == 0, f"CONNACK reason 0x{body[1]:02x}"
         self.session_present = bool(body[0] & 1)
@@ -585,15 +678,18 @@ def test_mosquitto_conf_keeps_a_large_backlog_across_a_restart(tmp_path: Path) -
         pytest.skip("mosquitto not installed (sudo apt-get install mosquitto, or make services)")
     port, data_dir = free_port(), tmp_path / "data"
     data_dir.mkdir()
+    make_secrets(tmp_path / "secrets")
     conf, log = tmp_path / "mosquitto.conf", tmp_path / "mosquitto.log"
-    conf.write_text(_local_conf(port, data_dir))
+    conf.write_text(_local_conf(port, data_dir, free_port(), tmp_path / "secrets" / "broker"))
+    ingest_login = {"username": "kota-ingest", "password": TEST_PASSWORDS["kota-ingest"]}
     backlog = 3000  # above the default max_queued_messages (1000)
     topics = [f"kota/jakarta/air/aq-{n:04d}" for n in range(backlog)]
     process = _start_broker(conf, port, log, binary)
     try:
         # A subscriber like ingest (persistent session), with a small Receive Maximum so that
         # its in-flight window cannot hide the broker's queue limit.
-        ingest = _Client(port, "kota-ingest-compose-test", clean_start=False, receive_maximum=20)
+        ingest = _Client(port, "kota-ingest-compose-test", clean_start=False, receive_maximum=20,
+                         **ingest_login)
         props = ingest.connack_properties
         assert props.get(0x21, 65535) >= 1000, "broker Receive Maximum (max_inflight_messages)"
         assert props.get(0x27, 1 << 28) > IngestSettings().max_payload_bytes
@@ -602,13 +698,15 @@ def test_mosquitto_conf_keeps_a_large_backlog_across_a_restart(tmp_path: Path) -
         assert ingest.expect(SUBACK)[-1] == 1, "QoS 1 subscription not granted"
         ingest.close()
 
-        device = _Client(port, "kota-device-compose-test", clean_start=True, receive_maximum=20)
+        device = _Client(port, "kota-device-compose-test", clean_start=True, receive_maximum=20,
+                         username="kota-simulator", password=TEST_PASSWORDS["kota-simulator"])
         device.publish_qos1(topics)
         device.close()
 
         _stop(process)  # restart: the backlog must come back from persistence_location
         process = _start_broker(conf, port, log, binary)
-        ingest = _Client(port, "kota-ingest-compose-test", clean_start=False, receive_maximum=20)
+        ingest = _Client(port, "kota-ingest-compose-test", clean_start=False, receive_maximum=20,
+                         **ingest_login)
         assert ingest.session_present, "persistent session lost across the restart"
         received = ingest.receive(backlog, timeout_s=20)
         ingest.close()
@@ -618,3 +716,16 @@ def test_mosquitto_conf_keeps_a_large_backlog_across_a_restart(tmp_path: Path) -
         assert sorted(topic for _, topic, _ in received) == topics
     finally:
         _stop(process)
+
+
+def test_grafana_gets_every_variable_its_provisioning_uses() -> None:
+    provisioning = REPO / "dashboards" / "provisioning"
+    used = set()
+    for path in provisioning.rglob("*.yaml"):
+        used |= set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)\}", path.read_text(encoding="utf-8")))
+    assert used, "the datasource should be configured through variables"
+    grafana_env = service_env("grafana")
+    assert used <= set(grafana_env), f"missing in the grafana service: {used - set(grafana_env)}"
+    mounts = [str(m) for m in SERVICES["grafana"]["volumes"]]
+    assert any("/etc/grafana/provisioning/dashboards" in m for m in mounts)
+    assert any("/var/lib/grafana/dashboards/kota" in m for m in mounts)

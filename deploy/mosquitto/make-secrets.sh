@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# Make the broker's secrets for docker-compose.yml: password file, ACL, CA and server certificate.
+#
+#   deploy/mosquitto/make-secrets.sh [--env FILE] [--registry FILE] [--agent ID]...
+#                                    [--out DIR] [--rotate USER]... [--renew-cert]
+#
+# Reads the service passwords from .env (MOSQUITTO_INGEST_PASSWORD, MOSQUITTO_SIMULATOR_PASSWORD,
+# MOSQUITTO_HEALTHCHECK_PASSWORD) and the TLS names (MOSQUITTO_TLS_NAMES), and the device registry
+# (default: simulators/cities/jakarta/devices.yaml). Writes, into DIR (deploy/mosquitto/secrets,
+# git-ignored; docs/broker.md):
+#
+#   ca.key                  the CA's private key: keep it here, or offline; never on the broker
+#   device-passwords.txt    device-account:password, to provision devices with (kept across runs)
+#   broker/                 mounted read-only at /mosquitto/secrets in the mosquitto container:
+#     passwd                hashed passwords (mosquitto_passwd), rewritten on every run
+#     acl                   `kota broker acl` for the registry, rewritten on every run
+#     ca.crt                the CA certificate devices trust (made once)
+#     server.crt/.key       the broker's certificate, signed by the CA (made once; --renew-cert)
+#
+# Run it again after changing .env or the registry, then `docker compose kill -s HUP mosquitto`
+# (mosquitto re-reads passwd and acl on SIGHUP). Needs openssl, mosquitto_passwd (or Docker,
+# see MOSQUITTO_PASSWD below) and the kota command (KOTA_BROKER, default "kota broker").
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+env_file="$repo/.env"
+registry="$repo/simulators/cities/jakarta/devices.yaml"
+out="$here/secrets"
+agents=()
+rotate=()
+renew_cert=false
+
+die() { echo "make-secrets.sh: $*" >&2; exit 1; }
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --env) env_file="$2"; shift 2 ;;
+    --registry) registry="$2"; shift 2 ;;
+    --agent) agents+=(--agent "$2"); shift 2 ;;
+    --out) out="$2"; shift 2 ;;
+    --rotate) rotate+=(--rotate "$2"); shift 2 ;;
+    --renew-cert) renew_cert=true; shift ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    *) die "unknown argument $1 (try --help)" ;;
+  esac
+done
+
+[ -f "$env_file" ] || die "$env_file not found: cp .env.example .env and set the values"
+[ -f "$registry" ] || die "registry $registry not found"
+# Read only the variables this script needs from .env (no shell evaluation of the file).
+env_value() {
+  local line
+  line="$(grep -E "^[[:space:]]*$1=" "$env_file" | tail -n 1 || true)"
+  line="${line#*=}"; line="${line%\"}"; line="${line#\"}"; line="${line%\'}"; line="${line#\'}"
+  printf '%s' "$line"
+}
+secret() {  # a required password: set, not a placeholder, no ':' (the passwd separator)
+  local value; value="$(env_value "$1")"
+  [ -n "$value" ] || die "$1 is empty in $env_file"
+  case "$value" in change-me*) die "$1 in $env_file is still the placeholder: replace it" ;; esac
+  case "$value" in *:*) die "$1 must not contain ':'" ;; esac
+  printf '%s' "$value"
+}
+ingest_password="$(secret MOSQUITTO_INGEST_PASSWORD)"
+healthcheck_password="$(secret MOSQUITTO_HEALTHCHECK_PASSWORD)"
+# The simulator's account may write anywhere under kota/: leave it empty outside demos and it
+# gets no password, so nobody can log in as kota-simulator.
+simulator_password=""
+if [ -n "$(env_value MOSQUITTO_SIMULATOR_PASSWORD)" ]; then
+  simulator_password="$(secret MOSQUITTO_SIMULATOR_PASSWORD)"
+fi
+tls_names="$(env_value MOSQUITTO_TLS_NAMES)"
+
+read -r -a kota_broker <<< "${KOTA_BROKER:-kota broker}"
+read -r -a mosquitto_passwd <<< "${MOSQUITTO_PASSWD:-mosquitto_passwd}"
+command -v openssl >/dev/null || die "openssl not found"
+command -v "${kota_broker[0]}" >/dev/null || die "${kota_broker[0]} not found: set KOTA_BROKER"
+if ! command -v "${mosquitto_passwd[0]}" >/dev/null; then
+  die "mosquitto_passwd not found: install mosquitto-clients' sibling package (Debian:" \
+      "mosquitto), or set MOSQUITTO_PASSWD=\"docker run --rm -v $out/broker:$out/broker" \
+      "eclipse-mosquitto:2.0.22 mosquitto_passwd\""
+fi
+
+umask 077
+mkdir -p "$out/broker"
+chmod 700 "$out"        # ca.key and device-passwords.txt: this user only
+chmod 755 "$out/broker" # mounted into the container, whose mosquitto user (uid 1883) reads it
+
+# -- ACL and device passwords from the registry -----------------------------------------------
+"${kota_broker[@]}" acl --registry "$registry" ${agents[@]+"${agents[@]}"} > "$out/broker/acl.new"
+"${kota_broker[@]}" passwords --registry "$registry" ${agents[@]+"${agents[@]}"} ${rotate[@]+"${rotate[@]}"} \
+  --file "$out/device-passwords.txt"
+
+# -- password file: clear text in, hashed in place by mosquitto_passwd -U ----------------------
+plain="$out/broker/passwd.new"
+{
+  printf 'kota-ingest:%s\n' "$ingest_password"
+  printf 'kota-healthcheck:%s\n' "$healthcheck_password"
+  [ -z "$simulator_password" ] || printf 'kota-simulator:%s\n' "$simulator_password"
+  cat "$out/device-passwords.txt"
+} > "$plain"
+"${mosquitto_passwd[@]}" -U "$plain"
+grep -q ':\$7\$' "$plain" || die "mosquitto_passwd did not hash $plain"
+
+# -- TLS: a private CA (made once) and the broker's certificate --------------------------------
+if [ ! -f "$out/ca.key" ] || [ ! -f "$out/broker/ca.crt" ]; then
+  openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -keyout "$out/ca.key" -out "$out/broker/ca.crt" -days 3650 -subj "/CN=Kota Cerdas MQTT CA" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+    2>/dev/null
+  renew_cert=true
+fi
+if $renew_cert || [ ! -f "$out/broker/server.crt" ] || [ ! -f "$out/broker/server.key" ]; then
+  san="DNS:mosquitto,DNS:localhost,IP:127.0.0.1"
+  for name in ${tls_names//,/ }; do
+    if [[ "$name" =~ ^[0-9.]+$ || "$name" == *:* ]]; then san="$san,IP:$name"
+    else san="$san,DNS:$name"; fi
+  done
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -keyout "$out/broker/server.key.new" -out "$out/server.csr" -subj "/CN=mosquitto" 2>/dev/null
+  openssl x509 -req -in "$out/server.csr" -CA "$out/broker/ca.crt" -CAkey "$out/ca.key" \
+    -set_serial "0x$(openssl rand -hex 16)" -days 825 -out "$out/broker/server.crt.new" \
+    -extfile <(printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n' \
+                      "$san") 2>/dev/null
+  rm -f "$out/server.csr"
+  mv "$out/broker/server.key.new" "$out/broker/server.key"
+  mv "$out/broker/server.crt.new" "$out/broker/server.crt"
+  echo "make-secrets.sh: new server certificate for $san" >&2
+fi
+
+# The container's mosquitto user (uid 1883) must read these; the folder above is 0700, so other
+# users of this machine cannot. (Mosquitto may warn that passwd is world readable.)
+mv "$plain" "$out/broker/passwd"
+mv "$out/broker/acl.new" "$out/broker/acl"
+chmod 644 "$out/broker/passwd" "$out/broker/acl" "$out/broker/ca.crt" "$out/broker/server.crt" \
+          "$out/broker/server.key"
+chmod 600 "$out/ca.key" "$out/device-passwords.txt"
+echo "make-secrets.sh: wrote $out/broker (passwd, acl, ca.crt, server.crt, server.key)" >&2
