@@ -1,5 +1,6 @@
 """Keamanan / Public safety (trantibumlinmas): events on a map and in a table, open incidents,
-rates. Reads raw ``safety`` and ``safety_events`` (indicator service)."""
+rates. Reads raw ``safety``, and ``safety_events`` and ``safety_incidents`` (indicator
+service)."""
 
 from __future__ import annotations
 
@@ -19,13 +20,15 @@ from dashboards.common import (
 )
 from dashboards.maps import station_map
 
-__all__ = ["OPEN_WINDOW", "UID", "build"]
+__all__ = ["LATEST_HOUR", "UID", "build"]
 
 UID = "kota-safety"
-# The platform has no acknowledge/close workflow yet: an incident counts as open for this long.
-OPEN_WINDOW = "6h"
-OPEN_LABEL = ("6 jam", "6 h")
-REAL = f'"event" != \'test\' AND {filters(device=True)}'
+REAL = f'"event" != \'test\' AND "event" != \'resolved\' AND {filters(device=True)}'
+# Incidents open/stale at the end of the latest computed hour (indicator service, measurement
+# safety_incidents): that point is at most 1 h + lateness old, so 3 h always holds it.
+LATEST_HOUR = "3h"
+_INCIDENTS = ('FROM "safety_incidents" WHERE "window" = \'1h\' AND "scope" = \'city\' '
+              'AND "city" =~ /^$city$/ AND $timeFilter')
 
 
 def build() -> dm.Dashboard:
@@ -34,19 +37,27 @@ def build() -> dm.Dashboard:
                       "counters and camera analytics (test events excluded).",
                       ["safety", "trantibumlinmas"], device_from="safety")
     board.with_panel(stat_panel(
-        bi(f"Insiden terbuka ({OPEN_LABEL[0]} terakhir)",
-           f"Open incidents (last {OPEN_LABEL[1]})"),
-        q(f'SELECT count("count") FROM "safety" WHERE {REAL} AND $timeFilter'),
-        time_from=OPEN_WINDOW, width=6, height=6,
+        bi("Insiden terbuka", "Open incidents"),
+        q(f'SELECT last("open_incidents") {_INCIDENTS} AND "event" = \'all\''),
+        time_from=LATEST_HOUR, width=4, height=6,
         steps=thresholds((None, "green"), (1, "orange"), (5, "red")),
-        description="No acknowledgement workflow exists yet: every event of the last "
-                    f"{OPEN_WINDOW} counts as open."))
+        description="Incidents with no `resolved` event whose first report is within "
+                    "incident_open_horizon_h (default 24 h), city-wide, at the end of the "
+                    "latest computed hour. An event without incident_id is an incident."))
+    board.with_panel(stat_panel(
+        bi("Insiden basi (belum ditutup)", "Stale incidents (never closed)"),
+        q(f'SELECT last("stale_incidents") {_INCIDENTS} AND "event" = \'all\''),
+        time_from=LATEST_HOUR, width=4, height=6,
+        steps=thresholds((None, "green"), (1, "orange")),
+        description="Unresolved incidents older than incident_open_horizon_h (read back "
+                    "incident_lookback_h, default 7 days): not counted as open."))
     board.with_panel(bar_gauge(
-        bi(f"Insiden terbuka per kategori ({OPEN_LABEL[0]})",
-           f"Open incidents by category ({OPEN_LABEL[1]})"),
-        [q(f'SELECT count("count") FROM "safety" WHERE {REAL} AND $timeFilter GROUP BY "event"',
-           alias="$tag_event")],
-        width=6, height=6, time_from=OPEN_WINDOW))
+        bi("Insiden terbuka per kategori", "Open incidents by category"),
+        [q(f'SELECT last("open_incidents") {_INCIDENTS} AND "event" != \'all\' '
+           'GROUP BY "event"', alias="$tag_event")],
+        width=4, height=6, time_from=LATEST_HOUR,
+        description="Category of each incident's first report; 0 for categories whose "
+                    "recent incidents are all closed."))
     board.with_panel(stat_panel(
         bi("Kejadian per 100 ribu penduduk (hari)", "Events per 100 000 people (day)"),
         q('SELECT last("per_100k") FROM "safety_events" WHERE "window" = \'1d\' '
@@ -69,14 +80,16 @@ def build() -> dm.Dashboard:
         description="Marker per reporting device; colour: events in the time range."))
     board.with_panel(table_panel(
         bi("Daftar kejadian", "Event list"),
-        [q('SELECT "event", "district", "device", "count", "confidence", "density", '
-           f'"message" FROM "safety" WHERE {REAL} AND $timeFilter '
+        [q('SELECT "event", "incident_id", "district", "device", "count", "confidence", '
+           f'"density", "message" FROM "safety" WHERE "event" != \'test\' AND '
+           f'{filters(device=True)} AND $timeFilter '
            'ORDER BY time DESC LIMIT 500', table_format=True)],
         width=12, height=12))
     board.with_panel(timeseries_panel(
         bi("Kejadian per jam per kategori", "Events per hour by category"),
         [q('SELECT sum("events") FROM "safety_events" WHERE "window" = \'1h\' '
-           f'AND "scope" = \'district\' AND "event" != \'all\' AND {filters()} AND $timeFilter '
+           f'AND "scope" = \'district\' AND "event" != \'all\' AND "event" != \'resolved\' '
+           f'AND {filters()} AND $timeFilter '
            'GROUP BY time($__interval), "event" fill(none)', alias="$tag_event")],
         bars=True, width=12, height=9))
     board.with_panel(bar_gauge(

@@ -1,17 +1,24 @@
-"""Public-safety (trantibumlinmas) events per district and city, by category. Pure functions."""
+"""Public-safety (trantibumlinmas) events per district and city, by category, and the incidents
+open at a window's end. Pure functions."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from indicators.context import District
 from indicators.points import Point
 from indicators.windows import Window
 
-__all__ = ["EXCLUDED_EVENTS", "EventCounts", "safety_points"]
+__all__ = ["EXCLUDED_EVENTS", "INCIDENTS_MEASUREMENT", "RESOLVED", "EventCounts", "SafetyEvent",
+           "events_from_series", "incident_points", "safety_points"]
 
-EXCLUDED_EVENTS = frozenset({"test"})  # device self-tests are not incidents
+RESOLVED = "resolved"  # closes the incident named by its incident_id; not an event itself
+# device self-tests and resolutions are not incidents
+EXCLUDED_EVENTS = frozenset({"test", RESOLVED})
+INCIDENTS_MEASUREMENT = "safety_incidents"
 ALL = "all"
 
 # (city, district, event) -> (events, summed count)
@@ -71,3 +78,90 @@ def safety_points(window: Window, counts: EventCounts,
 def _city_population(districts: Mapping[str, District]) -> float | None:
     known = [d.population for d in districts.values() if d.population]
     return sum(known) if known else None
+
+
+@dataclass(frozen=True, order=True)
+class SafetyEvent:
+    """One raw ``safety`` point, as the incident count needs it."""
+
+    time_ms: int
+    city: str
+    district: str
+    device: str
+    event: str
+    incident_id: str  # "" when the event carries none
+
+
+def events_from_series(series: Iterable[tuple[dict[str, str], list[tuple[int, dict[str, Any]]]]],
+                       ) -> list[SafetyEvent]:
+    """Raw ``safety`` rows grouped by city, district, device, event -> events, oldest first."""
+    events = []
+    for tags, rows in series:
+        for time_ms, values in rows:
+            incident_id = values.get("incident_id")
+            events.append(SafetyEvent(time_ms, tags.get("city", ""), tags.get("district", ""),
+                                      tags.get("device", ""), tags.get("event", ""),
+                                      incident_id if isinstance(incident_id, str) else ""))
+    return sorted(events)
+
+
+def incident_points(window: Window, events: Iterable[SafetyEvent],
+                    monitored: Iterable[tuple[str, str]], open_horizon_ms: int) -> list[Point]:
+    """Incidents open and stale at ``window.end_ms``, from the events before it (the caller reads
+    a lookback, not all history).
+
+    An incident is the events of one (city, incident_id), or one event without incident_id. Its
+    category and district are its first event's (``test`` is never an incident). A ``resolved``
+    event with the id closes it for good, whenever it came; one without an id closes nothing.
+    Unresolved, it is *open* if its first event is within ``open_horizon_ms`` of the window end,
+    else *stale*. Points per district and city: per category with any incident (open, stale or
+    closed) in the events given, and ``all`` for those districts and every monitored one; 0s
+    included.
+    """
+    first: dict[tuple[str, ...], SafetyEvent] = {}
+    closed: set[tuple[str, str]] = set()
+    for event in sorted(events):
+        if event.time_ms >= window.end_ms:
+            continue
+        if event.event == RESOLVED:
+            if event.incident_id:
+                closed.add((event.city, event.incident_id))
+            continue
+        if event.event in EXCLUDED_EVENTS:
+            continue
+        key: tuple[str, ...] = ((event.city, event.incident_id) if event.incident_id
+                                else (event.city, "", event.device, str(event.time_ms)))
+        first.setdefault(key, event)
+    counts: dict[tuple[str, str, str], list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for city, district in monitored:
+        counts.setdefault((city, district, ALL), [0.0, 0.0])
+    for key, event in first.items():
+        # a category with any incident in the lookback is written, 0 when all are closed, so
+        # that last() over a few hours never shows an earlier window's count
+        counts.setdefault((event.city, event.district, event.event), [0.0, 0.0])
+        counts.setdefault((event.city, event.district, ALL), [0.0, 0.0])
+        if key[1] and (event.city, key[1]) in closed:
+            continue
+        slot = 0 if event.time_ms >= window.end_ms - open_horizon_ms else 1
+        counts[(event.city, event.district, event.event)][slot] += 1
+        counts[(event.city, event.district, ALL)][slot] += 1
+    by_city: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for (city, _district, category), (open_, stale) in counts.items():
+        by_city[(city, category)][0] += open_
+        by_city[(city, category)][1] += stale
+    points = []
+    for (city, district, category), (open_, stale) in sorted(counts.items()):
+        tags = {"window": window.name, "scope": "district", "city": city, "district": district,
+                "event": category}
+        points.append(_incident_point(window, tags, open_, stale))
+    for (city, category), (open_, stale) in sorted(by_city.items()):
+        tags = {"window": window.name, "scope": "city", "city": city, "event": category}
+        points.append(_incident_point(window, tags, open_, stale))
+    return points
+
+
+def _incident_point(window: Window, tags: dict[str, str], open_: float, stale: float) -> Point:
+    point = Point(INCIDENTS_MEASUREMENT, tags, window.start_ms)
+    point.put("open_incidents", open_)
+    point.put("stale_incidents", stale)
+    return point

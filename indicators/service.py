@@ -24,7 +24,14 @@ from indicators.metrics import IndicatorCounters, serve_metrics
 from indicators.noise import noise_points
 from indicators.points import Point, to_lines
 from indicators.rain import rain_points
-from indicators.safety import EXCLUDED_EVENTS, EventCounts, safety_points
+from indicators.safety import (
+    EXCLUDED_EVENTS,
+    INCIDENTS_MEASUREMENT,
+    EventCounts,
+    events_from_series,
+    incident_points,
+    safety_points,
+)
 from indicators.settings import IndicatorSettings, WindowName
 from indicators.uptime import uptime_points
 from indicators.water import siaga_points
@@ -42,7 +49,7 @@ log = logging.getLogger("kota.indicators")
 RUNS_MEASUREMENT = "indicator_runs"
 # Every measurement the service writes per window (for replacing a window's points).
 MEASUREMENTS = ("ispu", "aqi_us", "rain_category", "siaga", "noise_level", "safety_events",
-                "device_uptime", "city_indicators")
+                INCIDENTS_MEASUREMENT, "device_uptime", "city_indicators")
 HOUR_MS = 3_600_000
 PREFETCH_MAX_MS = 8 * 24 * HOUR_MS  # longer recomputes query per window (bounded memory)
 ORDER: tuple[WindowName, ...] = ("1m", "1h", "1d")
@@ -257,6 +264,13 @@ class IndicatorService:
                     float(values.get("events") or 0.0), float(values.get("total") or 0.0))
         monitored = {(d.city, d.district) for d in self.context.registered("safety", city)}
         points += safety_points(window, counts, sorted(monitored), self.context.districts)
+        incidents_from = end - int(self.settings.safety.incident_lookback_h * HOUR_MS)
+        incident_series = await self._query(q.raw_query(
+            "safety", ["incident_id", "count"], incidents_from, end, city,
+            ["city", "district", "device", "event"]))
+        points += incident_points(
+            window, events_from_series(q.rows_by_tags(incident_series)), sorted(monitored),
+            int(self.settings.safety.incident_open_horizon_h * HOUR_MS))
 
         heartbeats = q.rows_by_device(await self._query(
             q.raw_query("status", HEARTBEAT_FIELDS, start, end, city)))

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kota.influx import InfluxSettings
 from kota.logs import LogFormat
@@ -64,6 +64,19 @@ class UptimeSettings(BaseModel):
                                description="Heartbeat device id = measuring device id + suffix")
 
 
+class SafetySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    incident_open_horizon_h: float = Field(
+        default=24, gt=0, le=24 * 31,
+        description="An unresolved incident counts as open for this long after its first "
+                    "event, then as stale (an event without incident_id can never be resolved)")
+    incident_lookback_h: float = Field(
+        default=168, gt=0, le=24 * 92,
+        description="How far back from a window end safety events are read to find incidents "
+                    "(stale ones older than this are no longer counted); >= the open horizon")
+
+
 class IndicatorSettings(BaseModel):
     """Everything ``kota indicators`` needs. Every setting can come from the file or environment."""
 
@@ -101,6 +114,7 @@ class IndicatorSettings(BaseModel):
     rain: RainSettings = Field(default_factory=RainSettings)
     noise: NoiseSettings = Field(default_factory=NoiseSettings)
     uptime: UptimeSettings = Field(default_factory=UptimeSettings)
+    safety: SafetySettings = Field(default_factory=SafetySettings)
     write_batch_points: int = Field(default=5000, ge=1, le=100_000,
                                     description="Points per InfluxDB write")
     metrics_host: str = Field(default="127.0.0.1", description="Prometheus /metrics address")
@@ -118,6 +132,13 @@ class IndicatorSettings(BaseModel):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
+
+    @model_validator(mode="after")
+    def _incident_lookback(self) -> IndicatorSettings:
+        if self.safety.incident_lookback_h < self.safety.incident_open_horizon_h:
+            raise ValueError("safety.incident_lookback_h must be >= "
+                             "safety.incident_open_horizon_h")
+        return self
 
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
