@@ -71,3 +71,11 @@ def test_bench_cli_json_and_output(tmp_path: Path) -> None:
     assert printed["drain"]["lost"] == 0 == stored["drain"]["lost"]
     assert "live" not in printed and "floors" not in printed
     assert printed["targets"][-1]["result"] == "n/a"
+
+
+def test_subscriber_comparison_counts_every_message() -> None:
+    from kota.bench.subscribers import compare_subscribers
+
+    figures = compare_subscribers(2_000, timeout_s=60)
+    assert figures.paho_received == figures.kota_received == 2_000
+    assert figures.paho_seconds > 0 and figures.kota_seconds > 0

@@ -73,3 +73,23 @@ def ingest(messages: int, rate: float, seconds: float, workers: int, skip_live: 
         sys.stdout.write("\n")
     else:
         click.echo(summary_table(result))
+
+
+@bench.command("subscribers")
+@click.option("--messages", type=click.IntRange(1, 5_000_000), default=100_000,
+              show_default=True, help="Backlog queued for each subscriber.")
+def subscribers(messages: int) -> None:
+    """Drain one QoS 1 backlog with a bare paho-mqtt subscriber and with kota.mqtt.
+
+    The measurement behind docs/decisions.md D1: both clients only count and acknowledge.
+    """
+    from kota.bench.subscribers import compare_subscribers
+
+    figures = compare_subscribers(messages)
+    paho = figures.rate(figures.paho_received, figures.paho_seconds)
+    kota = figures.rate(figures.kota_received, figures.kota_seconds)
+    click.echo(f"paho-mqtt subscriber  {figures.paho_received:>9,} in {figures.paho_seconds:6.2f} s"
+               f"  {paho:>10,.0f} msg/s")
+    click.echo(f"kota.mqtt subscriber  {figures.kota_received:>9,} in {figures.kota_seconds:6.2f} s"
+               f"  {kota:>10,.0f} msg/s")
+    click.echo(f"{messages:,} messages each; kota.mqtt / paho = {kota / paho:.1f}x" if paho else "")
