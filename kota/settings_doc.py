@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
+
+
+_PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _is_model(annotation: Any) -> bool:
@@ -26,6 +30,12 @@ def _default_text(field: FieldInfo) -> str:
         return "(secret)"
     if isinstance(value, BaseModel):
         return ""
+    if isinstance(value, Path) and value.is_absolute():
+        # Defaults inside the installed project are shown relative to it, not to this machine.
+        try:
+            return str(value.relative_to(_PROJECT_ROOT))
+        except ValueError:
+            return str(value)
     if hasattr(value, "isoformat"):
         return str(value.isoformat())
     return repr(value) if isinstance(value, str) else str(value)
