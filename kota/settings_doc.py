@@ -8,7 +8,6 @@ from typing import Any
 from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
-
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
