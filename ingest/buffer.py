@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,8 @@ class DiskBuffer:
         self.size_bytes = sum(path.stat().st_size for path in self._files)
         self._next = int(self._files[-1].stem.split("-")[0]) + 1 if self._files else 1
         self.dropped_lines = 0
+        # append (flush loop) and remove (replay loop) run in worker threads at the same time.
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._files)
@@ -43,6 +46,10 @@ class DiskBuffer:
 
     def append(self, body: bytes, lines: int) -> bool:
         """Store a batch durably; False when full and configured for backpressure."""
+        with self._lock:
+            return self._append(body, lines)
+
+    def _append(self, body: bytes, lines: int) -> bool:
         while self.size_bytes + len(body) > self.max_bytes and self._files:
             if not self.drop_oldest:
                 return False
@@ -70,15 +77,17 @@ class DiskBuffer:
         return True
 
     def oldest(self) -> BufferedBatch | None:
-        if not self._files:
-            return None
-        return BufferedBatch(self._files[0], _lines_in(self._files[0]))
+        with self._lock:
+            if not self._files:
+                return None
+            return BufferedBatch(self._files[0], _lines_in(self._files[0]))
 
     def remove(self, batch: BufferedBatch) -> None:
-        if self._files and self._files[0] == batch.path:
-            self._files.pop(0)
-            self.size_bytes -= batch.path.stat().st_size
-            batch.path.unlink()
+        with self._lock:
+            if batch.path in self._files:  # drop_oldest may have removed it meanwhile
+                self._files.remove(batch.path)
+                self.size_bytes -= batch.path.stat().st_size
+                batch.path.unlink()
 
 
 def _lines_in(path: Path) -> int:

@@ -27,9 +27,21 @@ class DeadLetter:
     detail: str
     payload: bytes
     index: int | None = None
+    # Later rejections of one array payload point back instead of copying it again.
+    include_payload: bool = True
+    # A batch InfluxDB refused is kept whole: it was acknowledged, so this is its only copy.
+    keep_whole: bool = False
 
     def record(self) -> dict[str, object]:
-        data = self.payload[:KEEP_PAYLOAD_BYTES]
+        if not self.include_payload:
+            record_: dict[str, object] = {
+                "received_ms": self.received_ms, "topic": self.topic, "reason": self.reason,
+                "detail": self.detail, "payload_bytes": len(self.payload),
+                "payload_in_previous_record": True}
+            if self.index is not None:
+                record_["index"] = self.index
+            return record_
+        data = self.payload if self.keep_whole else self.payload[:KEEP_PAYLOAD_BYTES]
         try:
             text: str | None = data.decode("utf-8")
         except UnicodeDecodeError:
@@ -44,19 +56,30 @@ class DeadLetter:
             record["payload"] = text
         else:
             record["payload_b64"] = base64.b64encode(data).decode("ascii")
-        if len(self.payload) > KEEP_PAYLOAD_BYTES:
+        if len(data) < len(self.payload):
             record["truncated"] = True
         return record
 
 
 class DeadLetterStore:
+    """Files ``deadletter-YYYYMMDD-NNN.jsonl``; a new part starts at an eighth of the limit,
+    so the oldest part can be removed when the store is over ``max_bytes`` (counted, logged)."""
+
     def __init__(self, folder: Path, max_bytes: int) -> None:
         self.folder, self.max_bytes = folder, max_bytes
+        self.part_bytes = max(1, max_bytes // 8)
         folder.mkdir(parents=True, exist_ok=True)
         self.dropped_records = 0
 
+    def _current_file(self, day: str) -> Path:
+        parts = sorted(self.folder.glob(f"deadletter-{day}-*.jsonl"))
+        if parts and parts[-1].stat().st_size < self.part_bytes:
+            return parts[-1]
+        number = int(parts[-1].stem.rsplit("-", 1)[1]) + 1 if parts else 1
+        return self.folder / f"deadletter-{day}-{number:03d}.jsonl"
+
     def append(self, letters: list[DeadLetter], day: str) -> None:
-        path = self.folder / f"deadletter-{day}.jsonl"
+        path = self._current_file(day)
         with path.open("ab") as handle:
             handle.write(b"".join(orjson.dumps(letter.record()) + b"\n" for letter in letters))
             handle.flush()

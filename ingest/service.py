@@ -34,6 +34,8 @@ Burst = tuple[int, int, list[Message]]  # (connection generation, received ms, m
 DEADLETTER_MEASUREMENT = "kota_deadletter"
 STATS_MEASUREMENT = "kota_ingest"
 DEADLETTER_EXCERPT_CHARS = 512
+# Stop reading from the broker while this much payload waits (besides four batches' count).
+PAUSE_ABOVE_BYTES = 64 * 2**20
 
 
 @dataclass
@@ -67,6 +69,7 @@ class IngestService:
             receive_maximum=mqtt.receive_maximum, on_state=self._on_mqtt_state)
         self._pending: list[Burst] = []
         self._pending_count = 0
+        self._pending_bytes = 0
         # Read from the broker only while at most a few batches wait: bounded memory.
         self._pause_above = settings.batch_max_points * 4
         self._wakeup = asyncio.Event()
@@ -79,12 +82,14 @@ class IngestService:
         was_empty = not self._pending_count
         self._pending.append((generation, time.time_ns() // 1_000_000, messages))
         self._pending_count += len(messages)
+        self._pending_bytes += sum(len(payload) for _, _, payload in messages)
         self.counters.received += len(messages)
         self.counters.pending = self._pending_count
         # Wake the flush loop to start the batch timer, and again when a batch is full.
         if was_empty or self._pending_count >= self.settings.batch_max_points:
             self._wakeup.set()
-        if self._pending_count >= self._pause_above and not self.subscriber.paused:
+        if ((self._pending_count >= self._pause_above
+             or self._pending_bytes >= PAUSE_ABOVE_BYTES) and not self.subscriber.paused):
             self.subscriber.pause()
 
     def _on_mqtt_state(self, connected: bool) -> None:
@@ -93,7 +98,7 @@ class IngestService:
             # Packet ids of a closed connection cannot be acknowledged; the broker will
             # redeliver these messages to the resumed session, so drop our copies.
             dropped = sum(len(messages) for _, _, messages in self._pending)
-            self._pending, self._pending_count = [], 0
+            self._pending, self._pending_count, self._pending_bytes = [], 0, 0
             self.counters.pending = 0
             log.info("connection lost with %d messages not yet stored; the broker redelivers "
                      "them", dropped)
@@ -191,8 +196,11 @@ class IngestService:
                 self._pending[0] = (generation, received_ms, messages[room:])
                 count += room
         self._pending_count -= count
+        self._pending_bytes -= sum(len(payload) for _, _, messages in taken
+                                   for _, _, payload in messages)
         self.counters.pending = self._pending_count
-        if self.subscriber.paused and self._pending_count < self._pause_above // 2:
+        if (self.subscriber.paused and self._pending_count < self._pause_above // 2
+                and self._pending_bytes < PAUSE_ABOVE_BYTES // 2):
             self.subscriber.resume()
         return taken
 
@@ -210,9 +218,10 @@ class IngestService:
                 parsed = parse(topic, payload, received_ms)
                 if parsed.lines:
                     lines.extend(parsed.lines)
-                for rejection in parsed.rejections:
+                for number, rejection in enumerate(parsed.rejections):
                     letters.append(DeadLetter(received_ms, topic, rejection.reason,
-                                              rejection.detail, payload, rejection.index))
+                                              rejection.detail, payload, rejection.index,
+                                              include_payload=number == 0))
                 ack_list.append(packet_id)
         return batch
 
@@ -229,13 +238,19 @@ class IngestService:
     async def _store_deadletters(self, letters: list[DeadLetter], lines: list[str]) -> None:
         day = time.strftime("%Y%m%d", time.gmtime(letters[0].received_ms / 1000))
         await asyncio.to_thread(self.deadletters.append, letters, day)
+        # One kota_deadletter point per message and reason (count = rejected elements), so a
+        # 1,000-element array of garbage is one point, not a thousand.
+        grouped: dict[tuple[str, int, int, str], list[DeadLetter]] = {}
         for letter in letters:
             self.counters.reject(letter.reason)
-            if self.settings.deadletter.to_influx:
-                lines.append(self._deadletter_line(letter))
+            key = (letter.topic, letter.received_ms, id(letter.payload), letter.reason)
+            grouped.setdefault(key, []).append(letter)
+        if self.settings.deadletter.to_influx:
+            for group in grouped.values():
+                lines.append(self._deadletter_line(group[0], len(group)))
         log.debug("dead-lettered %d messages", len(letters))
 
-    def _deadletter_line(self, letter: DeadLetter) -> str:
+    def _deadletter_line(self, letter: DeadLetter, count: int = 1) -> str:
         parts = letter.topic.split("/")
         kind = parts[2] if len(parts) == 4 and parts[2] else "unknown"
         device = parts[3] if len(parts) == 4 and parts[3] else "unknown"
@@ -248,7 +263,7 @@ class IngestService:
         if len(self._last_deadletter_ms) > 10_000:
             self._last_deadletter_ms.clear()
         excerpt = letter.payload[:DEADLETTER_EXCERPT_CHARS].decode("utf-8", "replace")
-        return build_line(series, {"count": 1.0, "detail": letter.detail[:500],
+        return build_line(series, {"count": float(count), "detail": letter.detail[:500],
                                    "payload": excerpt}, timestamp)
 
     async def _store(self, lines: list[str], stop: asyncio.Event) -> bool:
@@ -289,7 +304,7 @@ class IngestService:
             log.error("InfluxDB refused points: %s. The batch is kept in the dead-letter store",
                       exc)
             letter = DeadLetter(time.time_ns() // 1_000_000, "", "influx_refused", str(exc),
-                                body)
+                                body, keep_whole=True)
             await asyncio.to_thread(self.deadletters.append, [letter],
                                     time.strftime("%Y%m%d", time.gmtime()))
 
@@ -303,12 +318,24 @@ class IngestService:
                 await self._replay_wakeup.wait()
                 continue
             try:
-                await self._write(await asyncio.to_thread(batch.read), batch.lines)
+                body = await asyncio.to_thread(batch.read)
+            except FileNotFoundError:
+                continue  # dropped meanwhile (buffer.when_full: drop_oldest), counted there
+            try:
+                await self._write(body, batch.lines)
             except InfluxUnavailable as exc:
                 self.counters.influx_up = False
                 delay = backoff.next_delay()
                 log.info("InfluxDB still unavailable (%s); %d batches wait on disk; next try in "
                          "%.1f s", exc, len(self.buffer), delay)
+                await sleep_or_stop(stop, delay)
+                continue
+            except Exception:
+                # The replay task must outlive any error, or nothing would be written directly
+                # again: log, wait, try the same batch again.
+                delay = backoff.next_delay()
+                log.exception("unexpected error while replaying %s; next try in %.1f s",
+                              batch.path.name, delay)
                 await sleep_or_stop(stop, delay)
                 continue
             backoff.reset()

@@ -143,7 +143,11 @@ class InfluxClient:
             raise InfluxUnavailable(f"InfluxDB unreachable: {exc}") from None
         if response.status_code >= 500:
             raise InfluxUnavailable(f"query failed: HTTP {response.status_code}")
-        data = response.json()
+        try:
+            data = response.json()
+        except ValueError:  # e.g. a proxy's HTML error page
+            raise InfluxUnavailable(f"query answered HTTP {response.status_code} without "
+                                    "JSON; is influx.url an InfluxDB?") from None
         if "error" in data:
             raise InfluxDataError(data["error"])
         results = data.get("results") or [{}]

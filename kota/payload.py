@@ -139,6 +139,9 @@ class MessageParser:
         self.registry = registry or Registry()
         self.rules = rules or ParseRules()
         self._routes: dict[str, _Route | _Reject] = {}
+        # Last receive-time timestamp given per series: readings without ts that arrive in
+        # the same millisecond (a backlog in one TCP read, an array) must not share a point.
+        self._last_receive_ms: dict[str, int] = {}
 
     def set_registry(self, registry: Registry) -> None:
         self.registry = registry
@@ -321,6 +324,13 @@ class MessageParser:
         series = route.series
         if tag_values:
             series = series_key(table.measurement, [*route.tags.items(), *tag_values.items()])
+        if ts_from_receive:
+            last_ms = self._last_receive_ms.get(series)
+            if last_ms is not None and timestamp_ms <= last_ms:
+                timestamp_ms = last_ms + 1
+            if len(self._last_receive_ms) > 100_000:  # bounded; a cleared entry only matters
+                self._last_receive_ms.clear()  # for two readings in one millisecond
+            self._last_receive_ms[series] = timestamp_ms
         return f"{series} {','.join(formatted)} {timestamp_ms}"
 
     def _timestamp_ms(self, value: object, received_ms: int) -> int:

@@ -179,10 +179,14 @@ def split_packets(buffer: bytearray, messages: list[Message],
                     decoded = decode_varint(buffer, cursor)
                     assert decoded is not None  # the whole packet is in the buffer
                     cursor = decoded[1] + decoded[0]
+                if cursor > end:  # lengths inside the packet point past its end
+                    raise ProtocolError("malformed PUBLISH: topic or properties overrun")
                 messages.append((packet_id, topic, bytes(view[cursor:end])))
             else:
                 control.append((packet_type, first & 0x0F, bytes(view[cursor:end])))
             pos = end
         return pos
+    except IndexError:
+        raise ProtocolError("malformed packet: shorter than its own fields") from None
     finally:
         view.release()

@@ -198,8 +198,9 @@ class Subscriber:
         protocol = self._protocol
         self._protocol = None
         self.generation += 1
-        if self.connected:
-            self._set_connected(False)
+        # Tell the owner on every close, also one between CONNACK and SUBACK: messages a
+        # resumed session delivered meanwhile can no longer be acknowledged.
+        self._set_connected(False)
         if protocol and protocol.transport and not protocol.transport.is_closing():
             protocol.transport.close()
 
