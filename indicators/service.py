@@ -343,12 +343,14 @@ class IndicatorService:
                     report = await self.run_once()
                     if (self.settings.refresh_h and time.monotonic() - last_refresh
                             >= self.settings.refresh_interval_s):
-                        last_refresh = time.monotonic()
                         now_ms = int(time.time() * 1000)
                         refreshed = await self.recompute(
                             now_ms - int(self.settings.refresh_h * HOUR_MS),
                             now_ms - int(self.settings.lateness_s * 1000), ("1h", "1d"),
                             replace=True)
+                        # Only a refresh that went through counts: a failed one (its window
+                        # may be deleted but not yet rewritten) is tried again next pass.
+                        last_refresh = time.monotonic()
                         log.info("refreshed %d recent windows (late readings)",
                                  len(refreshed.windows))
                     self.counters.influx_up = True

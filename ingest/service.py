@@ -70,6 +70,7 @@ class IngestService:
         self._pending: list[Burst] = []
         self._pending_count = 0
         self._pending_bytes = 0
+        self._stopping = False
         # Read from the broker only while at most a few batches wait: bounded memory.
         self._pause_above = settings.batch_max_points * 4
         self._wakeup = asyncio.Event()
@@ -143,6 +144,11 @@ class IngestService:
         in_flight: asyncio.Task[None] | None = None
         try:
             while True:
+                if stop.is_set() and not self._stopping:
+                    # Store what has arrived, but stop reading: a resumed backlog is left with
+                    # the broker instead of being drained before we may exit.
+                    self._stopping = True
+                    self.subscriber.pause()
                 if not self._pending_count:
                     self._wakeup.clear()
                     if stop.is_set():
@@ -199,7 +205,8 @@ class IngestService:
         self._pending_bytes -= sum(len(payload) for _, _, messages in taken
                                    for _, _, payload in messages)
         self.counters.pending = self._pending_count
-        if (self.subscriber.paused and self._pending_count < self._pause_above // 2
+        if (self.subscriber.paused and not self._stopping
+                and self._pending_count < self._pause_above // 2
                 and self._pending_bytes < PAUSE_ABOVE_BYTES // 2):
             self.subscriber.resume()
         return taken
