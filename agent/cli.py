@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -143,7 +144,7 @@ def run(config_path: Path, log_level: str) -> None:
     logging.Formatter.converter = time.gmtime
     try:
         agent = Agent(config)
-    except OSError as exc:  # state_dir missing or not writable, disk full
+    except (OSError, sqlite3.Error) as exc:  # state_dir not writable, disk full, bad queue
         click.echo(f"error: state_dir {config.agent.state_dir}: {exc}", err=True)
         sys.exit(2)
     for sig in (signal.SIGTERM, signal.SIGINT):

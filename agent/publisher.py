@@ -108,6 +108,9 @@ class Publisher:
                 self.stats.last_error = f"{type(exc).__name__}: {exc}"
                 log.warning("MQTT %s:%s: %s", self.config.host, self.config.port,
                             self.stats.last_error)
+            except Exception as exc:  # e.g. sqlite3.Error from the queue: retry, never end
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("publisher session failed")
             self.stats.connected = False
             if stop.is_set():
                 break

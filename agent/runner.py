@@ -141,6 +141,8 @@ class Agent:
                     backoff = 1.0
                 except Exception as exc:  # hardware absent, permission, bad port…
                     log.error("%s: cannot open: %s (retry in %.0f s)", label, exc, backoff)
+                    if driver is not None:  # release what a half-done open claimed (pins, port)
+                        self._close(driver, label)
                     driver = None
                     self.stop_event.wait(backoff)
                     backoff = min(backoff * 2, 300)
@@ -150,8 +152,8 @@ class Agent:
             next_read += sensor.interval_s
             if next_read < time.monotonic():
                 next_read = time.monotonic() + sensor.interval_s
-            self.share_context(driver)
             try:
+                self.share_context(driver)
                 readings = driver.read()
                 self.read_errors[label] = 0
             except Exception as exc:

@@ -218,3 +218,23 @@ def test_ultrasonic_uses_the_agents_measured_air_temperature(factory: MockFactor
     finally:
         driver.close()
         agent.queue.close()
+
+
+def test_a_flood_of_presses_beyond_the_pending_limit_is_counted_not_lost(
+        factory: MockFactory) -> None:
+    driver = GpioEvent(EventConfig(driver="gpio_event", pin=7, event="panic", hold_s=1))
+    driver.max_pending = 3
+    driver.open()
+    pin = factory.pin(7)
+    clock = ClockedPin.clock
+    try:
+        for press in range(5):  # five presses, 2 s apart: all past hold_s
+            clock.now = 5000.0 + 2 * press
+            pin.drive_low()
+            clock.now += 0.5
+            pin.drive_high()
+        readings = driver.read()
+    finally:
+        driver.close()
+    assert len(readings) == 3
+    assert sum(float(r.fields["count"]) for r in readings) == 5.0

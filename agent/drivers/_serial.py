@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
-__all__ = ["FrameScanner", "open_serial", "read_frames"]
+__all__ = ["FrameScanner", "SerialDriver", "open_serial", "read_frames"]
 
 
 class FrameScanner:
@@ -77,6 +77,28 @@ def open_serial(port: str, baudrate: int) -> Any:
 
     return serial.Serial(port, baudrate=baudrate, bytesize=8, parity="N", stopbits=1,
                          timeout=0.1, write_timeout=2)
+
+
+class SerialDriver:
+    """Port handling of the duty-cycled UART drivers: send a command; on close, put the sensor
+    to sleep (``sleep_command``) when duty cycling, then release the port."""
+
+    config: Any  # the driver's Config, with ``duty_cycle``
+    sleep_command: ClassVar[bytes]
+    _port: Any
+
+    def _send(self, data: bytes) -> None:
+        self._port.write(data)
+        self._port.flush()
+
+    def close(self) -> None:
+        if self._port is not None:
+            try:
+                if self.config.duty_cycle:
+                    self._send(self.sleep_command)
+            finally:
+                self._port.close()
+                self._port = None
 
 
 def read_frames(port: Any, scanner: FrameScanner, wanted: int, timeout_s: float,

@@ -41,6 +41,26 @@ def _client(client_id: str) -> mqtt.Client:
     return client
 
 
+class _AckCounter:
+    """paho ``on_publish``: counts acknowledged messages (the loop thread writes, we read)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, _c: mqtt.Client, _u: object, _mid: int, _rc: object, _p: object) -> None:
+        self.count += 1
+
+
+def _publisher(client_id: str, port: int) -> tuple[mqtt.Client, _AckCounter]:
+    """A connected QoS 1 publisher with its network loop running, and its PUBACK count."""
+    client = _client(client_id)
+    acks = _AckCounter()
+    client.on_publish = acks
+    client.connect(HOST, port, keepalive=30)
+    client.loop_start()
+    return client, acks
+
+
 def _session_properties(expiry_s: int) -> Properties:
     properties = Properties(PacketTypes.CONNECT)
     properties.SessionExpiryInterval = expiry_s
@@ -51,16 +71,7 @@ def _session_properties(expiry_s: int) -> Properties:
 def _publish_part(port: int, part: int, parts: int, count: int, base_ms: int,
                   timeout_s: float) -> int:
     """Publish messages part, part + parts, ... of the backlog; return how many were acked."""
-    client = _client(f"kota-bench-publisher-{part}")
-    acked = 0
-
-    def on_publish(_c: mqtt.Client, _u: object, _mid: int, _rc: object, _p: object) -> None:
-        nonlocal acked
-        acked += 1
-
-    client.on_publish = on_publish
-    client.connect(HOST, port, keepalive=30)
-    client.loop_start()
+    client, acks = _publisher(f"kota-bench-publisher-{part}", port)
     sent = 0
     deadline = time.monotonic() + timeout_s
     try:
@@ -68,13 +79,13 @@ def _publish_part(port: int, part: int, parts: int, count: int, base_ms: int,
             client.publish(topic, payload, qos=1)
             sent += 1
             if sent % 500 == 0:
-                while sent - acked > WINDOW and time.monotonic() < deadline:
+                while sent - acks.count > WINDOW and time.monotonic() < deadline:
                     time.sleep(0.001)
             if time.monotonic() > deadline:
                 break
-        while acked < sent and time.monotonic() < deadline:
+        while acks.count < sent and time.monotonic() < deadline:
             time.sleep(0.01)
-        return acked
+        return acks.count
     finally:
         client.disconnect()
         client.loop_stop()
@@ -175,16 +186,7 @@ def _live_part(port: int, kind_index: int, total: int, seconds: float, tick_s: f
     ``records``; at the end
     ("done", kind_index, sent, acked, elapsed_s, behind_max, cpu_s).
     """
-    client = _client(f"kota-bench-live-{kind_index}")
-    acked = 0
-
-    def on_publish(_c: mqtt.Client, _u: object, _mid: int, _rc: object, _p: object) -> None:
-        nonlocal acked
-        acked += 1
-
-    client.on_publish = on_publish
-    client.connect(HOST, port, keepalive=30)
-    client.loop_start()
+    client, acks = _publisher(f"kota-bench-live-{kind_index}", port)
     rng = random.Random(100 + kind_index)
     rate = total / seconds
     sent = behind_max = 0
@@ -197,7 +199,7 @@ def _live_part(port: int, kind_index: int, total: int, seconds: float, tick_s: f
                 break
             due = min(total, int(elapsed * rate) + 1)
             behind_max = max(behind_max, due - sent)
-            if sent - acked > WINDOW:  # the broker stopped acknowledging: wait
+            if sent - acks.count > WINDOW:  # the broker stopped acknowledging: wait
                 time.sleep(tick_s)
                 continue
             batch: list[int] = []
@@ -214,12 +216,12 @@ def _live_part(port: int, kind_index: int, total: int, seconds: float, tick_s: f
             time.sleep(max(0.0, next_tick - time.perf_counter()))
         elapsed = time.perf_counter() - started
         deadline = time.monotonic() + 30
-        while acked < sent and time.monotonic() < deadline:
+        while acks.count < sent and time.monotonic() < deadline:
             time.sleep(0.01)
     finally:
         client.disconnect()
         client.loop_stop()
-    records.put(("done", kind_index, sent, acked, elapsed, behind_max, time.process_time()))
+    records.put(("done", kind_index, sent, acks.count, elapsed, behind_max, time.process_time()))
 
 
 @dataclass

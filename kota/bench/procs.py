@@ -6,6 +6,7 @@ Only processes started here are signalled, always by PID.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -201,7 +202,8 @@ class IngestRunner:
         stop_process(process, timeout_s)
         for pid in self.worker_pids:  # workers left behind by a killed launcher
             if _is_ingest(pid):
-                os.kill(pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):  # it exited meanwhile
+                    os.kill(pid, signal.SIGKILL)
         self.worker_pids = []
         return process.returncode
 

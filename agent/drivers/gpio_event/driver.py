@@ -48,7 +48,7 @@ class GpioEvent:
     def __init__(self, config: Config) -> None:
         self.config = config
         self._input: Any = None
-        self._events: list[float] = []
+        self._events: list[list[float]] = []  # [time s, count]
         self._last: Any = None
         self._lock = threading.Lock()
         self.ignored = 0
@@ -68,7 +68,9 @@ class GpioEvent:
                 return
             self._last = ticks
             if len(self._events) < self.max_pending:
-                self._events.append(time.time())
+                self._events.append([time.time(), 1.0])
+            else:  # never lose a press: a flood of events is folded into the last one's count
+                self._events[-1][1] += 1.0
 
     def read(self) -> list[Reading]:
         if self._input is None:
@@ -77,8 +79,8 @@ class GpioEvent:
             events, self._events = self._events, []
         extra: dict[str, float | bool | str] = (
             {"message": self.config.message} if self.config.message else {})
-        return [Reading(self.kind, {"event": self.config.event, "count": 1.0, **extra}, ts=ts)
-                for ts in events]
+        return [Reading(self.kind, {"event": self.config.event, "count": count, **extra}, ts=ts)
+                for ts, count in events]
 
     def close(self) -> None:
         if self._input is not None:

@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from agent.drivers._serial import FrameScanner, open_serial, read_frames
+from agent.drivers._serial import FrameScanner, SerialDriver, open_serial, read_frames
 from agent.drivers.base import Limits, Reading, SensorConfig, SensorError
 
 __all__ = ["PASSIVE", "READ", "SLEEP", "WAKE", "Config", "Pms5003", "PmsFrames", "decode"]
@@ -71,8 +71,9 @@ def decode(frame: bytes, values: str = "atmospheric") -> dict[str, float]:
             "pm10": float(words[first + 2])}
 
 
-class Pms5003:
+class Pms5003(SerialDriver):
     kind: ClassVar[str] = "air"
+    sleep_command: ClassVar[bytes] = SLEEP
     # Plantower: range 0–500 µg/m³ effective, ≥ 1000 maximum (standards.md §6); beyond 1000 the
     # value is a fault.
     limits: ClassVar[Limits] = {"pm1": (0.0, 1000.0), "pm25": (0.0, 1000.0),
@@ -88,10 +89,6 @@ class Pms5003:
         self._send(PASSIVE)
         if self.config.duty_cycle:
             self._send(SLEEP)
-
-    def _send(self, data: bytes) -> None:
-        self._port.write(data)
-        self._port.flush()
 
     def read(self) -> list[Reading]:
         if self._port is None:
@@ -122,12 +119,3 @@ class Pms5003:
         return [Reading(self.kind, {
             name: round(sum(v[name] for v in values) / len(values), 1)
             for name in ("pm1", "pm25", "pm10")})]
-
-    def close(self) -> None:
-        if self._port is not None:
-            try:
-                if self.config.duty_cycle:
-                    self._send(SLEEP)
-            finally:
-                self._port.close()
-                self._port = None

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from agent.drivers._serial import FrameScanner, open_serial, read_frames
+from agent.drivers._serial import FrameScanner, SerialDriver, open_serial, read_frames
 from agent.drivers.base import Limits, Reading, SensorConfig, SensorError
 
 __all__ = ["Config", "Sds011", "Sds011Frames", "command", "decode"]
@@ -65,8 +65,9 @@ def work_command(mode: int) -> bytes:
     return command(0x06, bytes([0x01, mode]))
 
 
-class Sds011:
+class Sds011(SerialDriver):
     kind: ClassVar[str] = "air"
+    sleep_command: ClassVar[bytes] = work_command(SLEEP)
     # Datasheet output range 0.0–999.9 µg/m³ (standards.md §6); frames can carry up to 6553.5.
     limits: ClassVar[Limits] = {"pm25": (0.0, 999.9), "pm10": (0.0, 999.9)}
 
@@ -79,10 +80,6 @@ class Sds011:
         self._port = open_serial(self.config.port, 9600)
         if self.config.duty_cycle:
             self._send(work_command(SLEEP))
-
-    def _send(self, data: bytes) -> None:
-        self._port.write(data)
-        self._port.flush()
 
     def read(self) -> list[Reading]:
         if self._port is None:
@@ -108,12 +105,3 @@ class Sds011:
         return [Reading(self.kind, {
             name: round(sum(v[name] for v in values) / len(values), 1)
             for name in ("pm25", "pm10")})]
-
-    def close(self) -> None:
-        if self._port is not None:
-            try:
-                if self.config.duty_cycle:
-                    self._send(work_command(SLEEP))
-            finally:
-                self._port.close()
-                self._port = None
