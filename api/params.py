@@ -48,7 +48,6 @@ DistrictQuery = Annotated[str | None, Query(pattern=DISTRICT_PATTERN,
                                             description="Only this district (kecamatan)")]
 CityQuery = Annotated[str | None, Query(pattern=CITY_PATTERN, description="Only this city")]
 KindQuery = Annotated[KindName | None, Query(description="Only this sensor kind")]
-FieldName = Annotated[str, Query(pattern=FIELD_PATTERN)]
 
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 

@@ -52,9 +52,6 @@ class Context:
     districts: dict[str, District] = field(default_factory=dict)
     status_suffix: str = "-status"
 
-    def device(self, device_id: str) -> Device | None:
-        return self.registry.get(device_id)
-
     def param(self, device_id: str, name: str) -> str | None:
         device = self.registry.get(device_id)
         if device is None or name not in device.params:

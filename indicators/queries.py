@@ -2,7 +2,7 @@
 
 Every identifier goes through ``quote_ident`` and every string through ``quote_literal``; times
 are integers (nanoseconds) formatted by us, so no setting, tag or device id can change a
-statement. The builders are pure (tested without InfluxDB); ``fetch_*`` run them.
+statement. The builders are pure (tested without InfluxDB); the service runs them.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kota.influx import InfluxClient, quote_ident, quote_literal
+from kota.influx import quote_ident, quote_literal
 
 __all__ = [
     "AIR_PARAMETERS",
@@ -20,7 +20,6 @@ __all__ = [
     "Sample",
     "aggregate_query",
     "delete_window_query",
-    "fetch",
     "hourly_aggregate_query",
     "ispu_ranks_query",
     "last_run_query",
@@ -33,6 +32,7 @@ __all__ = [
 
 AIR_PARAMETERS = ("pm25", "pm10", "so2", "co", "o3", "no2", "hc")
 DEVICE_TAGS = ("city", "district", "device")
+AGGREGATES = frozenset({"mean", "sum", "count", "max", "min", "last"})
 
 
 @dataclass(frozen=True, order=True)
@@ -64,6 +64,16 @@ def _group(tags: Iterable[str]) -> str:
     return ", ".join(quote_ident(tag) for tag in tags)
 
 
+def _selections(aggregates: Sequence[tuple[str, str, str]]) -> str:
+    """``fn(field) AS alias, ...`` for (function, field, alias); functions from a fixed set."""
+    selections = []
+    for function, field, alias in aggregates:
+        if function not in AGGREGATES:
+            raise ValueError(f"aggregate {function!r} not allowed")
+        selections.append(f"{function}({quote_ident(field)}) AS {quote_ident(alias)}")
+    return ", ".join(selections)
+
+
 def hourly_aggregate_query(measurement: str, aggregates: Sequence[tuple[str, str, str]],
                            start_ms: int, end_ms: int, city: str | None,
                            tags: Sequence[str] = DEVICE_TAGS, bucket: str = "1h",
@@ -72,15 +82,9 @@ def hourly_aggregate_query(measurement: str, aggregates: Sequence[tuple[str, str
 
     ``aggregates`` are (function, field, alias); the function must be one of a fixed set.
     """
-    allowed = {"mean", "sum", "count", "max", "min", "last"}
     if bucket not in {"1m", "1h", "1d"} and not (bucket.endswith("s") and bucket[:-1].isdigit()):
         raise ValueError(f"bucket {bucket!r} is not a duration we use")
-    selections = []
-    for function, field, alias in aggregates:
-        if function not in allowed:
-            raise ValueError(f"aggregate {function!r} not allowed")
-        selections.append(f"{function}({quote_ident(field)}) AS {quote_ident(alias)}")
-    return (f"SELECT {', '.join(selections)} FROM {quote_ident(measurement)} "
+    return (f"SELECT {_selections(aggregates)} FROM {quote_ident(measurement)} "
             f"WHERE {_where(start_ms, end_ms, city, equals)} "
             f"GROUP BY time({bucket}), {_group(tags)} fill(none)")
 
@@ -89,12 +93,7 @@ def aggregate_query(measurement: str, aggregates: Sequence[tuple[str, str, str]]
                     start_ms: int, end_ms: int, city: str | None,
                     tags: Sequence[str]) -> str:
     """Aggregates over the whole range per tag set (no time buckets)."""
-    selections = []
-    for function, field, alias in aggregates:
-        if function not in {"mean", "sum", "count", "max", "min", "last"}:
-            raise ValueError(f"aggregate {function!r} not allowed")
-        selections.append(f"{function}({quote_ident(field)}) AS {quote_ident(alias)}")
-    return (f"SELECT {', '.join(selections)} FROM {quote_ident(measurement)} "
+    return (f"SELECT {_selections(aggregates)} FROM {quote_ident(measurement)} "
             f"WHERE {_where(start_ms, end_ms, city)} GROUP BY {_group(tags)}")
 
 
@@ -155,6 +154,3 @@ def rows_by_tags(series: list[dict[str, Any]]) -> list[tuple[dict[str, str], lis
         out.append((dict(one.get("tags") or {}), samples))
     return out
 
-
-async def fetch(client: InfluxClient, influxql: str) -> list[dict[str, Any]]:
-    return await client.query(influxql)

@@ -47,12 +47,11 @@ def safety_points(window: Window, counts: EventCounts,
     for city, district in monitored:  # a quiet monitored district counts 0
         by_district.setdefault((city, district, ALL), [0.0, 0.0])
     by_city: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0])
-    city_population: dict[str, float | None] = {}
     for (city, _district, event), (events, total) in by_district.items():
         by_city[(city, event)][0] += events
         by_city[(city, event)][1] += total
-    for city, _ in by_city:
-        city_population.setdefault(city, _city_population(districts))
+    # The district table has no city column: every city's population is the table's total.
+    population = _city_population(districts)
     points = []
     for (city, district, event), (events, total) in sorted(by_district.items()):
         point = Point("safety_events", {"window": window.name, "scope": "district",
@@ -70,7 +69,7 @@ def safety_points(window: Window, counts: EventCounts,
         point.put("events", events)
         point.put("count", total)
         if window.name == "1d":
-            point.put("per_100k", per_100k(events, city_population.get(city)))
+            point.put("per_100k", per_100k(events, population))
         points.append(point)
     return points
 

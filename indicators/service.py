@@ -35,7 +35,7 @@ from indicators.safety import (
 from indicators.settings import IndicatorSettings, WindowName
 from indicators.uptime import uptime_points
 from indicators.water import siaga_points
-from indicators.windows import WINDOW_MS, Window, closed_windows, windows_between
+from indicators.windows import Window, closed_windows, next_start, windows_between
 from kota.aio import sleep_or_stop
 from kota.indices.siaga import load_gauges
 from kota.influx import InfluxClient, InfluxDataError, InfluxUnavailable
@@ -69,7 +69,9 @@ def _hourly_air(series: list[dict[str, Any]]) -> Hourly:
     for key, rows in q.rows_by_device(series).items():
         hours = hourly.setdefault(key, {})
         for time_ms, values in rows:
-            clean = {p: float(v) for p, v in values.items() if v is not None}
+            # Ingest refuses negative concentrations, another writer might not: one would make
+            # kota.indices raise and stop every later window at this one.
+            clean = {p: float(v) for p, v in values.items() if v is not None and v >= 0}
             if clean:
                 hours[time_ms] = clean
     return hourly
@@ -109,9 +111,7 @@ class IndicatorService:
             return None
         if not series or not series[0].get("values"):
             return None
-        start = int(series[0]["values"][0][0])
-        return start + WINDOW_MS[name] if name != "1d" else windows_between(
-            name, start, start + 2 * WINDOW_MS[name], self.zone, 1)[0].end_ms
+        return next_start(name, int(series[0]["values"][0][0]), self.zone)
 
     # -- passes --------------------------------------------------------------------------------
     async def run_once(self, now_ms: int | None = None) -> PassReport:

@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo
 
 from indicators.settings import WindowName
 
-__all__ = ["WINDOW_MS", "Window", "closed_windows", "floor_start", "windows_between"]
+__all__ = ["WINDOW_MS", "Window", "closed_windows", "floor_start", "next_start",
+           "windows_between"]
 
 WINDOW_MS: dict[str, int] = {"1m": 60_000, "1h": 3_600_000, "1d": 86_400_000}
 
@@ -43,7 +44,8 @@ def floor_start(name: WindowName, ms: int, zone: ZoneInfo) -> int:
     return ms - ms % size
 
 
-def _next_start(name: WindowName, start_ms: int, zone: ZoneInfo) -> int:
+def next_start(name: WindowName, start_ms: int, zone: ZoneInfo) -> int:
+    """Start of the window after the one that starts at ``start_ms`` (its end)."""
     if name != "1d":
         return start_ms + WINDOW_MS[name]
     local = datetime.fromtimestamp(start_ms / 1000, zone)
@@ -59,7 +61,7 @@ def windows_between(name: WindowName, since_ms: int, until_ms: int, zone: ZoneIn
     windows: list[Window] = []
     start = floor_start(name, since_ms, zone)
     while len(windows) < limit:
-        end = _next_start(name, start, zone)
+        end = next_start(name, start, zone)
         if end > until_ms:
             break
         windows.append(Window(start, end, name))

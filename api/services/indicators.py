@@ -5,13 +5,12 @@ recent points, else computed here from the raw readings with the pure functions 
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from typing import Any, Literal
 
 from api.schemas import IspuPublic, IspuResponse, SiagaPublic, SiagaResponse
-from api.services.readings import Filters, ms_to_datetime
+from api.services.readings import Filters, finite_number, ms_to_datetime
 from kota.indices.ispu import average_for_ispu, station_ispu
 from kota.indices.siaga import (
     hours_to_next_threshold,
@@ -46,15 +45,9 @@ def _rows(series: dict[str, Any]) -> list[dict[str, Any]]:
             for values in series.get("values") or []]
 
 
-def _float(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
 def _concentration(value: Any) -> float | None:
     """A usable concentration: ingest refuses negatives, but another writer might not."""
-    number = _float(value)
+    number = finite_number(value)
     return number if number is not None and number >= 0 else None
 
 
@@ -87,15 +80,16 @@ class IndicatorsService:
         for series in await self.influx.query(query):
             for row in _rows(series)[:1]:
                 sub = {key.removeprefix("ispu_"): number for key, value in row.items()
-                       if key.startswith("ispu_") and (number := _float(value)) is not None}
+                       if key.startswith("ispu_")
+                       and (number := finite_number(value)) is not None}
                 insufficient = str(row.get("insufficient") or "")
-                stations = _float(row.get("stations"))
+                stations = finite_number(row.get("stations"))
                 items.append(IspuPublic(
                     scope=scope,
                     device=row.get("device") or row.get("worst_device") or None,
                     district=str(row.get("district") or ""),
                     city=str(row.get("city") or ""), time=ms_to_datetime(int(row["time"])),
-                    ispu=_float(row.get("ispu")), category=row.get("category"),
+                    ispu=finite_number(row.get("ispu")), category=row.get("category"),
                     colour=row.get("colour"), hex=row.get("hex"),
                     critical_parameter=row.get("critical_parameter"), sub_indices=sub,
                     complete=bool(row.get("complete")),
@@ -177,17 +171,18 @@ class IndicatorsService:
             for row in _rows(series)[:1]:
                 gauge_id = row.get("gauge") or None
                 gauge = self.gauges.get(gauge_id or "")
-                status = _float(row.get("status"))
+                status = finite_number(row.get("status"))
                 items.append(SiagaPublic(
                     device=str(row.get("device") or ""),
                     gauge=gauge_id, gauge_name=gauge.name if gauge else None,
                     river=gauge.river if gauge else None,
                     district=str(row.get("district") or ""), city=str(row.get("city") or ""),
-                    time=ms_to_datetime(int(row["time"])), level_cm=_float(row.get("level_cm")),
+                    time=ms_to_datetime(int(row["time"])),
+                    level_cm=finite_number(row.get("level_cm")),
                     status=int(status) if status is not None else None,
                     status_name=row.get("status_name"),
-                    rise_cm_per_h=_float(row.get("rise_cm_per_h")),
-                    hours_to_next=_float(row.get("hours_to_next")),
+                    rise_cm_per_h=finite_number(row.get("rise_cm_per_h")),
+                    hours_to_next=finite_number(row.get("hours_to_next")),
                     thresholds_cm=self._thresholds(gauge_id), source="indicator_service"))
         items.sort(key=lambda i: i.device)
         return items
@@ -202,7 +197,7 @@ class IndicatorsService:
         for series in await self.influx.query(query):
             tags = series.get("tags") or {}
             samples = [(int(row["time"]), level) for row in _rows(series)
-                       if (level := _float(row.get("level_cm"))) is not None]
+                       if (level := finite_number(row.get("level_cm"))) is not None]
             if not samples:
                 continue
             items.append(self._siaga_item(tags, samples))

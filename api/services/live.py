@@ -33,6 +33,12 @@ class LiveCache:
         self.queries = 0  # how many times the cache went to the services (for tests)
 
     async def _get(self, key: tuple[Any, ...], fetch: Callable[[], Awaitable[T]]) -> T:
+        if len(self._locks) > 2 * MAX_KEYS:
+            # A failed fetch leaves a lock without an entry; filters come from query strings,
+            # so drop the idle ones instead of keeping one per filter ever asked for.
+            for idle in [k for k, lock in self._locks.items()
+                         if k not in self._entries and not lock.locked()]:
+                del self._locks[idle]
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             entry = self._entries.get(key)

@@ -24,7 +24,8 @@ from kota.influx import InfluxClient, quote_ident, quote_literal
 from kota.kinds import KINDS
 from kota.registry import Registry
 
-__all__ = ["Filters", "ReadingsService", "district_summaries", "latest_query"]
+__all__ = ["Filters", "ReadingsService", "district_summaries", "finite_number",
+           "latest_query"]
 
 TAG_COLUMNS = ("city", "district", "kelurahan", "kind", "device")
 AGGREGATES = frozenset({"mean", "median", "min", "max", "sum", "count", "first", "last",
@@ -152,7 +153,7 @@ class ReadingsService:
                 device=device_id, district=device.district if device else "",
                 city=device.city if device else "",
                 times_ms=[int(row[0]) for row in rows],
-                values={name: [_number(row[index[name]]) if name in index else None
+                values={name: [finite_number(row[index[name]]) if name in index else None
                                for row in rows] for name in fields}))
         out.sort(key=lambda s: s.device)
         return HistoryResponse(kind=kind, fields=list(fields), start=start, end=end,
@@ -160,7 +161,8 @@ class ReadingsService:
                                truncated=truncated, series=out)
 
 
-def _number(value: Any) -> float | None:
+def finite_number(value: Any) -> float | None:
+    """A finite int or float as float; None for anything else (bool, str, NaN, inf, None)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value) if math.isfinite(value) else None
@@ -176,7 +178,7 @@ def district_summaries(readings: Sequence[LatestReading]) -> list[DistrictLatest
         numbers: dict[str, list[float]] = {}
         for reading in members:
             for name, value in reading.fields.items():
-                number = _number(value)
+                number = finite_number(value)
                 if number is not None:
                     numbers.setdefault(name, []).append(number)
         summaries = {name: FieldSummary(mean=math.fsum(vals) / len(vals), min=min(vals),
