@@ -134,7 +134,15 @@ class IndicatorService:
             await self._prefetch_air(due)
             try:
                 for window in due:
-                    report.points += await self.compute(window)
+                    try:
+                        report.points += await self.compute(window)
+                    except (InfluxUnavailable, InfluxDataError):
+                        raise  # InfluxDB's trouble: the same window is tried again later
+                    except Exception as exc:
+                        # Data this code cannot digest must not block every later window:
+                        # record the failure as the window's run (the watermark moves on) and
+                        # leave it to `kota indicators --since/--until` once fixed.
+                        await self._record_failure(window, exc)
                     report.windows.append(window)
             finally:
                 self._air_cache = None
@@ -211,6 +219,18 @@ class IndicatorService:
         log.debug("computed %s: %d points in %.2f s", window, len(lines),
                   time.perf_counter() - started)
         return len(lines)
+
+    async def _record_failure(self, window: Window, exc: Exception) -> None:
+        log.exception("window %s could not be computed (%s); skipping it. Recompute it with "
+                      "`kota indicators --since … --until …` once the cause is fixed",
+                      window, exc)
+        self.counters.errors += 1
+        run = Point(RUNS_MEASUREMENT, {"window": window.name}, window.start_ms)
+        run.put("points", 0.0)
+        run.put("failed", True)
+        run.put("error", f"{type(exc).__name__}: {exc}"[:500])
+        run.put("computed_at_ms", float(time.time_ns() // 1_000_000))
+        await self._write(run.line().encode())
 
     async def _query(self, influxql: str) -> list[dict[str, Any]]:
         return await self.influx.query(influxql)

@@ -386,3 +386,35 @@ def test_refresh_recomputes_recent_windows_without_duplicates(influxdb: LocalSer
     runs = count_points(influxdb, database, "indicator_runs")
     assert 2 <= runs <= 3  # the hours that started in the last three, each once
     assert svc.counters.windows["1h"] >= runs + 2  # computed again by each pass's refresh
+
+
+def test_a_window_with_indigestible_data_is_skipped_not_retried_forever(
+        influxdb: LocalService, database: str) -> None:
+    # Another writer put a negative rain depth into hour 11 (ingest would refuse it).
+    lines = []
+    for hour in range(14):
+        time_ms = DAY_START + hour * HOUR + 30 * MINUTE
+        rain_mm = -5.0 if hour == 11 else 0.4
+        lines.append(f"rain,{tags('rain', 'rain-a', 'Tebet')} rain_mm={rain_mm} {time_ms}")
+    write(influxdb, database, lines)
+    lateness = 120_000
+
+    def run_once(now_ms: int) -> int:
+        svc = service(influxdb, database, windows=["1h"], lateness_s=lateness / 1000)
+
+        async def go() -> int:
+            try:
+                return len((await svc.run_once(now_ms)).windows)
+            finally:
+                await svc.close()
+        return asyncio.run(go())
+
+    t0 = DAY_START + 11 * HOUR + lateness + 5_000
+    assert run_once(t0) == 1  # hour 10
+    assert run_once(t0 + 3 * HOUR) == 3  # hours 11 (fails, recorded), 12 and 13
+    assert run_once(t0 + 3 * HOUR) == 0  # hour 11 is not retried on every pass
+    failed = point(influxdb, database, "indicator_runs",
+                   f"time = {DAY_START + 11 * HOUR}ms")
+    assert failed["failed"] is True and "Error" in failed["error"]
+    where = f"WHERE \"device\"='rain-a' AND \"window\"='1h' AND time >= {DAY_START + 12 * HOUR}ms"
+    assert count_points(influxdb, database, "rain_category", where) == 2
