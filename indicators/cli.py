@@ -125,7 +125,10 @@ def indicators(ctx: click.Context, config_file: str | None, influx_url: str | No
             loop.add_signal_handler(signum, stop.set)
         await service.run(stop)
 
-    asyncio.run(runner())
+    try:
+        asyncio.run(runner())
+    except OSError as exc:  # e.g. the metrics port is taken
+        raise click.ClickException(str(exc)) from None
 
 
 @indicators.command()

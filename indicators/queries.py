@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kota.indices.ispu import ispu_parameters
 from kota.influx import quote_ident, quote_literal
 
 __all__ = [
@@ -30,7 +31,7 @@ __all__ = [
     "rows_by_tags",
 ]
 
-AIR_PARAMETERS = ("pm25", "pm10", "so2", "co", "o3", "no2", "hc")
+AIR_PARAMETERS = ispu_parameters()  # the air fields an ISPU is computed from
 DEVICE_TAGS = ("city", "district", "device")
 AGGREGATES = frozenset({"mean", "sum", "count", "max", "min", "last"})
 

@@ -346,7 +346,13 @@ class IndicatorService:
     # -- continuous ----------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event, max_passes: int | None = None) -> None:
         """Pass every ``interval_s`` until ``stop`` is set (or ``max_passes`` passes)."""
-        serve_metrics(self.counters, self.settings.metrics_host, self.settings.metrics_port)
+        try:
+            serve_metrics(self.counters, self.settings.metrics_host, self.settings.metrics_port)
+        except OSError as exc:
+            await self.influx.close()
+            raise OSError(f"cannot serve metrics on {self.settings.metrics_host}:"
+                          f"{self.settings.metrics_port} ({exc}); set indicators.metrics_port "
+                          "to a free port, or 0 to turn /metrics off") from None
         if self.settings.influx.version == 1 and self.settings.influx.create_database:
             try:
                 await self.influx.create_database()

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from api.schemas import IspuPublic, IspuResponse, SiagaPublic, SiagaResponse
 from api.services.readings import Filters, finite_number, ms_to_datetime
-from kota.indices.ispu import average_for_ispu, station_ispu
+from kota.indices.ispu import average_for_ispu, ispu_parameters, station_ispu
 from kota.indices.siaga import (
     hours_to_next_threshold,
     load_gauges,
@@ -24,7 +24,7 @@ from kota.standards import GaugeThresholds, load_ispu_table
 
 __all__ = ["IndicatorsService"]
 
-AIR_PARAMETERS = ("pm25", "pm10", "so2", "co", "o3", "no2", "hc")
+AIR_PARAMETERS = ispu_parameters()  # the air fields an ISPU is computed from
 Scope = Literal["device", "district"]
 HOUR_MS = 3_600_000
 

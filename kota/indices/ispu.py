@@ -28,10 +28,16 @@ __all__ = [
     "average_for_ispu",
     "ispu_category",
     "ispu_parameter",
+    "ispu_parameters",
     "ispu_sub_index",
     "parameter_key",
     "station_ispu",
 ]
+
+
+def ispu_parameters(table: IspuTable | None = None) -> tuple[str, ...]:
+    """The pollutants of the ISPU table (their air field names), in the table's order."""
+    return tuple((table or load_ispu_table()).parameters)
 
 
 class UnknownParameterError(ValueError):
