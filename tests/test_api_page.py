@@ -8,9 +8,11 @@ protocol with a minimal WebSocket client (no extra dependency).
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -141,37 +143,75 @@ def chromium_args(profile: Path) -> list[str]:
             "--window-size=1400,900"]
 
 
+def stop_chromium(process: subprocess.Popen[bytes]) -> None:
+    """Stop the Chromium we started and every helper it forked (its own process group).
+
+    Chromium's renderer, zygote and crashpad helpers outlive the main process by a moment and
+    keep writing to the profile; removing the profile before they are gone fails with
+    "Directory not empty" (seen once in CI).
+    """
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(5)
+    # The helpers are in the same group; give them up to 5 s to exit, then kill what is left.
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def remove_profile(profile: Path) -> None:
+    """Remove the profile folder, retrying a few times while late writes settle."""
+    for _attempt in range(20):
+        try:
+            shutil.rmtree(profile)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.25)
+    shutil.rmtree(profile)  # the last attempt raises what is still wrong
+
+
 @pytest.fixture
 def browser(served_api: str) -> Iterator[Cdp]:
-    with tempfile.TemporaryDirectory(prefix="kota-chromium-") as profile:
-        port = free_port()
-        process = subprocess.Popen([*chromium_args(Path(profile)),
-                                    f"--remote-debugging-port={port}", f"{served_api}/"],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    profile = Path(tempfile.mkdtemp(prefix="kota-chromium-"))
+    port = free_port()
+    # A new session puts Chromium and its helpers in one process group we can stop together.
+    process = subprocess.Popen([*chromium_args(profile),
+                                f"--remote-debugging-port={port}", f"{served_api}/"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        target = None
+        while target is None and time.monotonic() < deadline:
+            try:
+                pages = httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=2).json()
+                target = next((p for p in pages if p.get("type") == "page"), None)
+            except httpx.HTTPError:
+                pass
+            if target is None:
+                time.sleep(0.2)
+        assert target is not None, "Chromium's DevTools did not come up"
+        cdp = Cdp(target["webSocketDebuggerUrl"])
         try:
-            deadline = time.monotonic() + 30
-            target = None
-            while target is None and time.monotonic() < deadline:
-                try:
-                    pages = httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=2).json()
-                    target = next((p for p in pages if p.get("type") == "page"), None)
-                except httpx.HTTPError:
-                    pass
-                if target is None:
-                    time.sleep(0.2)
-            assert target is not None, "Chromium's DevTools did not come up"
-            cdp = Cdp(target["webSocketDebuggerUrl"])
-            try:
-                yield cdp
-            finally:
-                cdp.close()
+            yield cdp
         finally:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+            cdp.close()
+    finally:
+        stop_chromium(process)
+        remove_profile(profile)
 
 
 def test_page_shows_devices_and_updates_live(browser: Cdp, influxdb: LocalService,
