@@ -74,6 +74,7 @@ def test_stream_pushes_new_readings_and_ends(influxdb: LocalService, database: s
     assert seen[-1] == "end"
     assert time.monotonic() - started < 20  # bounded by sse_max_duration_s
     assert app.state.kota.open_streams == 0
+    assert not app.state.kota.stream_admissions
 
 
 def test_stream_of_some_kinds(influxdb: LocalService, database: str, seeded: Seeded) -> None:
@@ -99,6 +100,22 @@ def test_stream_refuses_beyond_max_clients(influxdb: LocalService, database: str
     assert response.status_code == 503
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["type"] == "urn:kota-cerdas:problem:too-many-streams"
+
+
+def test_simultaneous_connects_cannot_overshoot_the_stream_limit(influxdb: LocalService,
+                                                                  database: str) -> None:
+    # Two requests admitted before either generator ran used to both see 0 open streams.
+    state = create_app(make_settings(influxdb, database, sse_max_clients=2),
+                       registry=api_registry()).state.kota
+    assert state.admit_stream(2, now=100.0)
+    assert state.admit_stream(2, now=100.1)
+    assert not state.admit_stream(2, now=100.2)  # two admitted, none started yet
+    state.stream_started()
+    assert (state.open_streams, len(state.stream_admissions)) == (1, 1)
+    assert not state.admit_stream(2, now=100.3)
+    # An admitted stream whose client left before it started frees its place after expiry.
+    assert state.admit_stream(2, now=111.0)
+    assert (state.open_streams, len(state.stream_admissions)) == (1, 1)
 
 
 def test_streams_with_the_same_filters_share_their_queries(influxdb: LocalService,

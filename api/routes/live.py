@@ -42,7 +42,7 @@ async def _events(request: Request, state: ApiState, kinds: list[str],
     deadline = time.monotonic() + settings.sse_max_duration_s
     seen: dict[tuple[str, str], int] = {}
     first = True
-    state.open_streams += 1  # counted here, so the finally below always balances it
+    state.stream_started()  # counted here, so the finally below always balances it
     try:
         yield f"retry: {RETRY_MS}\n\n"
         while time.monotonic() < deadline:
@@ -91,7 +91,7 @@ async def stream(request: Request, state: StateDep, filters: FiltersDep,
     """Server-sent events: `snapshot` first (readings, ispu, siaga), then `readings` with each
     device's newer points and `indicators` when air or water changed; `end` after
     `sse_max_duration_s` (the browser reconnects)."""
-    if state.open_streams >= state.settings.sse_max_clients:
+    if not state.admit_stream(state.settings.sse_max_clients, time.monotonic()):
         raise ProblemError(503, "too many live streams are open; retry later",
                            type_=TYPE_BASE + "too-many-streams", headers={"Retry-After": "10"})
     kinds: list[str] = list(dict.fromkeys(kind)) if kind else list(KINDS)
