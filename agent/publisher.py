@@ -67,8 +67,9 @@ def group_messages(rows: list[QueuedRow]) -> list[tuple[str, str, list[int]]]:
 class Publisher:
     def __init__(self, queue: ReadingQueue, mqtt_config: MqttSection, *, client_id: str,
                  status_topic: str, batch_max: int = 100, max_inflight: int = 10,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, connack_timeout_s: float = 10.0) -> None:
         self.queue = queue
+        self.connack_timeout_s = connack_timeout_s
         self.config = mqtt_config
         self.client_id = client_id
         self.status_topic = status_topic
@@ -142,10 +143,12 @@ class Publisher:
         client = self._client()
         client.connect(self.config.host, self.config.port, keepalive=self.config.keepalive_s)
         try:
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + self.connack_timeout_s
             while not self._connected:
-                if stop.is_set() or time.monotonic() > deadline:
+                if stop.is_set():
                     return
+                if time.monotonic() > deadline:  # a broker that accepts TCP but never answers
+                    raise TimeoutError(f"no CONNACK within {self.connack_timeout_s:g} s")
                 rc = client.loop(0.1)
                 if self._refused is not None:  # the broker closes right after a refusal
                     raise ValueError(f"broker refused the connection: {self._refused}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -70,3 +71,29 @@ def test_per_device_password_over_tls(secured_broker: LocalService,
         stop.set()
         thread.join(10)
         queue.close()
+
+
+def test_a_broker_that_never_answers_is_reported(tmp_path: Path) -> None:
+    # A listener that accepts the TCP connection but never sends CONNACK (a hung broker or a
+    # captive proxy): the heartbeat's last_error must say so, and nothing leaves the queue.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    queue = ReadingQueue(tmp_path / "q.sqlite3")
+    queue.put("kota/jakarta/air/jkt-pi-01-air", "jkt-pi-01-air", {"pm25": 10.0}, time.time())
+    publisher = Publisher(queue, MqttSection(port=silent.getsockname()[1], reconnect_max_s=0.5),
+                          client_id="kota-agent-jkt-pi-01",
+                          status_topic="kota/jakarta/status/jkt-pi-01-status",
+                          connack_timeout_s=0.5)
+    stop = threading.Event()
+    thread = threading.Thread(target=publisher.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: "CONNACK" in publisher.stats.last_error, 10,
+                   "the missing CONNACK to be reported")
+        assert publisher.stats.last_error == "TimeoutError: no CONNACK within 0.5 s"
+        assert not publisher.stats.connected and queue.depth == 1
+    finally:
+        stop.set()
+        thread.join(10)
+        silent.close()
