@@ -61,7 +61,9 @@ def build() -> dm.Dashboard:
         description="ISO 37122: live stations over the area of districts with a known area."))
     board.with_panel(stat_panel(
         bi("Penduduk terpantau pos banjir", "Population covered by a flood gauge"),
-        q(_city_day("population_share_flood_gauge")), unit="percentunit", time_from=DAYS))
+        q(_city_day("population_share_flood_gauge")), unit="percentunit", time_from=DAYS,
+        description="ISO 37122: share of the population living in a district with a live flood "
+                    "gauge that has Siaga thresholds (so its levels raise alerts)."))
     board.with_panel(stat_panel(
         bi("Insiden per 100 ribu penduduk", "Incidents per 100 000 people"),
         q(_city_day("incidents_per_100k")), time_from=DAYS,
@@ -95,7 +97,9 @@ def build() -> dm.Dashboard:
         [q('SELECT last("pm25_daily_mean") AS "PM2.5 µg/m³", '
            'last("ispu_share_baik") AS "Baik", last("ispu_share_worse") AS "Tidak sehat+", '
            'last("air_stations_live") AS "Stasiun udara", '
-           'last("flood_gauge_live") AS "Pos banjir", last("siaga2_hours") AS "Jam Siaga ≤2", '
+           'last("flood_gauge_live") AS "Pos banjir", '
+           'last("flood_gauge_alerting") AS "Pos banjir + Siaga", '
+           'last("siaga2_hours") AS "Jam Siaga ≤2", '
            'last("incidents") AS "Insiden", last("incidents_per_100k") AS "Insiden/100rb", '
            'last("noise_night_exceedances") AS "Bising malam", '
            'last("uptime_share") AS "Uptime" FROM "city_indicators" '

@@ -133,7 +133,7 @@ async def one_pass(settings: IndicatorSettings, context: Context, since_ms: int,
 
 def main(devices: int = 1000, influx_url: str | None = None, output: str | None = None) -> None:
     districts_table = load_districts(DATA_DIR / "jakarta" / "districts.csv")
-    registry = build_registry(devices, sorted(districts_table))
+    registry = build_registry(devices, districts_table.names())
     context = Context(registry, districts_table)
     day_start = int(datetime(2026, 11, 19, 17, tzinfo=UTC).timestamp() * 1000)  # WIB midnight
     service: LocalService | None = None

@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from indicators.context import District
+from indicators.context import DistrictTable
 from indicators.points import Point
 from indicators.windows import Window
 
@@ -29,6 +29,9 @@ class CityInputs:
     # (city, district) -> device -> hour -> PM2.5 hourly mean
     pm25: dict[tuple[str, str], dict[str, dict[int, float]]] = field(default_factory=dict)
     gauge_hours: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    # the same, for gauges with Siaga thresholds in configuration: their levels become Siaga
+    # statuses, which is what flood alerts act on (a gauge without thresholds only measures)
+    alerting_gauge_hours: dict[tuple[str, str], list[float]] = field(default_factory=dict)
     siaga2_hours: dict[tuple[str, str], float] = field(default_factory=dict)
     incidents: dict[tuple[str, str], float] = field(default_factory=dict)
     noise_night_exceedances: dict[tuple[str, str], float] = field(default_factory=dict)
@@ -70,7 +73,7 @@ def _pm25(point: Point, stations: Mapping[str, Mapping[int, float]], limits: Lim
     return True
 
 
-def city_points(window: Window, inputs: CityInputs, districts: Mapping[str, District],
+def city_points(window: Window, inputs: CityInputs, districts: DistrictTable,
                 limits: Limits) -> list[Point]:
     keys = (set(inputs.ispu_ranks) | set(inputs.pm25) | set(inputs.gauge_hours)
             | set(inputs.incidents) | set(inputs.uptime) | set(inputs.noise_night_exceedances))
@@ -80,7 +83,7 @@ def city_points(window: Window, inputs: CityInputs, districts: Mapping[str, Dist
     city_pm25: dict[str, dict[str, dict[int, float]]] = defaultdict(dict)
     for city, district in district_keys:
         key = (city, district)
-        known = districts.get(district)
+        known = districts.get(city, district)
         point = Point("city_indicators", {"window": "1d", "scope": "district", "city": city,
                                           "district": district}, window.start_ms)
         _ispu_shares(point, inputs.ispu_ranks.get(key, {}))
@@ -88,9 +91,12 @@ def city_points(window: Window, inputs: CityInputs, districts: Mapping[str, Dist
         complete = _pm25(point, stations, limits)
         live_air = sum(1 for hours in stations.values() if len(hours) >= limits.live_min_hours)
         live_gauge = any(h >= limits.live_min_hours for h in inputs.gauge_hours.get(key, []))
+        alerting = any(h >= limits.live_min_hours
+                       for h in inputs.alerting_gauge_hours.get(key, []))
         incidents = inputs.incidents.get(key, 0.0)
         point.put("air_stations_live", float(live_air))
         point.put("flood_gauge_live", live_gauge)
+        point.put("flood_gauge_alerting", alerting)
         point.put("incidents", incidents)
         point.put("noise_night_exceedances", inputs.noise_night_exceedances.get(key, 0.0))
         point.put("siaga2_hours", inputs.siaga2_hours.get(key))
@@ -112,14 +118,15 @@ def city_points(window: Window, inputs: CityInputs, districts: Mapping[str, Dist
                 acc["air_stations_known_area"] += live_air
             if known.population:
                 point.put("incidents_per_100k", incidents / known.population * 100_000)
-                point.put("population_share_flood_gauge", 1.0 if live_gauge else 0.0)
-                acc["population_gauge"] += known.population if live_gauge else 0.0
+                point.put("population_share_flood_gauge", 1.0 if alerting else 0.0)
+                acc["population_gauge"] += known.population if alerting else 0.0
                 acc["incidents_known_population"] += incidents
         points.append(point)
-    population = sum(d.population for d in districts.values() if d.population)
-    area = sum(d.area_km2 for d in districts.values() if d.area_km2)
     for city in sorted({c for c, _ in keys}):
         acc = city_acc[city]
+        table = districts.of_city(city)
+        population = sum(d.population for d in table if d.population)
+        area = sum(d.area_km2 for d in table if d.area_km2)
         point = Point("city_indicators", {"window": "1d", "scope": "city", "city": city},
                       window.start_ms)
         _ispu_shares(point, inputs.ispu_ranks.get((city, ""), {}))
@@ -132,10 +139,10 @@ def city_points(window: Window, inputs: CityInputs, districts: Mapping[str, Dist
         if area:
             point.put("area_km2", area)
             point.put("air_stations_per_km2", acc["air_stations_known_area"] / area)
-        if districts:
-            monitored = sum(1 for name in districts if name in inputs.safety_heard)
+        if table:
+            monitored = sum(1 for d in table if d.name in inputs.safety_heard)
             point.put("districts_safety_monitored", float(monitored))
-            point.put("districts_safety_monitored_share", monitored / len(districts))
+            point.put("districts_safety_monitored_share", monitored / len(table))
         if population:
             point.put("population", population)
             point.put("population_share_flood_gauge", acc["population_gauge"] / population)

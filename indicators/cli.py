@@ -95,7 +95,7 @@ def indicators(ctx: click.Context, config_file: str | None, influx_url: str | No
 
         click.echo(yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False,
                                   allow_unicode=True).rstrip())
-        known = sum(1 for d in service.context.districts.values() if d.population)
+        known = sum(1 for d in service.context.districts if d.population)
         click.echo(f"registry: {len(service.context.registry)} devices; districts: "
                    f"{len(service.context.districts)} ({known} with population); gauges: "
                    f"{len(service.gauges)}")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kota.registry import Device, Registry
 
-__all__ = ["Context", "District", "load_districts"]
+__all__ = ["Context", "District", "DistrictTable", "load_districts"]
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,37 @@ class District:
     area_km2: float | None
     population: float | None
     population_year: int | None
+    city: str = ""  # the city tag this row belongs to; "" = the table names no city
+
+
+class DistrictTable:
+    """Districts by (city, name). A row without a city applies to every city, so a table
+    without the ``city`` column keeps working for a one-city deployment."""
+
+    def __init__(self, districts: Iterable[District] = ()) -> None:
+        self._rows: dict[tuple[str, str], District] = {}
+        for district in districts:
+            key = (district.city, district.name)
+            if key in self._rows:
+                where = f" in city {district.city!r}" if district.city else ""
+                raise ValueError(f"district {district.name!r} is listed twice{where}")
+            self._rows[key] = district
+
+    def get(self, city: str, name: str) -> District | None:
+        return self._rows.get((city, name)) or self._rows.get(("", name))
+
+    def of_city(self, city: str) -> list[District]:
+        """The rows that describe ``city``: its own and those without a city."""
+        return [d for d in self._rows.values() if d.city in (city, "")]
+
+    def names(self) -> list[str]:
+        return sorted({d.name for d in self._rows.values()})
+
+    def __iter__(self) -> Iterator[District]:
+        return iter(self._rows.values())
+
+    def __len__(self) -> int:
+        return len(self._rows)
 
 
 def _number(text: str | None) -> float | None:
@@ -25,12 +57,12 @@ def _number(text: str | None) -> float | None:
     return float(text.replace(",", "").replace("_", ""))
 
 
-def load_districts(path: Path) -> dict[str, District]:
-    """``kecamatan,...,area_km2,population,population_year,...`` -> districts by name.
+def load_districts(path: Path) -> DistrictTable:
+    """``[city,]kecamatan,...,area_km2,population,population_year,...`` -> the district table.
 
     Empty cells mean "not known" and stay None (the indicators that need them are left out).
     """
-    districts: dict[str, District] = {}
+    rows: list[District] = []
     with path.open(encoding="utf-8", newline="") as handle:
         for number, row in enumerate(csv.DictReader(handle), start=2):
             name = (row.get("kecamatan") or "").strip()
@@ -38,18 +70,22 @@ def load_districts(path: Path) -> dict[str, District]:
                 raise ValueError(f"{path}:{number}: kecamatan is empty")
             try:
                 year = _number(row.get("population_year"))
-                districts[name] = District(name, _number(row.get("area_km2")),
-                                           _number(row.get("population")),
-                                           int(year) if year is not None else None)
+                rows.append(District(name, _number(row.get("area_km2")),
+                                     _number(row.get("population")),
+                                     int(year) if year is not None else None,
+                                     (row.get("city") or "").strip()))
             except ValueError as exc:
                 raise ValueError(f"{path}:{number}: {exc}") from None
-    return districts
+    try:
+        return DistrictTable(rows)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
 
 
 @dataclass
 class Context:
     registry: Registry = field(default_factory=Registry)
-    districts: dict[str, District] = field(default_factory=dict)
+    districts: DistrictTable = field(default_factory=DistrictTable)
     status_suffix: str = "-status"
 
     def param(self, device_id: str, name: str) -> str | None:

@@ -4,11 +4,11 @@ open at a window's end. Pure functions."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from indicators.context import District
+from indicators.context import DistrictTable
 from indicators.points import Point
 from indicators.windows import Window
 
@@ -33,7 +33,7 @@ def per_100k(events: float, population: float | None) -> float | None:
 
 def safety_points(window: Window, counts: EventCounts,
                   monitored: Iterable[tuple[str, str]],
-                  districts: Mapping[str, District]) -> list[Point]:
+                  districts: DistrictTable) -> list[Point]:
     """Counts per district and event, an ``all`` series (0 where a monitored district was quiet),
     and the same for each city. ``monitored``: (city, district) with a registered safety device.
     """
@@ -50,8 +50,6 @@ def safety_points(window: Window, counts: EventCounts,
     for (city, _district, event), (events, total) in by_district.items():
         by_city[(city, event)][0] += events
         by_city[(city, event)][1] += total
-    # The district table has no city column: every city's population is the table's total.
-    population = _city_population(districts)
     points = []
     for (city, district, event), (events, total) in sorted(by_district.items()):
         point = Point("safety_events", {"window": window.name, "scope": "district",
@@ -60,7 +58,7 @@ def safety_points(window: Window, counts: EventCounts,
         point.put("events", events)
         point.put("count", total)
         if window.name == "1d":
-            known = districts.get(district)
+            known = districts.get(city, district)
             point.put("per_100k", per_100k(events, known.population if known else None))
         points.append(point)
     for (city, event), (events, total) in sorted(by_city.items()):
@@ -69,13 +67,13 @@ def safety_points(window: Window, counts: EventCounts,
         point.put("events", events)
         point.put("count", total)
         if window.name == "1d":
-            point.put("per_100k", per_100k(events, population))
+            point.put("per_100k", per_100k(events, _city_population(districts, city)))
         points.append(point)
     return points
 
 
-def _city_population(districts: Mapping[str, District]) -> float | None:
-    known = [d.population for d in districts.values() if d.population]
+def _city_population(districts: DistrictTable, city: str) -> float | None:
+    known = [d.population for d in districts.of_city(city) if d.population]
     return sum(known) if known else None
 
 

@@ -309,8 +309,10 @@ class IndicatorService:
             for point in siaga:
                 group = (point.tags["city"], point.tags["district"])
                 hours_with = point.fields.get("hours_with_data")
-                inputs.gauge_hours.setdefault(group, []).append(
-                    float(hours_with) if isinstance(hours_with, float) else 0.0)
+                hours_live = float(hours_with) if isinstance(hours_with, float) else 0.0
+                inputs.gauge_hours.setdefault(group, []).append(hours_live)
+                if point.tags.get("gauge") in self.gauges:
+                    inputs.alerting_gauge_hours.setdefault(group, []).append(hours_live)
                 bad = point.fields.get("hours_siaga2_or_worse")
                 if isinstance(bad, float):
                     inputs.siaga2_hours[group] = inputs.siaga2_hours.get(group, 0.0) + bad

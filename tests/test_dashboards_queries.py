@@ -233,11 +233,6 @@ def test_variables_list_values(pipeline: Pipeline, name: str) -> None:
             assert values == ["jakarta"]
 
 
-# Written by the indicator service but not (yet) in docs/indicators.md; reported to its
-# author. Panels do not read them, so the name check cannot pass a panel because of this list.
-KNOWN_UNDOCUMENTED = {"aqi_us.stations", "aqi_us.worst_device"}
-
-
 def test_indicator_service_writes_what_the_docs_say(pipeline: Pipeline) -> None:
     """The schema the name check uses (parsed from docs/indicators.md) covers every tag and
     field the real indicator service wrote, and raw_schema covers ingest's measurements."""
@@ -254,7 +249,7 @@ def test_indicator_service_writes_what_the_docs_say(pipeline: Pipeline) -> None:
                 for row in one["values"]}
         missing += [f"{measurement}.{f}" for f in fields - declared[measurement].fields]
         missing += [f"{measurement} tag {t}" for t in tags - set(declared[measurement].tags)]
-    assert not set(missing) - KNOWN_UNDOCUMENTED, f"written but not in the schema: {missing}"
+    assert not missing, f"written but not in the schema: {missing}"
 
 
 def test_every_name_a_panel_reads_exists_in_the_database(pipeline: Pipeline) -> None:

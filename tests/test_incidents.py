@@ -21,7 +21,7 @@ import httpx
 import pytest
 from kota_testing import count_points, influx_query
 
-from indicators.context import Context, District
+from indicators.context import Context, District, DistrictTable
 from indicators.safety import SafetyEvent, incident_points
 from indicators.service import IndicatorService
 from indicators.settings import IndicatorSettings
@@ -43,8 +43,8 @@ REGISTRY = Registry([
     Device(device_id="panic-t", kind="safety", city="jakarta", district="Tebet",
            lat=-6.23, lon=106.85),
 ])
-DISTRICTS = {"Menteng": District("Menteng", 6.53, 68_000.0, 2023),
-             "Tebet": District("Tebet", 9.03, 210_000.0, 2023)}
+DISTRICTS = DistrictTable([District("Menteng", 6.53, 68_000.0, 2023),
+                           District("Tebet", 9.03, 210_000.0, 2023)])
 
 # (device, time ms, payload)
 EVENTS: list[tuple[str, int, dict[str, Any]]] = [

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from kota_testing import count_points, influx_query
 
-from indicators.context import Context, District
+from indicators.context import Context, District, DistrictTable
 from indicators.service import IndicatorService
 from indicators.settings import IndicatorSettings
 from kota.indices import aqi, ispu, noise, rain, siaga
@@ -47,8 +47,8 @@ REGISTRY = Registry([
     _device("air-c-status", "status", "Tebet"),
     _device("panic-a-status", "status", "Menteng"),
 ])
-DISTRICTS = {"Menteng": District("Menteng", 6.53, 68_000.0, 2023),
-             "Tebet": District("Tebet", 9.03, 210_000.0, 2023)}
+DISTRICTS = DistrictTable([District("Menteng", 6.53, 68_000.0, 2023),
+                           District("Tebet", 9.03, 210_000.0, 2023)])
 
 
 def write(influx: LocalService, database: str, lines: list[str]) -> None:
