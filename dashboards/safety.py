@@ -20,14 +20,15 @@ from dashboards.common import (
 )
 from dashboards.maps import station_map
 
-__all__ = ["LATEST_HOUR", "UID", "build"]
+__all__ = ["LATEST_MINUTES", "UID", "build"]
 
 UID = "kota-safety"
 REAL = f'"event" != \'test\' AND "event" != \'resolved\' AND {filters(device=True)}'
-# Incidents open/stale at the end of the latest computed hour (indicator service, measurement
-# safety_incidents): that point is at most 1 h + lateness old, so 3 h always holds it.
-LATEST_HOUR = "3h"
-_INCIDENTS = ('FROM "safety_incidents" WHERE "window" = \'1h\' AND "scope" = \'city\' '
+# Incidents open/stale at the end of the latest computed minute (indicator service, measurement
+# safety_incidents, window 1m): that point is about 1 min + lateness (120 s) old; 30 min holds
+# it through a short catch-up.
+LATEST_MINUTES = "30m"
+_INCIDENTS = ('FROM "safety_incidents" WHERE "window" = \'1m\' AND "scope" = \'city\' '
               'AND "city" =~ /^$city$/ AND $timeFilter')
 
 
@@ -39,15 +40,15 @@ def build() -> dm.Dashboard:
     board.with_panel(stat_panel(
         bi("Insiden terbuka", "Open incidents"),
         q(f'SELECT last("open_incidents") {_INCIDENTS} AND "event" = \'all\''),
-        time_from=LATEST_HOUR, width=4, height=6,
+        time_from=LATEST_MINUTES, width=4, height=6,
         steps=thresholds((None, "green"), (1, "orange"), (5, "red")),
         description="Incidents with no `resolved` event whose first report is within "
                     "incident_open_horizon_h (default 24 h), city-wide, at the end of the "
-                    "latest computed hour. An event without incident_id is an incident."))
+                    "latest computed minute. An event without incident_id is an incident."))
     board.with_panel(stat_panel(
         bi("Insiden basi (belum ditutup)", "Stale incidents (never closed)"),
         q(f'SELECT last("stale_incidents") {_INCIDENTS} AND "event" = \'all\''),
-        time_from=LATEST_HOUR, width=4, height=6,
+        time_from=LATEST_MINUTES, width=4, height=6,
         steps=thresholds((None, "green"), (1, "orange")),
         description="Unresolved incidents older than incident_open_horizon_h (read back "
                     "incident_lookback_h, default 7 days): not counted as open."))
@@ -55,7 +56,7 @@ def build() -> dm.Dashboard:
         bi("Insiden terbuka per kategori", "Open incidents by category"),
         [q(f'SELECT last("open_incidents") {_INCIDENTS} AND "event" != \'all\' '
            'GROUP BY "event"', alias="$tag_event")],
-        width=4, height=6, time_from=LATEST_HOUR,
+        width=4, height=6, time_from=LATEST_MINUTES,
         description="Category of each incident's first report; 0 for categories whose "
                     "recent incidents are all closed."))
     board.with_panel(stat_panel(

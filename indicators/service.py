@@ -248,7 +248,22 @@ class IndicatorService:
         back_ms = int(max(siaga.rise_window_s, siaga.max_age_s) * 1000)
         water = q.rows_by_device(await self._query(q.raw_query(
             "water", ["level_cm"], window.end_ms - back_ms, window.end_ms, self.settings.city)))
-        return siaga_points(window, water, self.context, self.gauges, siaga, self.settings.city)
+        points = siaga_points(window, water, self.context, self.gauges, siaga, self.settings.city)
+        # open incidents minute by minute too: the operations centre's "what is open now"
+        monitored = {(d.city, d.district)
+                     for d in self.context.registered("safety", self.settings.city)}
+        return points + await self._incidents(window, monitored)
+
+    async def _incidents(self, window: Window, monitored: set[tuple[str, str]]) -> list[Point]:
+        """Incidents open and stale at the window end, from the events of the lookback."""
+        end = window.end_ms
+        incidents_from = end - int(self.settings.safety.incident_lookback_h * HOUR_MS)
+        incident_series = await self._query(q.raw_query(
+            "safety", ["incident_id", "count"], incidents_from, end, self.settings.city,
+            ["city", "district", "device", "event"]))
+        return incident_points(
+            window, events_from_series(q.rows_by_tags(incident_series)), sorted(monitored),
+            int(self.settings.safety.incident_open_horizon_h * HOUR_MS))
 
     async def _span(self, window: Window) -> list[Point]:
         city = self.settings.city
@@ -284,13 +299,7 @@ class IndicatorService:
                     float(values.get("events") or 0.0), float(values.get("total") or 0.0))
         monitored = {(d.city, d.district) for d in self.context.registered("safety", city)}
         points += safety_points(window, counts, sorted(monitored), self.context.districts)
-        incidents_from = end - int(self.settings.safety.incident_lookback_h * HOUR_MS)
-        incident_series = await self._query(q.raw_query(
-            "safety", ["incident_id", "count"], incidents_from, end, city,
-            ["city", "district", "device", "event"]))
-        points += incident_points(
-            window, events_from_series(q.rows_by_tags(incident_series)), sorted(monitored),
-            int(self.settings.safety.incident_open_horizon_h * HOUR_MS))
+        points += await self._incidents(window, monitored)
 
         heartbeats = q.rows_by_device(await self._query(
             q.raw_query("status", HEARTBEAT_FIELDS, start, end, city)))

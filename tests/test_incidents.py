@@ -71,10 +71,10 @@ def _lines() -> list[str]:
     return lines
 
 
-def _service(influx: LocalService, database: str) -> IndicatorService:
+def _service(influx: LocalService, database: str, window: str = "1h") -> IndicatorService:
     config = IndicatorSettings(
         influx=InfluxSettings(url=f"http://127.0.0.1:{influx.port}", database=database),
-        metrics_port=0, windows=["1h"])
+        metrics_port=0, windows=[window])
     return IndicatorService(config, Context(REGISTRY, DISTRICTS))
 
 
@@ -87,11 +87,12 @@ def _recompute(svc: IndicatorService, since_ms: int, until_ms: int) -> int:
     return asyncio.run(go())
 
 
-def _incidents(influx: LocalService, database: str, time_ms: int) -> dict[tuple[str, str], Any]:
-    """(scope/district, event) -> (open, stale) of the 1h window starting at time_ms."""
+def _incidents(influx: LocalService, database: str, time_ms: int,
+               window: str = "1h") -> dict[tuple[str, str], Any]:
+    """(scope/district, event) -> (open, stale) of the window starting at time_ms."""
     series = influx_query(influx, database,
                           'SELECT "open_incidents", "stale_incidents" FROM "safety_incidents" '
-                          f'WHERE "window" = \'1h\' AND time = {time_ms * 1_000_000} '
+                          f'WHERE "window" = \'{window}\' AND time = {time_ms * 1_000_000} '
                           'GROUP BY "scope", "district", "event"')
     result = {}
     for one in series:
@@ -140,6 +141,19 @@ def test_resolution_counts_from_its_time_on(loaded: tuple[LocalService, str]) ->
     assert got[("Menteng", "panic")] == (1.0, 0.0)
     assert got[("Menteng", "fire")] == (1.0, 0.0)  # its follow-up at T-1h is not yet in
     assert got[("city", "all")] == (2.0, 1.0)
+
+
+def test_open_incidents_minute_by_minute(loaded: tuple[LocalService, str]) -> None:
+    # inc-b's resolution is stamped T-30min: open at the end of the minute ending then (events
+    # at the window end are not in it), closed at the end of the next one
+    influx, database = loaded
+    assert _recompute(_service(influx, database, "1m"), T - 31 * MINUTE, T - 29 * MINUTE) == 2
+    before = _incidents(influx, database, T - 31 * MINUTE, "1m")
+    after = _incidents(influx, database, T - 30 * MINUTE, "1m")
+    assert before[("Menteng", "panic")] == (1.0, 0.0)
+    assert after[("Menteng", "panic")] == (0.0, 0.0)
+    assert (before[("city", "all")], after[("city", "all")]) == ((2.0, 1.0), (1.0, 1.0))
+    assert after[("Tebet", "all")] == (0.0, 0.0)
 
 
 def test_recomputing_a_window_gives_the_same_points(loaded: tuple[LocalService, str]) -> None:
