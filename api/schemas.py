@@ -158,6 +158,26 @@ class SiagaResponse(BaseModel):
     items: list[SiagaPublic]
 
 
+class IncidentCount(BaseModel):
+    scope: Literal["district", "city"]
+    city: str
+    district: str | None = Field(description="null for the city-wide rows")
+    event: str = Field(description="Category of each incident's first report, or `all`")
+    open_incidents: int = Field(description="Not resolved, first reported within the service's "
+                                            "incident_open_horizon_h (default 24 h)")
+    stale_incidents: int = Field(description="Never resolved and older than that horizon")
+
+
+class IncidentsResponse(BaseModel):
+    source: Literal["indicator_service", "none"] = Field(
+        description="indicator_service: the newest `safety_incidents` points of `kota "
+                    "indicators`; none: it has written none recently (is it running?)")
+    window: Literal["1m", "1h"] | None = Field(
+        description="1m when the service computes minute windows, else its hourly points")
+    as_of: datetime | None = Field(description="The moment the counts describe (window end)")
+    items: list[IncidentCount]
+
+
 class MetaResponse(BaseModel):
     title: str
     version: str

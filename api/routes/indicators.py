@@ -1,4 +1,4 @@
-"""Current ISPU per station and district, and Siaga per water gauge."""
+"""Current ISPU per station and district, Siaga per water gauge, and open incidents."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from api.deps import FiltersDep, IndicatorsDep
+from api.deps import FiltersDep, IndicatorsDep, StateDep, get_filters
+from api.params import CityQuery, DistrictQuery
 from api.problems import problem_responses
-from api.schemas import IspuResponse, SiagaResponse
+from api.schemas import IncidentsResponse, IspuResponse, SiagaResponse
 
 router = APIRouter(prefix="/indicators", tags=["indicators"])
 
@@ -41,3 +42,18 @@ async def siaga(service: IndicatorsDep, filters: FiltersDep) -> SiagaResponse:
     gauges.yaml`), with the rate of rise over the last hour. `source` says which.
     """
     return await service.siaga(filters)
+
+
+@router.get("/incidents", response_model=IncidentsResponse,
+            summary="Open public-safety incidents", responses=ERRORS)
+async def incidents(service: IndicatorsDep, state: StateDep, city: CityQuery = None,
+                    district: DistrictQuery = None) -> IncidentsResponse:
+    """Incidents open now (trantibumlinmas), per district and for the city, by category and
+    `all`, with the stale ones (never resolved, older than the service's open horizon).
+
+    Read from the `safety_incidents` points of `kota indicators` (docs/indicators.md): an
+    incident is the events sharing one `incident_id` (or one event without it), closed by a
+    `resolved` event. There is no fallback computation here; `source` is `none` when the
+    service has written nothing recently.
+    """
+    return await service.incidents(get_filters(state, city, district))

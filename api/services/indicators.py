@@ -9,7 +9,14 @@ import time
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from api.schemas import IspuPublic, IspuResponse, SiagaPublic, SiagaResponse
+from api.schemas import (
+    IncidentCount,
+    IncidentsResponse,
+    IspuPublic,
+    IspuResponse,
+    SiagaPublic,
+    SiagaResponse,
+)
 from api.services.readings import Filters, finite_number, ms_to_datetime
 from kota.indices.ispu import average_for_ispu, ispu_parameters, station_ispu
 from kota.indices.siaga import (
@@ -27,6 +34,7 @@ __all__ = ["IndicatorsService"]
 AIR_PARAMETERS = ispu_parameters()  # the air fields an ISPU is computed from
 Scope = Literal["device", "district"]
 HOUR_MS = 3_600_000
+MINUTE_MS = 60_000
 
 
 def _where(*parts: str) -> str:
@@ -229,6 +237,40 @@ class IndicatorsService:
             status=status, status_name=status_name, is_lower_bound=lower_bound,
             rise_cm_per_h=rise, hours_to_next=hours, thresholds_cm=self._thresholds(gauge_id),
             source="computed")
+
+    # -- open incidents --------------------------------------------------------------------------
+    async def incidents(self, filters: Filters) -> IncidentsResponse:
+        """The newest state the indicator service wrote: its minute points when it computes
+        them (within siaga_max_age_s), else its hourly ones (within indicator_max_age_s)."""
+        windows: tuple[tuple[Literal["1m", "1h"], int, int], ...] = (
+            ("1m", MINUTE_MS, self.siaga_max_age_s), ("1h", HOUR_MS, self.max_age_s))
+        for window, length_ms, max_age_s in windows:
+            query = (f"SELECT {quote_ident('open_incidents')}, {quote_ident('stale_incidents')} "
+                     f"FROM {quote_ident('safety_incidents')} WHERE "
+                     + _where(f"time > now() - {max_age_s}s", _eq("window", window),
+                              *filters.conditions())
+                     + f" GROUP BY {quote_ident('scope')}, {quote_ident('city')}, "
+                     f"{quote_ident('district')}, {quote_ident('event')} "
+                     "ORDER BY time DESC LIMIT 1")
+            rows = [row for series in await self.influx.query(query) for row in _rows(series)]
+            if not rows:
+                continue
+            # Only the newest window: a category no longer written (all its incidents aged out
+            # of the service's lookback) must not show an older count.
+            newest = max(int(row["time"]) for row in rows)
+            items = [IncidentCount(
+                scope="city" if row.get("scope") == "city" else "district",
+                city=str(row.get("city") or ""),
+                district=None if row.get("scope") == "city" else str(row.get("district") or ""),
+                event=str(row.get("event") or ""),
+                open_incidents=int(finite_number(row.get("open_incidents")) or 0),
+                stale_incidents=int(finite_number(row.get("stale_incidents")) or 0))
+                for row in rows if int(row["time"]) == newest]
+            items.sort(key=lambda i: (i.scope != "city", i.city, i.district or "",
+                                      i.event != "all", i.event))
+            return IncidentsResponse(source="indicator_service", window=window,
+                                     as_of=ms_to_datetime(newest + length_ms), items=items)
+        return IncidentsResponse(source="none", window=None, as_of=None, items=[])
 
 
 def _worst_per_district(stations: Sequence[IspuPublic]) -> list[IspuPublic]:
