@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import sys
 from datetime import datetime
@@ -141,3 +142,162 @@ def bench(devices: int, influx_url: str | None, output: str | None) -> None:
     from indicators.bench import main as bench_main
 
     bench_main(devices=devices, influx_url=influx_url, output=output)
+
+
+def _rollup_plan(config_file: str | None, influx_url: str | None,
+                 database: str | None) -> tuple[Any, Any]:
+    from indicators.rollup import load_rollups, plan
+    from indicators.settings import IndicatorSettings
+
+    overrides: dict[str, Any] = {
+        "influx": {k: v for k, v in {"url": influx_url, "database": database}.items() if v}}
+    try:
+        settings = load_settings(IndicatorSettings, "indicators", config_file, overrides)
+        options = settings.rollup
+        rollup = plan(settings.influx.database, settings.influx.retention_policy,
+                      options.retention_policy, options.retention, options.interval,
+                      options.every, options.resample_for, load_rollups(options.file))
+    except (ConfigError, ValueError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    return settings, rollup
+
+
+_ROLLUP_OPTIONS = [
+    click.option("--config", "config_file", type=click.Path(dir_okay=False),
+                 help="Configuration file (default: $KOTA_CONFIG or ./kota.yaml)."),
+    click.option("--influx-url", help="Override indicators.influx.url."),
+    click.option("--database", help="Override indicators.influx.database."),
+]
+
+
+def _rollup_options(function: Any) -> Any:
+    for option in reversed(_ROLLUP_OPTIONS):
+        function = option(function)
+    return function
+
+
+@indicators.group()
+def rollup() -> None:
+    """Hourly roll-ups of the raw readings, kept by InfluxDB 1.x continuous queries.
+
+    For dashboards over months and years: InfluxDB keeps hourly mean/min/max/sum per field
+    (indicators/rollups.yaml) in its own retention policy (indicators.rollup.*), while the raw
+    readings may expire. InfluxDB 2.x and 3.x have no continuous queries: `plan` prints the
+    statements to translate into a 2.x task (docs/indicators.md).
+
+    \b
+    Examples:
+      kota indicators rollup plan                # the statements, nothing is changed
+      kota indicators rollup install             # create or update them (idempotent)
+      kota indicators rollup install --backfill 30d
+      kota indicators rollup status              # what is installed, rows per measurement
+      kota indicators rollup drop                # remove the continuous queries
+    """
+
+
+@rollup.command("plan")
+@_rollup_options
+def rollup_plan(config_file: str | None, influx_url: str | None, database: str | None) -> None:
+    """Print the InfluxQL statements; change nothing."""
+    _, plan = _rollup_plan(config_file, influx_url, database)
+    for statement in plan.statements():
+        click.echo(statement + ";")
+
+
+def _run_rollup(settings: Any, action: Any) -> list[str]:
+    from kota.influx import InfluxClient, InfluxDataError, InfluxUnavailable
+
+    async def go() -> list[str]:
+        client = InfluxClient(settings.influx)
+        try:
+            result: list[str] = await action(client)
+            return result
+        finally:
+            await client.close()
+
+    try:
+        return asyncio.run(go())
+    except InfluxUnavailable as exc:
+        raise click.ClickException(f"{exc}; is InfluxDB running at {settings.influx.url}?"
+                                   ) from None
+    except InfluxDataError as exc:
+        hint = (" (InfluxDB 2.x/3.x have no continuous queries: see `kota indicators rollup "
+                "plan` and docs/indicators.md)" if settings.influx.version != 1 else "")
+        raise click.ClickException(f"InfluxDB refused: {exc}{hint}") from None
+
+
+@rollup.command("install")
+@_rollup_options
+@click.option("--backfill", metavar="DURATION",
+              help="Also roll up the raw readings of this span once (e.g. 30d): continuous "
+                   "queries only cover their own FOR span from now on.")
+def rollup_install(config_file: str | None, influx_url: str | None, database: str | None,
+                   backfill: str | None) -> None:
+    """Create or update the retention policy and the continuous queries."""
+    from indicators.rollup import install
+
+    settings, plan = _rollup_plan(config_file, influx_url, database)
+    if backfill is not None and not re.match(r"^[1-9][0-9]{0,5}(m|h|d|w)$", backfill):
+        raise click.BadParameter(f"{backfill!r} is not a duration like 30d",
+                                 param_hint="--backfill")
+    if settings.influx.version != 1:
+        raise click.ClickException(
+            f"indicators.influx.version is {settings.influx.version}: continuous queries exist "
+            "only in InfluxDB 1.x. Use `kota indicators rollup plan` and translate the "
+            "statements into a task (docs/indicators.md, 'Roll-ups').")
+    for line in _run_rollup(settings, lambda client: install(client, plan, backfill)):
+        click.echo(line)
+    click.echo(f"roll-ups installed: {len(plan.rollups)} continuous queries into "
+               f"{plan.database}.{plan.target_rp} (every {plan.every}, for {plan.resample_for})")
+
+
+@rollup.command("drop")
+@_rollup_options
+def rollup_drop(config_file: str | None, influx_url: str | None, database: str | None) -> None:
+    """Drop our continuous queries (the roll-up retention policy and its data stay)."""
+    from indicators.rollup import drop
+
+    settings, plan = _rollup_plan(config_file, influx_url, database)
+    lines = _run_rollup(settings, lambda client: drop(client, plan))
+    for line in lines:
+        click.echo(line)
+    click.echo(f"dropped {len(lines)} continuous queries")
+
+
+@rollup.command("status")
+@_rollup_options
+def rollup_status(config_file: str | None, influx_url: str | None, database: str | None) -> None:
+    """Installed continuous queries, and the roll-up rows per measurement."""
+    from indicators.rollup import installed, retention_policies
+    from kota.influx import quote_ident
+
+    settings, plan = _rollup_plan(config_file, influx_url, database)
+
+    async def status(client: Any) -> list[str]:
+        lines = []
+        policies = await retention_policies(client, plan.database)
+        duration = policies.get(plan.target_rp)
+        lines.append(f"retention policy {plan.target_rp}: "
+                     + (f"duration {duration}" if duration else "missing"))
+        have = await installed(client, plan)
+        for measurement in sorted(plan.rollups):
+            name = plan.cq_name(measurement)
+            rows = 0
+            if duration:
+                series = await client.query(
+                    f"SELECT count(*) FROM {quote_ident(plan.database)}."
+                    f"{quote_ident(plan.target_rp)}.{quote_ident(measurement)}")
+                counts = [v for one in series for v in (one.get("values") or [[0]])[0][1:]
+                          if isinstance(v, int | float)]
+                rows = int(max(counts, default=0))
+            lines.append(f"{measurement:8} {'installed' if name in have else 'MISSING':9} "
+                         f"{rows} rows")
+        return lines
+
+    lines = _run_rollup(settings, status)
+    for line in lines:
+        click.echo(line)
+    missing = sum(1 for line in lines if " MISSING " in line)
+    click.echo("all roll-ups installed" if not missing else
+               f"{missing} missing: run `kota indicators rollup install`")

@@ -77,6 +77,28 @@ class SafetySettings(BaseModel):
                     "(stale ones older than this are no longer counted); >= the open horizon")
 
 
+_DURATION = r"^[1-9][0-9]{0,5}(s|m|h|d|w)$"
+
+
+class RollupSettings(BaseModel):
+    """``kota indicators rollup``: hourly roll-ups kept by InfluxDB 1.x continuous queries."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    file: Path = Field(default=Path(__file__).resolve().parent / "rollups.yaml",
+                       description="Measurement -> field -> aggregates (YAML)")
+    retention_policy: str = Field(default="kota_1h", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$",
+                                  description="Retention policy the roll-ups are written to")
+    retention: str = Field(default="INF", pattern=r"^(INF|[1-9][0-9]{0,5}(m|h|d|w))$",
+                           description="How long roll-ups are kept (e.g. 520w); INF: forever")
+    interval: str = Field(default="1h", pattern=_DURATION, description="Roll-up bucket")
+    every: str = Field(default="15m", pattern=_DURATION,
+                       description="How often each continuous query runs (RESAMPLE EVERY)")
+    resample_for: str = Field(default="3h", pattern=_DURATION,
+                              description="Span each run recomputes (RESAMPLE FOR): late "
+                                          "readings within it are rolled up too")
+
+
 class IndicatorSettings(BaseModel):
     """Everything ``kota indicators`` needs. Every setting can come from the file or environment."""
 
@@ -115,6 +137,7 @@ class IndicatorSettings(BaseModel):
     noise: NoiseSettings = Field(default_factory=NoiseSettings)
     uptime: UptimeSettings = Field(default_factory=UptimeSettings)
     safety: SafetySettings = Field(default_factory=SafetySettings)
+    rollup: RollupSettings = Field(default_factory=RollupSettings)
     write_batch_points: int = Field(default=5000, ge=1, le=100_000,
                                     description="Points per InfluxDB write")
     metrics_host: str = Field(default="127.0.0.1", description="Prometheus /metrics address")
