@@ -94,7 +94,8 @@ class MqttPublisher:
 
     def flush(self, timeout_s: float | None = None) -> None:
         """Wait (bounded) until every message is acknowledged or given up."""
-        deadline = time.monotonic() + (timeout_s or self.settings.drain_timeout_s)
+        deadline = time.monotonic() + (self.settings.drain_timeout_s if timeout_s is None
+                                       else timeout_s)
         while self._pending and time.monotonic() < deadline:
             _wait(self._pending[0], _POLL_S)
             self._settle(block_above=len(self._pending))
