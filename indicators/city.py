@@ -36,8 +36,8 @@ class CityInputs:
     incidents: dict[tuple[str, str], float] = field(default_factory=dict)
     noise_night_exceedances: dict[tuple[str, str], float] = field(default_factory=dict)
     uptime: dict[tuple[str, str], float] = field(default_factory=dict)
-    # districts where a safety device's heartbeat was heard that day
-    safety_heard: set[str] = field(default_factory=set)
+    # (city, district) where a safety device's heartbeat was heard that day
+    safety_heard: set[tuple[str, str]] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ def city_points(window: Window, inputs: CityInputs, districts: DistrictTable,
             point.put("area_km2", area)
             point.put("air_stations_per_km2", acc["air_stations_known_area"] / area)
         if table:
-            monitored = sum(1 for d in table if d.name in inputs.safety_heard)
+            monitored = sum(1 for d in table if (city, d.name) in inputs.safety_heard)
             point.put("districts_safety_monitored", float(monitored))
             point.put("districts_safety_monitored_share", monitored / len(table))
         if population:

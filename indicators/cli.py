@@ -69,6 +69,16 @@ def indicators(ctx: click.Context, config_file: str | None, influx_url: str | No
       kota indicators bench --devices 1000  # the benchmark
     """
     if ctx.invoked_subcommand is not None:
+        given = [name for name, value in (
+            ("--config", config_file), ("--influx-url", influx_url), ("--database", database),
+            ("--registry", registry_file), ("--since", since), ("--until", until))
+            if value is not None] + [name for name, flag in (
+                ("--once", once), ("--replace", replace), ("--check", check)) if flag]
+        if given:
+            raise click.UsageError(
+                f"{', '.join(given)} before '{ctx.invoked_subcommand}' would be ignored: give "
+                "the subcommand's own options after it, e.g. `kota indicators rollup install "
+                "--database kota`", ctx)
         return
     from indicators.settings import IndicatorSettings
 
@@ -209,7 +219,9 @@ def _run_rollup(settings: Any, action: Any) -> list[str]:
     from kota.influx import InfluxClient, InfluxDataError, InfluxUnavailable
 
     async def go() -> list[str]:
-        client = InfluxClient(settings.influx)
+        # a backfill over months is one long statement: allow it minutes, not the usual 10 s
+        client = InfluxClient(settings.influx.model_copy(
+            update={"timeout_s": max(settings.influx.timeout_s, 600.0)}))
         try:
             result: list[str] = await action(client)
             return result
@@ -221,6 +233,8 @@ def _run_rollup(settings: Any, action: Any) -> list[str]:
     except InfluxUnavailable as exc:
         raise click.ClickException(f"{exc}; is InfluxDB running at {settings.influx.url}?"
                                    ) from None
+    except ValueError as exc:  # e.g. the roll-up policy is the raw data's
+        raise click.ClickException(str(exc)) from None
     except InfluxDataError as exc:
         hint = (" (InfluxDB 2.x/3.x have no continuous queries: see `kota indicators rollup "
                 "plan` and docs/indicators.md)" if settings.influx.version != 1 else "")
@@ -245,7 +259,8 @@ def rollup_install(config_file: str | None, influx_url: str | None, database: st
         raise click.ClickException(
             f"indicators.influx.version is {settings.influx.version}: continuous queries exist "
             "only in InfluxDB 1.x. Use `kota indicators rollup plan` and translate the "
-            "statements into a task (docs/indicators.md, 'Roll-ups').")
+            "statements into a task (docs/indicators.md, 'Where InfluxDB continuous queries "
+            "serve').")
     for line in _run_rollup(settings, lambda client: install(client, plan, backfill)):
         click.echo(line)
     click.echo(f"roll-ups installed: {len(plan.rollups)} continuous queries into "
@@ -276,7 +291,7 @@ def rollup_status(config_file: str | None, influx_url: str | None, database: str
 
     async def status(client: Any) -> list[str]:
         lines = []
-        policies = await retention_policies(client, plan.database)
+        policies, _default = await retention_policies(client, plan.database)
         duration = policies.get(plan.target_rp)
         lines.append(f"retention policy {plan.target_rp}: "
                      + (f"duration {duration}" if duration else "missing"))
@@ -285,14 +300,16 @@ def rollup_status(config_file: str | None, influx_url: str | None, database: str
             name = plan.cq_name(measurement)
             rows = 0
             if duration:
+                # the last 7 days only: a count over years of roll-ups would be slow
                 series = await client.query(
                     f"SELECT count(*) FROM {quote_ident(plan.database)}."
-                    f"{quote_ident(plan.target_rp)}.{quote_ident(measurement)}")
+                    f"{quote_ident(plan.target_rp)}.{quote_ident(measurement)} "
+                    "WHERE time > now() - 7d")
                 counts = [v for one in series for v in (one.get("values") or [[0]])[0][1:]
                           if isinstance(v, int | float)]
                 rows = int(max(counts, default=0))
             lines.append(f"{measurement:8} {'installed' if name in have else 'MISSING':9} "
-                         f"{rows} rows")
+                         f"{rows} rows in the last 7 days")
         return lines
 
     lines = _run_rollup(settings, status)

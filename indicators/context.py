@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kota.registry import Device, Registry
+from kota.registry import CITY_PATTERN, Device, Registry
 
 __all__ = ["Context", "District", "DistrictTable", "load_districts"]
 
@@ -38,8 +39,11 @@ class DistrictTable:
         return self._rows.get((city, name)) or self._rows.get(("", name))
 
     def of_city(self, city: str) -> list[District]:
-        """The rows that describe ``city``: its own and those without a city."""
-        return [d for d in self._rows.values() if d.city in (city, "")]
+        """The rows that describe ``city``: its own, and those without a city for districts it
+        has no row of its own for (as ``get`` picks them)."""
+        own = {d.name for d in self._rows.values() if d.city == city}
+        return [d for d in self._rows.values()
+                if d.city == city or (not d.city and d.name not in own)]
 
     def names(self) -> list[str]:
         return sorted({d.name for d in self._rows.values()})
@@ -68,12 +72,15 @@ def load_districts(path: Path) -> DistrictTable:
             name = (row.get("kecamatan") or "").strip()
             if not name:
                 raise ValueError(f"{path}:{number}: kecamatan is empty")
+            city = (row.get("city") or "").strip()
+            if city and not re.match(CITY_PATTERN, city):
+                raise ValueError(f"{path}:{number}: city {city!r} is not a city tag like "
+                                 "'jakarta' (lower case, as in the device registry)")
             try:
                 year = _number(row.get("population_year"))
                 rows.append(District(name, _number(row.get("area_km2")),
                                      _number(row.get("population")),
-                                     int(year) if year is not None else None,
-                                     (row.get("city") or "").strip()))
+                                     int(year) if year is not None else None, city))
             except ValueError as exc:
                 raise ValueError(f"{path}:{number}: {exc}") from None
     try:

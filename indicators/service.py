@@ -335,11 +335,8 @@ class IndicatorService:
                     group = (point.tags["city"], point.tags["district"])
                     inputs.noise_night_exceedances[group] = (
                         inputs.noise_night_exceedances.get(group, 0.0) + 1.0)
-            district_city = {d.district: d.city for d in self.context.registry}
-            for district, share in uptime.district_share.items():
-                inputs.uptime[(district_city.get(district, city or ""), district)] = share
-            inputs.safety_heard = {district for district, kind in uptime.heard
-                                   if kind == "safety"}
+            inputs.uptime = dict(uptime.district_share)
+            inputs.safety_heard = {(c, d) for c, d, kind in uptime.heard if kind == "safety"}
             points += city_points(window, inputs, self.context.districts, self.limits)
         return points
 

@@ -35,8 +35,9 @@ def device_shares(window: Window, heartbeats: Mapping[DeviceKey, list[Sample]],
 @dataclass
 class Uptime:
     points: list[Point]
-    district_share: dict[str, float]  # mean share over each district's registered devices
-    heard: set[tuple[str, str]]  # (district, measured kind) with any device heard
+    # mean share over each (city, district)'s registered devices
+    district_share: dict[tuple[str, str], float]
+    heard: set[tuple[str, str, str]]  # (city, district, measured kind) with any device heard
 
 
 def uptime_points(window: Window, heartbeats: Mapping[DeviceKey, list[Sample]],
@@ -52,13 +53,13 @@ def uptime_points(window: Window, heartbeats: Mapping[DeviceKey, list[Sample]],
     per_device.update(shares)
     points = []
     groups: dict[tuple[str, str, str], list[float]] = defaultdict(list)
-    district_all: dict[str, list[float]] = defaultdict(list)
-    heard: set[tuple[str, str]] = set()
+    district_all: dict[tuple[str, str], list[float]] = defaultdict(list)
+    heard: set[tuple[str, str, str]] = set()
     for key, (up, slots) in sorted(per_device.items()):
         kind = context.measured_kind(key.device)
         share = up / slots
         if up:
-            heard.add((key.district, kind))
+            heard.add((key.city, key.district, kind))
         point = Point("device_uptime", {"window": window.name, "scope": "device",
                                         "city": key.city, "district": key.district,
                                         "device": key.device, "kind": kind}, window.start_ms)
@@ -68,7 +69,7 @@ def uptime_points(window: Window, heartbeats: Mapping[DeviceKey, list[Sample]],
         points.append(point)
         groups[(key.city, key.district, kind)].append(share)
         groups[(key.city, "", kind)].append(share)
-        district_all[key.district].append(share)
+        district_all[(key.city, key.district)].append(share)
     for (city_name, district, kind), values in sorted(groups.items()):
         tags = {"window": window.name, "scope": "district" if district else "city",
                 "city": city_name, "kind": kind}
@@ -78,5 +79,5 @@ def uptime_points(window: Window, heartbeats: Mapping[DeviceKey, list[Sample]],
         point.put("uptime_share", sum(values) / len(values))
         point.put("devices", float(len(values)))
         points.append(point)
-    means = {district: sum(v) / len(v) for district, v in district_all.items()}
+    means = {group: sum(v) / len(v) for group, v in district_all.items()}
     return Uptime(points, means, heard)

@@ -5,6 +5,7 @@ thresholds configured), not every gauge that reports."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,7 +25,7 @@ TABLE = DistrictTable([
 ])
 
 
-def by_scope(points: list[Point]) -> dict[tuple[str, str], dict[str, object]]:
+def by_scope(points: list[Point]) -> dict[tuple[str, str], dict[str, Any]]:
     return {(p.tags["city"], p.tags.get("district", "")): p.fields for p in points}
 
 
@@ -59,7 +60,7 @@ def test_flood_coverage_counts_gauges_that_can_alert(
 
 def test_each_city_uses_its_own_rows_of_the_district_table() -> None:
     inputs = CityInputs(incidents={("jakarta", "Menteng"): 3.0, ("bandung", "Coblong"): 6.0},
-                        safety_heard={"Coblong"})
+                        safety_heard={("bandung", "Coblong")})
     points = by_scope(city_points(DAY, inputs, TABLE, LIMITS))
     assert points[("bandung", "")]["population"] == 120_000.0
     assert points[("bandung", "")]["incidents_per_100k"] == pytest.approx(5.0)
@@ -80,7 +81,9 @@ def test_a_table_without_a_city_column_applies_to_every_city(tmp_path: Path) -> 
     path = tmp_path / "districts.csv"
     path.write_text("kecamatan,area_km2,population,population_year\nMenteng,6.53,68000,2020\n")
     table = load_districts(path)
-    assert table.get("jakarta", "Menteng") == table.get("surabaya", "Menteng")
+    menteng = table.get("jakarta", "Menteng")
+    assert menteng is not None and menteng.population == 68_000.0
+    assert table.get("surabaya", "Menteng") == menteng
     assert [d.name for d in table.of_city("anywhere")] == ["Menteng"]
 
 
@@ -101,3 +104,37 @@ def test_the_shipped_jakarta_table() -> None:
     # densities stay within what a Jakarta kecamatan can have (Seribu's islands to Johar Baru)
     densities = [d.population / d.area_km2 for d in table if d.population and d.area_km2]
     assert all(1_000 < density < 60_000 for density in densities)
+
+
+def test_a_generic_row_does_not_count_again_where_the_city_has_its_own(tmp_path: Path) -> None:
+    path = tmp_path / "districts.csv"
+    path.write_text("city,kecamatan,area_km2,population,population_year\n"
+                    ",Menteng,6.53,68000,2010\njakarta,Menteng,6.53,70000,2020\n"
+                    "jakarta,Tebet,9.03,210000,2020\n,Coblong,7.35,120000,2020\n")
+    table = load_districts(path)
+    jakarta = table.of_city("jakarta")
+    assert sorted((d.name, d.population) for d in jakarta) == [
+        ("Coblong", 120_000.0), ("Menteng", 70_000.0), ("Tebet", 210_000.0)]
+    menteng = table.get("jakarta", "Menteng")
+    assert menteng is not None and menteng.population == 70_000.0
+    generic = table.get("bandung", "Menteng")
+    assert generic is not None and generic.population == 68_000.0
+
+
+def test_same_district_names_in_two_cities_stay_apart() -> None:
+    table = DistrictTable([District("Menteng", 6.53, 68_000.0, 2020, "jakarta"),
+                           District("Menteng", 3.0, 50_000.0, 2020, "bogor")])
+    inputs = CityInputs(incidents={("jakarta", "Menteng"): 1.0, ("bogor", "Menteng"): 1.0},
+                        safety_heard={("jakarta", "Menteng")})
+    points = by_scope(city_points(DAY, inputs, table, LIMITS))
+    assert points[("jakarta", "")]["districts_safety_monitored"] == 1.0
+    assert points[("bogor", "")]["districts_safety_monitored"] == 0.0
+    assert points[("bogor", "Menteng")]["incidents_per_100k"] == pytest.approx(2.0)
+
+
+def test_a_city_that_is_not_a_registry_tag_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "districts.csv"
+    path.write_text("city,kecamatan,area_km2,population,population_year\n"
+                    "Jakarta,Menteng,6.53,68000,2020\n")
+    with pytest.raises(ValueError, match=r"districts.csv:2: city 'Jakarta' is not a city tag"):
+        load_districts(path)

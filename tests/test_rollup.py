@@ -24,7 +24,7 @@ from indicators.rollup import (
     plan,
 )
 from kota.cli import main
-from kota.influx import InfluxClient, InfluxSettings
+from kota.influx import InfluxClient, InfluxDataError, InfluxSettings
 from kota.localstack import LocalService
 
 HOUR_S = 3600
@@ -80,6 +80,9 @@ def test_the_shipped_file_covers_every_kind() -> None:
     ("air:\n  pm25: {mean: x}\n  pm10: {max: x}\n", "air: an output name is used twice"),
     ("air:\n  pm25: {mean: 'a b'}\n", "output name 'a b' is not a plain identifier"),
     ("air:\n  pm25: []\n", "air.pm25: no aggregates"),
+    ("rain:\n  rain_mm: {sum: time}\n", "output name 'time' is a tag or 'time'"),
+    ("air:\n  pm25: {mean: city}\n", "output name 'city' is a tag"),
+    ("safety:\n  count: {sum: event}\n", "output name 'event' is a tag"),
     ("- air\n", "expected a mapping"),
 ])
 def test_bad_rollup_files_are_refused_with_the_place(tmp_path: Path, text: str,
@@ -90,14 +93,46 @@ def test_bad_rollup_files_are_refused_with_the_place(tmp_path: Path, text: str,
         load_rollups(path)
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("retention", "forever"), ("interval", "INF"), ("every", "0m"), ("resample_for", "3 h")])
-def test_bad_durations_are_refused(field: str, value: str) -> None:
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("retention", "forever", "rollup.retention: 'forever' is not a duration"),
+    ("interval", "INF", "rollup.interval"),
+    ("every", "0m", "rollup.every"),
+    ("resample_for", "3 h", "rollup.resample_for"),
+    ("every", "999999w", "at most 100 years"),
+    # what InfluxDB would refuse only after the old CQ was dropped
+    ("resample_for", "30m", r"rollup.resample_for \(30m\) must be at least rollup.interval"),
+    ("retention", "30m", r"rollup.retention \(30m\) must be at least 1h"),
+])
+def test_bad_durations_are_refused(field: str, value: str, message: str) -> None:
     args = {"retention": "INF", "interval": "1h", "every": "15m", "resample_for": "3h"}
     args[field] = value
-    with pytest.raises(ValueError, match=f"rollup.{field}"):
+    with pytest.raises(ValueError, match=message):
         plan("kota", "", "kota_1h", args["retention"], args["interval"], args["every"],
              args["resample_for"], load_rollups())
+
+
+def test_the_raw_retention_policy_is_never_the_target(influxdb: LocalService,
+                                                      database: str) -> None:
+    with pytest.raises(ValueError, match="where the raw readings are"):
+        plan(database, "raw", "raw", "INF", "1h", "1s", "3h", load_rollups())
+    # the database's default policy (autogen here) when influx.retention_policy is empty
+    onto_default = plan(database, "", "autogen", "INF", "1h", "1s", "3h", load_rollups())
+    with pytest.raises(ValueError, match="is the retention policy of the raw readings"):
+        _run(influxdb, database, lambda client: install(client, onto_default))
+    assert _run(influxdb, database, lambda client: installed(client, onto_default)) == {}
+
+
+def test_a_refused_continuous_query_leaves_the_old_one_in_place(influxdb: LocalService,
+                                                                database: str) -> None:
+    rollup = _plan(database)
+    _run(influxdb, database, lambda client: install(client, rollup))
+    before = _run(influxdb, database, lambda client: installed(client, rollup))
+    # a plan InfluxDB refuses at CREATE time (FOR shorter than the bucket; plan() would
+    # stop it, so it is built directly): the dropped CQ must be put back
+    refused = RollupPlan(database, "", "kota_1h", "INF", "1h", "1s", "30m", rollup.rollups)
+    with pytest.raises(InfluxDataError, match="FOR duration must be >= GROUP BY time"):
+        _run(influxdb, database, lambda client: install(client, refused))
+    assert _run(influxdb, database, lambda client: installed(client, rollup)) == before
 
 
 def test_statements_quote_names_and_keep_tags() -> None:
@@ -157,15 +192,19 @@ def test_continuous_queries_roll_up_the_raw_readings(influxdb: LocalService,
     assert _run(influxdb, database, lambda client: installed(client, fewer)) == {}
 
 
-def test_backfill_rolls_up_hours_before_the_resample_span(influxdb: LocalService,
-                                                          database: str) -> None:
+def test_backfill_rolls_up_whole_hours_before_the_resample_span(influxdb: LocalService,
+                                                                database: str) -> None:
     old_hour = int(time.time()) // HOUR_S * HOUR_S - 10 * HOUR_S  # outside FOR 3h
     _write(influxdb, database, [
         f"water,city=jakarta,district=Tebet,kind=water,device=w level_cm={level} "
         f"{old_hour + n * 600}" for n, level in enumerate((700.0, 760.0, 820.0))])
+    # "now" 10 h 15 min after that hour began: a 10 h span starts 15 min into it, and the
+    # backfill must still take the whole hour (it starts at the bucket boundary)
+    now_ns = (old_hour + 10 * HOUR_S + 900) * 1_000_000_000
     rollup = _plan(database, every="1h")
-    done = _run(influxdb, database, lambda client: install(client, rollup, "1d"))
-    assert "  water: backfilled the last 1d" in done
+    done = _run(influxdb, database,
+                lambda client: install(client, rollup, "10h", now_ns=now_ns))
+    assert "  water: backfilled the last 10h" in done
     [row] = _rolled(influxdb, database, "water")
     assert (row["time"], row["level_cm_mean"], row["level_cm_min"], row["level_cm_max"]) == (
         old_hour * 1000, 760.0, 700.0, 820.0)
@@ -181,6 +220,9 @@ def test_the_command_line(influxdb: LocalService, database: str) -> None:
     before = runner.invoke(main, ["indicators", "rollup", "status", *target])
     assert "retention policy kota_1h: missing" in before.output
     assert before.output.rstrip().endswith("6 missing: run `kota indicators rollup install`")
+    misplaced = runner.invoke(main, ["indicators", "--database", database, "rollup", "plan"])
+    assert misplaced.exit_code == 2 and "--database before 'rollup' would be ignored" in (
+        misplaced.output)
     installed_ = runner.invoke(main, ["indicators", "rollup", "install", *target])
     assert installed_.exit_code == 0, installed_.output
     assert "roll-ups installed: 6 continuous queries" in installed_.output
