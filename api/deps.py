@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -45,26 +44,7 @@ class ApiState:
     indicators: IndicatorsService
     live: LiveCache
     open_streams: int = 0
-    # Admissions not yet started (monotonic times): a stream is admitted in the route but
-    # counted as open only once its generator runs, so simultaneous connects could overshoot
-    # the limit without these. One that never starts (the client left) expires.
-    stream_admissions: deque[float] = field(default_factory=deque)
     districts: frozenset[str] = field(default_factory=frozenset)
-
-    def admit_stream(self, max_streams: int, now: float, expiry_s: float = 10.0) -> bool:
-        """Reserve a place for a new stream; False when ``max_streams`` are open or admitted."""
-        while self.stream_admissions and now - self.stream_admissions[0] > expiry_s:
-            self.stream_admissions.popleft()
-        if self.open_streams + len(self.stream_admissions) >= max_streams:
-            return False
-        self.stream_admissions.append(now)
-        return True
-
-    def stream_started(self) -> None:
-        """An admitted stream runs: its reservation becomes an open stream."""
-        if self.stream_admissions:
-            self.stream_admissions.popleft()
-        self.open_streams += 1
 
 
 def get_state(request: Request) -> ApiState:

@@ -166,15 +166,19 @@ class IncidentCount(BaseModel):
     open_incidents: int = Field(description="Not resolved, first reported within the service's "
                                             "incident_open_horizon_h (default 24 h)")
     stale_incidents: int = Field(description="Never resolved and older than that horizon")
+    window: Literal["1m", "1h"] = Field(description="The indicator-service window read")
+    as_of: datetime = Field(description="The moment the counts describe (that window's end)")
 
 
 class IncidentsResponse(BaseModel):
     source: Literal["indicator_service", "none"] = Field(
         description="indicator_service: the newest `safety_incidents` points of `kota "
                     "indicators`; none: it has written none recently (is it running?)")
-    window: Literal["1m", "1h"] | None = Field(
-        description="1m when the service computes minute windows, else its hourly points")
-    as_of: datetime | None = Field(description="The moment the counts describe (window end)")
+    window: Literal["1m", "1h", "mixed"] | None = Field(
+        description="1m when the service computes minute windows, else its hourly points; "
+                    "mixed when cities differ (each item says which)")
+    as_of: datetime | None = Field(description="The newest moment any city's counts describe; "
+                                               "each item has its own")
     items: list[IncidentCount]
 
 

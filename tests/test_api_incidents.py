@@ -95,3 +95,34 @@ def test_hourly_points_when_the_service_computes_no_minutes(api_client: TestClie
     body = api_client.get("/api/v1/indicators/incidents").json()
     assert (body["source"], body["window"]) == ("indicator_service", "1h")
     assert counts(body) == {("Gambir", "all"): (3, 1)}
+
+
+def test_each_city_its_newest_minute_and_no_outdated_district(api_client: TestClient,
+                                                              influxdb: LocalService,
+                                                              database: str) -> None:
+    minute = time.time_ns() // 1_000_000 // MINUTE * MINUTE - 2 * MINUTE
+
+    def line(city: str, district: str | None, open_: float, stale: float, at: int) -> str:
+        scope = f"district,district={district}" if district else "city"
+        return (f"safety_incidents,city={city},event=all,scope={scope},window=1m "
+                f"open_incidents={open_},stale_incidents={stale} {at}")
+
+    write_lines(influxdb, database, [
+        line("jakarta", "Menteng", 1, 0, minute), line("jakarta", None, 1, 0, minute),
+        # one city's service runs a minute behind the other's
+        line("bogor", "Bogor\\ Tengah", 2, 0, minute - MINUTE),
+        line("bogor", None, 2, 0, minute - MINUTE),
+        # Gambir was last written 30 min ago (its incidents have aged out since)
+        line("jakarta", "Gambir", 0, 1, minute - 30 * MINUTE),
+    ])
+    body = api_client.get("/api/v1/indicators/incidents").json()
+    assert {(i["city"], i["district"], i["open_incidents"]) for i in body["items"]} == {
+        ("jakarta", "Menteng", 1), ("jakarta", None, 1),
+        ("bogor", "Bogor Tengah", 2), ("bogor", None, 2)}
+    as_of = {i["city"]: datetime.fromisoformat(i["as_of"]) for i in body["items"]}
+    assert as_of["bogor"] == datetime.fromtimestamp(minute / 1000, UTC)
+    assert datetime.fromisoformat(body["as_of"]) == as_of["jakarta"]
+    bogor = api_client.get("/api/v1/indicators/incidents", params={"city": "bogor"}).json()
+    assert {i["city"] for i in bogor["items"]} == {"bogor"}
+    gambir = api_client.get("/api/v1/indicators/incidents", params={"district": "Gambir"}).json()
+    assert gambir["source"] == "indicator_service" and gambir["items"] == []

@@ -17,7 +17,6 @@ import socket
 import struct
 import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,8 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from test_api_support import api_registry, make_settings, seed, tags, write_lines
+from test_api_support import api_registry, make_settings, seed, serve, tags, write_lines
 
 from api.main import create_app
 from kota.localstack import LocalService, free_port
@@ -120,19 +118,10 @@ class Cdp:
 
 @pytest.fixture
 def served_api(influxdb: LocalService, database: str) -> Iterator[str]:
-    port = free_port()
     app = create_app(make_settings(influxdb, database, sse_interval_s=0.5,
                                    sse_max_duration_s=60), registry=api_registry())
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serve(app) as url:
+        yield url
 
 
 def chromium_args(profile: Path) -> list[str]:
@@ -157,7 +146,8 @@ def stop_chromium(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        process.wait(5)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(5)
     # The helpers are in the same group; give them up to 5 s to exit, then kill what is left.
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
@@ -188,10 +178,14 @@ def browser(served_api: str) -> Iterator[Cdp]:
     profile = Path(tempfile.mkdtemp(prefix="kota-chromium-"))
     port = free_port()
     # A new session puts Chromium and its helpers in one process group we can stop together.
-    process = subprocess.Popen([*chromium_args(profile),
-                                f"--remote-debugging-port={port}", f"{served_api}/"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)
+    try:
+        process = subprocess.Popen([*chromium_args(profile),
+                                    f"--remote-debugging-port={port}", f"{served_api}/"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                   start_new_session=True)
+    except OSError:
+        remove_profile(profile)
+        raise
     try:
         deadline = time.monotonic() + 30
         target = None

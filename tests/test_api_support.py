@@ -13,12 +13,15 @@ Known data (times relative to now; ``HOUR`` = 3 600 000 ms):
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -26,7 +29,7 @@ from api.main import create_app
 from api.services.readings import Filters, history_query, latest_query
 from api.settings import ApiSettings
 from kota.influx import InfluxSettings
-from kota.localstack import LocalService
+from kota.localstack import LocalService, free_port
 from kota.registry import Device, Registry
 
 HOUR = 3_600_000
@@ -95,6 +98,24 @@ def seed(influx: LocalService, database: str) -> Seeded:
     write_lines(influx, database, lines)
     return Seeded(now_ms=now_ms, menteng_latest_ms=latest_ms,
                   manggarai_latest_ms=now_ms - MINUTE)
+
+
+@contextlib.contextmanager
+def serve(app: FastAPI) -> Iterator[str]:
+    """Run ``app`` under a real uvicorn on a free loopback port; yield its base URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 15
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.started, "uvicorn did not start"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 def make_settings(influx: LocalService, database: str, **extra: object) -> ApiSettings:

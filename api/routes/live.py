@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from api.deps import ApiState, FiltersDep, StateDep
 from api.params import KindName
@@ -42,39 +43,35 @@ async def _events(request: Request, state: ApiState, kinds: list[str],
     deadline = time.monotonic() + settings.sse_max_duration_s
     seen: dict[tuple[str, str], int] = {}
     first = True
-    state.stream_started()  # counted here, so the finally below always balances it
-    try:
-        yield f"retry: {RETRY_MS}\n\n"
-        while time.monotonic() < deadline:
-            try:
-                readings = await state.live.latest(kinds, filters)
-                fresh = [r for r in readings if seen.get((r.kind, r.device), -1) < r.time_ms]
-                for reading in fresh:
-                    seen[(reading.kind, reading.device)] = reading.time_ms
-                payload = [r.model_dump(mode="json") for r in fresh]
-                if first:
-                    snapshot = {"readings": payload, **await state.live.indicators_payload(filters),
-                                "server_time_ms": int(time.time() * 1000)}
-                    yield _event("snapshot", snapshot)
-                    first = False
-                elif fresh:
-                    yield _event("readings", {"readings": payload})
-                    if any(r.kind in ("air", "water") for r in fresh):
-                        yield _event("indicators", await state.live.indicators_payload(filters))
-                else:
-                    yield ": nothing new\n\n"
-            except (InfluxUnavailable, InfluxDataError) as exc:
-                log.warning("stream: %s", exc)
-                yield _event("problem", {"type": TYPE_BASE + "database-unavailable",
-                                         "title": "Service Unavailable", "status": 503,
-                                         "detail": "the time-series database is unavailable"})
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or await request.is_disconnected():
-                break
-            await asyncio.sleep(min(settings.sse_interval_s, remaining))
-        yield _event("end", {"reason": "max_duration", "reconnect_ms": RETRY_MS})
-    finally:
-        state.open_streams -= 1
+    yield f"retry: {RETRY_MS}\n\n"
+    while time.monotonic() < deadline:
+        try:
+            readings = await state.live.latest(kinds, filters)
+            fresh = [r for r in readings if seen.get((r.kind, r.device), -1) < r.time_ms]
+            for reading in fresh:
+                seen[(reading.kind, reading.device)] = reading.time_ms
+            payload = [r.model_dump(mode="json") for r in fresh]
+            if first:
+                snapshot = {"readings": payload, **await state.live.indicators_payload(filters),
+                            "server_time_ms": int(time.time() * 1000)}
+                yield _event("snapshot", snapshot)
+                first = False
+            elif fresh:
+                yield _event("readings", {"readings": payload})
+                if any(r.kind in ("air", "water") for r in fresh):
+                    yield _event("indicators", await state.live.indicators_payload(filters))
+            else:
+                yield ": nothing new\n\n"
+        except (InfluxUnavailable, InfluxDataError) as exc:
+            log.warning("stream: %s", exc)
+            yield _event("problem", {"type": TYPE_BASE + "database-unavailable",
+                                     "title": "Service Unavailable", "status": 503,
+                                     "detail": "the time-series database is unavailable"})
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or await request.is_disconnected():
+            break
+        await asyncio.sleep(min(settings.sse_interval_s, remaining))
+    yield _event("end", {"reason": "max_duration", "reconnect_ms": RETRY_MS})
 
 
 @router.get("/stream", summary="Live readings (server-sent events)",
@@ -91,10 +88,30 @@ async def stream(request: Request, state: StateDep, filters: FiltersDep,
     """Server-sent events: `snapshot` first (readings, ispu, siaga), then `readings` with each
     device's newer points and `indicators` when air or water changed; `end` after
     `sse_max_duration_s` (the browser reconnects)."""
-    if not state.admit_stream(state.settings.sse_max_clients, time.monotonic()):
+    if state.open_streams >= state.settings.sse_max_clients:
         raise ProblemError(503, "too many live streams are open; retry later",
                            type_=TYPE_BASE + "too-many-streams", headers={"Retry-After": "10"})
     kinds: list[str] = list(dict.fromkeys(kind)) if kind else list(KINDS)
-    return StreamingResponse(_events(request, state, kinds, filters),
-                             media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    # Counted here, in the same step as the check (simultaneous connects cannot both pass it),
+    # and released when the response ends, even if the client left before the body started.
+    state.open_streams += 1
+    return _CountedStream(_events(request, state, kinds, filters), state,
+                          media_type="text/event-stream",
+                          headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+class _CountedStream(StreamingResponse):
+    """A streaming response that gives its place in ``open_streams`` back when it ends."""
+
+    def __init__(self, content: AsyncIterator[str], state: ApiState, **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self._state = state
+        self._released = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if not self._released:
+                self._released = True
+                self._state.open_streams -= 1

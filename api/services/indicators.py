@@ -240,37 +240,56 @@ class IndicatorsService:
 
     # -- open incidents --------------------------------------------------------------------------
     async def incidents(self, filters: Filters) -> IncidentsResponse:
-        """The newest state the indicator service wrote: its minute points when it computes
-        them (within siaga_max_age_s), else its hourly ones (within indicator_max_age_s)."""
+        """Per city, the newest state the indicator service wrote: its minute points when it
+        computes them (within siaga_max_age_s), else its hourly ones (indicator_max_age_s).
+
+        The newest window is found per city and without the district filter, so a city whose
+        service runs a minute behind another still shows, and a district the service stopped
+        writing (all its incidents aged out) shows nothing rather than an older count.
+        """
         windows: tuple[tuple[Literal["1m", "1h"], int, int], ...] = (
             ("1m", MINUTE_MS, self.siaga_max_age_s), ("1h", HOUR_MS, self.max_age_s))
+        city_filter = [_eq("city", filters.city)] if filters.city is not None else []
+        newest: dict[str, tuple[Literal["1m", "1h"], int, int]] = {}
         for window, length_ms, max_age_s in windows:
+            query = (f"SELECT last({quote_ident('open_incidents')}) FROM "
+                     f"{quote_ident('safety_incidents')} WHERE "
+                     + _where(f"time > now() - {max_age_s}s", _eq("window", window),
+                              *city_filter)
+                     + f" GROUP BY {quote_ident('city')}")
+            for series in await self.influx.query(query):
+                for row in _rows(series)[:1]:
+                    newest.setdefault(str(row.get("city") or ""),
+                                      (window, length_ms, int(row["time"])))
+        items: list[IncidentCount] = []
+        for city, (window, length_ms, start_ms) in sorted(newest.items()):
+            district = [_eq("district", filters.district)] if filters.district is not None else []
             query = (f"SELECT {quote_ident('open_incidents')}, {quote_ident('stale_incidents')} "
                      f"FROM {quote_ident('safety_incidents')} WHERE "
-                     + _where(f"time > now() - {max_age_s}s", _eq("window", window),
-                              *filters.conditions())
-                     + f" GROUP BY {quote_ident('scope')}, {quote_ident('city')}, "
-                     f"{quote_ident('district')}, {quote_ident('event')} "
-                     "ORDER BY time DESC LIMIT 1")
-            rows = [row for series in await self.influx.query(query) for row in _rows(series)]
-            if not rows:
-                continue
-            # Only the newest window: a category no longer written (all its incidents aged out
-            # of the service's lookback) must not show an older count.
-            newest = max(int(row["time"]) for row in rows)
-            items = [IncidentCount(
-                scope="city" if row.get("scope") == "city" else "district",
-                city=str(row.get("city") or ""),
-                district=None if row.get("scope") == "city" else str(row.get("district") or ""),
-                event=str(row.get("event") or ""),
-                open_incidents=int(finite_number(row.get("open_incidents")) or 0),
-                stale_incidents=int(finite_number(row.get("stale_incidents")) or 0))
-                for row in rows if int(row["time"]) == newest]
-            items.sort(key=lambda i: (i.scope != "city", i.city, i.district or "",
-                                      i.event != "all", i.event))
-            return IncidentsResponse(source="indicator_service", window=window,
-                                     as_of=ms_to_datetime(newest + length_ms), items=items)
-        return IncidentsResponse(source="none", window=None, as_of=None, items=[])
+                     + _where(f"time = {start_ms * 1_000_000}", _eq("window", window),
+                              _eq("city", city), *district)
+                     + f" GROUP BY {quote_ident('scope')}, {quote_ident('district')}, "
+                     f"{quote_ident('event')}")
+            as_of = ms_to_datetime(start_ms + length_ms)
+            for series in await self.influx.query(query):
+                for row in _rows(series):
+                    city_scope = row.get("scope") == "city"
+                    items.append(IncidentCount(
+                        scope="city" if city_scope else "district", city=city,
+                        district=None if city_scope else str(row.get("district") or ""),
+                        event=str(row.get("event") or ""),
+                        open_incidents=int(finite_number(row.get("open_incidents")) or 0),
+                        stale_incidents=int(finite_number(row.get("stale_incidents")) or 0),
+                        window=window, as_of=as_of))
+        items.sort(key=lambda i: (i.city, i.scope != "city", i.district or "",
+                                  i.event != "all", i.event))
+        if not newest:
+            return IncidentsResponse(source="none", window=None, as_of=None, items=[])
+        used = {window for window, _, _ in newest.values()}
+        return IncidentsResponse(
+            source="indicator_service", window=used.pop() if len(used) == 1 else "mixed",
+            as_of=max(ms_to_datetime(t + length) for _, length, t in newest.values()),
+            items=items)
 
 
 def _worst_per_district(stations: Sequence[IspuPublic]) -> list[IspuPublic]:
