@@ -7,8 +7,10 @@ Starts a private InfluxDB 1.x on loopback (unless --influx-url), writes one simu
 measuring devices (40 % air, 15 % water, 15 % rain, 20 % noise, 10 % safety; readings every 300 s
 as the simulator sends them) plus a heartbeat device per measuring device (every 600 s), then
 times the pass the service makes after a day of downtime: the 24 hourly windows and the day
-window. Memory: peak of Python allocations (tracemalloc, a second, untimed pass) and the
-process's maximum resident set size.
+window; then ten 1-minute windows at the day's end (Siaga and the open incidents), again after
+adding a busy week of incidents (20 a day per safety device) to the lookback. Memory: peak
+of Python allocations (tracemalloc, a second, untimed pass) and the process's maximum resident
+set size.
 """
 
 from __future__ import annotations
@@ -91,6 +93,27 @@ def day_lines(registry: Registry, day_start_ms: int, seed: int = 1) -> list[str]
     return lines
 
 
+def incident_week_lines(registry: Registry, end_ms: int, per_day: int = 20,
+                        seed: int = 2) -> list[str]:
+    """A busy week for the open-incident lookback: ``per_day`` incidents per safety device and
+    day over the 7 days before ``end_ms``, each with an incident_id, 80 % resolved later."""
+    rng = random.Random(seed)
+    lines = []
+    for device in registry:
+        if device.kind != "safety":
+            continue
+        tags = (f"city=jakarta,device={device.device_id},"
+                f"district={device.district.replace(' ', chr(92) + ' ')},kind=safety")
+        for number in range(per_day * 7):
+            t_ms = end_ms - rng.randrange(1, 7 * 24 * HOUR_MS)
+            incident = f'incident_id="{device.device_id}-{number}"'
+            lines.append(f"safety,{tags},event={rng.choice(EVENTS)} count=1.0,{incident} {t_ms}")
+            if rng.random() < 0.8:
+                resolved_ms = min(end_ms - 1, t_ms + rng.randrange(60_000, 2 * HOUR_MS))
+                lines.append(f"safety,{tags},event=resolved count=1.0,{incident} {resolved_ms}")
+    return lines
+
+
 def write_lines(url: str, database: str, lines: list[str]) -> None:
     with httpx.Client(base_url=url, timeout=120) as client:
         client.post("/query", params={"q": f'CREATE DATABASE "{database}"'})
@@ -155,6 +178,20 @@ def main(devices: int = 1000, influx_url: str | None = None, output: str | None 
                                                    day_start + 24 * HOUR_MS))
             pass_s = time.perf_counter() - started
             query_s, write_s = _TimedService.query_s, _TimedService.write_s
+            # the live minute: Siaga per gauge and the incidents open (reads the safety events
+            # of incident_lookback_h), ten windows at the end of the day
+            minute_settings = settings.model_copy(update={"windows": ["1m"]})
+            day_end = day_start + 24 * HOUR_MS
+            started = time.perf_counter()
+            minutes, _ = asyncio.run(one_pass(minute_settings, context, day_end - 10 * 60_000,
+                                              day_end))
+            minute_ms = (time.perf_counter() - started) / max(1, minutes) * 1000
+            # the same with a busy week of incidents in the lookback (incident_lookback_h, 7 d)
+            week = incident_week_lines(registry, day_end)
+            write_lines(influx_url, "bench_indicators", week)
+            started = time.perf_counter()
+            asyncio.run(one_pass(minute_settings, context, day_end - 10 * 60_000, day_end))
+            busy_minute_ms = (time.perf_counter() - started) / max(1, minutes) * 1000
             tracemalloc.start()
             asyncio.run(one_pass(settings, context, day_start, day_start + 24 * HOUR_MS))
             _, peak = tracemalloc.get_traced_memory()
@@ -171,6 +208,10 @@ def main(devices: int = 1000, influx_url: str | None = None, output: str | None 
         f"| indicator points written | {points:,} |\n"
         f"| pass time | {pass_s:.2f} s ({pass_s / windows * 1000:.0f} ms per window) |\n"
         f"| of which waiting for InfluxDB queries / writes | {query_s:.2f} s / {write_s:.2f} s |\n"
+        f"| one 1-minute window (Siaga + open incidents), mean of {minutes} | "
+        f"{minute_ms:.0f} ms |\n"
+        f"| the same with a busy week of incidents in the lookback ({len(week):,} safety events) "
+        f"| {busy_minute_ms:.0f} ms |\n"
         f"| peak Python allocations (tracemalloc) | {peak / 2**20:.1f} MiB |\n"
         f"| max RSS of the process | {max_rss_mb:.0f} MiB |\n")
     header = (f"Machine: {platform.node()} — {platform.processor() or platform.machine()}, "
