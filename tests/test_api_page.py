@@ -211,6 +211,11 @@ def browser(served_api: str) -> Iterator[Cdp]:
 def test_page_shows_devices_and_updates_live(browser: Cdp, influxdb: LocalService,
                                              database: str) -> None:
     seeded = seed(influxdb, database)
+    # open incidents as the indicator service writes them (window 1m): 2 in the city
+    minute = seeded.now_ms // 60_000 * 60_000 - 120_000
+    write_lines(influxdb, database, [
+        "safety_incidents,city=jakarta,event=all,scope=city,window=1m "
+        f"open_incidents=2.0,stale_incidents=0.0 {minute}"])
     # Markers for the five non-heartbeat devices, and their rows with values.
     browser.wait_for("document.querySelectorAll('path.leaflet-interactive').length >= 6", 20,
                      "the markers")
@@ -231,6 +236,8 @@ def test_page_shows_devices_and_updates_live(browser: Cdp, influxdb: LocalServic
     fills = browser.evaluate("[...document.querySelectorAll('path.leaflet-interactive')]"
                              ".map(p => p.getAttribute('fill'))")
     assert "#193ce3" in fills and "#f07d00" in fills
+    browser.wait_for("document.getElementById('incident-count').textContent === '2'", 15,
+                     "the open incidents")
     before = int(browser.evaluate("document.body.dataset.updates"))
 
     # A new reading arrives: the stream pushes it, the row and the marker change.

@@ -62,6 +62,8 @@ class LiveCache:
         async def fetch() -> dict[str, Any]:
             ispu = await self.indicators.ispu("device", filters)
             siaga = await self.indicators.siaga(filters)
-            return {"ispu": ispu.model_dump(mode="json"), "siaga": siaga.model_dump(mode="json")}
+            incidents = await self.indicators.incidents(filters)
+            return {"ispu": ispu.model_dump(mode="json"), "siaga": siaga.model_dump(mode="json"),
+                    "incidents": incidents.model_dump(mode="json")}
 
         return await self._get(("indicators", filters), fetch)

@@ -194,6 +194,14 @@ function applyIndicators(data) {
     state.siaga = new Map(data.siaga.items.map((i) => [i.device, i]));
     $("#siaga-source").textContent = sourceLabel(data.siaga.source);
   }
+  if (data.incidents) {
+    // City-wide "all" rows of every city; "—" until kota indicators has written any.
+    const rows = data.incidents.items.filter((i) => i.scope === "city" && i.event === "all");
+    const open = rows.reduce((sum, i) => sum + i.open_incidents, 0);
+    const cell = $("#incident-count");
+    cell.textContent = data.incidents.source === "none" ? "—" : String(open);
+    cell.className = open > 0 ? "alert" : "";
+  }
 }
 
 function sourceLabel(source) {
