@@ -156,6 +156,9 @@ Kota Cerdas demo is running (Ctrl-C stops everything):
 
 Look:
   Open http://127.0.0.1:{self.api_port}/ in a browser: the live map of the city
+  (the simulator first replays the last {self.duration_s / 3600:g} h at x{self.speed:g}, reaching
+  the present in about {self.duration_s / self.speed / 60:.0f} min, then runs live: until then the
+  page shows replayed readings, and "current" ISPU and Siaga fill in as the replay nears now)
   {q} "q=SELECT count(*) FROM air, water, rain, noise, safety, status"
   {q} "q=SELECT last(level_cm) FROM water GROUP BY device"
   {q} "q={ispu_query}"
