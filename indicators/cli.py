@@ -67,6 +67,7 @@ def indicators(ctx: click.Context, config_file: str | None, influx_url: str | No
       kota indicators --once                # what is due, then exit
       kota indicators --since 2026-11-26T00:00+07:00 --until 2026-11-27T00:00+07:00
       kota indicators bench --devices 1000  # the benchmark
+      kota indicators rollup install        # hourly roll-ups as InfluxDB 1.x continuous queries
     """
     if ctx.invoked_subcommand is not None:
         given = [name for name, value in (
