@@ -163,6 +163,18 @@ def make_certificates(folder: Path) -> tuple[Path, Path, Path]:
     return folder / "ca.crt", folder / "server.crt", folder / "server.key"
 
 
+def make_client_certificate(ca_file: Path, folder: Path, common_name: str) -> tuple[Path, Path]:
+    """A client certificate signed by the CA of ``make_certificates`` (its ca.key beside
+    ``ca_file``): (certificate, key), for a broker that requires certificates."""
+    folder.mkdir(parents=True, exist_ok=True)
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={common_name}",
+             "-keyout", f"{common_name}.key", "-out", f"{common_name}.csr", cwd=folder)
+    _openssl("x509", "-req", "-in", f"{common_name}.csr", "-CA", str(ca_file), "-CAkey",
+             str(ca_file.with_name("ca.key")), "-CAcreateserial", "-days", "2",
+             "-out", f"{common_name}.crt", cwd=folder)
+    return folder / f"{common_name}.crt", folder / f"{common_name}.key"
+
+
 def make_password_file(path: Path, users: dict[str, str]) -> Path:
     """A Mosquitto password file (mosquitto_passwd) with these users and passwords."""
     path.write_text("")

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kota_testing import make_password_file, wait_until
+from kota_testing import make_client_certificate, make_password_file, wait_until
 
 from agent.config import MqttSection, TlsSection
 from agent.publisher import Publisher
@@ -97,3 +97,43 @@ def test_a_broker_that_never_answers_is_reported(tmp_path: Path) -> None:
         stop.set()
         thread.join(10)
         silent.close()
+
+
+def test_per_device_client_certificate(certificates: tuple[Path, Path, Path],
+                                       tmp_path: Path) -> None:
+    # A broker that requires a client certificate on its TLS listener and takes the
+    # certificate's CN as the user name (Mosquitto's use_identity_as_username).
+    broker = start_mosquitto(tmp_path / "mosquitto", tls_files=certificates,
+                             extra_config="require_certificate true\n"
+                                          "use_identity_as_username true\n")
+    try:
+        cert, key = make_client_certificate(certificates[0], tmp_path / "client", "jkt-pi-01")
+        queue = ReadingQueue(tmp_path / "q.sqlite3")
+        for i in range(10):
+            queue.put("kota/jakarta/air/jkt-pi-01-air", "jkt-pi-01-air", {"pm25": 10.0},
+                      time.time() - 100 + i)
+        tls_port = broker.extra_ports["tls"]
+
+        # without a client certificate the handshake is refused and nothing leaves the queue
+        publisher, stop, thread = _run(queue, MqttSection(
+            port=tls_port, tls=TlsSection(ca_file=certificates[0]), reconnect_max_s=0.5))
+        try:
+            wait_until(lambda: publisher.stats.last_error != "", 15,
+                       "the refused handshake to be reported")
+            assert not publisher.stats.connected and queue.depth == 10
+        finally:
+            stop.set()
+            thread.join(10)
+
+        publisher, stop, thread = _run(queue, MqttSection(
+            port=tls_port, tls=TlsSection(ca_file=certificates[0], cert_file=cert,
+                                          key_file=key), reconnect_max_s=0.5))
+        try:
+            wait_until(lambda: queue.depth == 0, 15,
+                       "the readings to be acknowledged with the client certificate")
+            assert publisher.stats.readings_acked == 10
+        finally:
+            stop.set()
+            thread.join(10)
+    finally:
+        broker.stop()
