@@ -2,9 +2,11 @@
 
 Escaping follows the InfluxDB 1.x/2.x/3.x grammar: measurement escapes comma and space; tag keys,
 tag values and field keys escape comma, equals sign and space; string field values escape
-backslash and double quote. A newline cannot be represented in a tag or a key, and a backslash
-in a tag value cannot round-trip through InfluxDB 1.x, so those raise ``LineProtocolError``
-instead of writing something else than was meant.
+backslash and double quote, and carry a line feed or carriage return as itself inside the quotes
+(InfluxDB's reader ends a line only at a newline outside a string field; verified against 1.6).
+A newline cannot be represented in a tag or a key, and a backslash in a tag value cannot
+round-trip through InfluxDB 1.x, so those raise ``LineProtocolError`` instead of writing
+something else than was meant.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ __all__ = [
     "escape_string_field",
     "format_field_value",
     "series_key",
+    "split_lines",
 ]
 
 FieldValue = float | int | bool | str
@@ -59,10 +62,12 @@ def escape_key(text: str, what: str = "tag value") -> str:
 
 
 def escape_string_field(text: str) -> str:
-    if "\n" in text or "\r" in text:
-        # Accepted by some InfluxDB versions, rejected by others: keep lines single.
-        text = text.replace("\r", "\\r").replace("\n", "\\n")
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A double-quoted string field value. Only backslash and double quote are escaped: a line
+    feed or carriage return is written as itself inside the quotes, which InfluxDB's reader
+    keeps as part of the value (see :func:`split_lines`), so the text reads back unchanged."""
+    if "\\" in text or '"' in text:
+        text = text.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + text + '"'
 
 
 def format_field_value(value: FieldValue) -> str:
@@ -99,3 +104,34 @@ def build_line(
     if timestamp is None:
         return f"{series} {field_text}"
     return f"{series} {field_text} {int(timestamp)}"
+
+
+def split_lines(body: str) -> list[str]:
+    """The lines of a line-protocol body, split where InfluxDB 1.x's reader splits them: at a
+    newline that is neither backslash-escaped nor inside a string field value. Empty lines are
+    left out. For tests and tools; ingest itself never splits a body."""
+    lines: list[str] = []
+    start = i = equals = commas = 0
+    in_fields = quoted = False
+    end = len(body)
+    while i < end:
+        char = body[i]
+        if char == "\\" and i + 1 < end:
+            i += 2
+            continue
+        if char == " ":
+            in_fields = True
+        elif in_fields and not quoted and char == "=":
+            equals += 1
+        elif in_fields and not quoted and char == ",":
+            commas += 1
+        elif in_fields and char == '"' and equals > commas:
+            quoted = not quoted
+        elif char == "\n" and not quoted:
+            if body[start:i].strip():
+                lines.append(body[start:i])
+            start, equals, commas, in_fields = i + 1, 0, 0, False
+        i += 1
+    if body[start:].strip():
+        lines.append(body[start:])
+    return lines

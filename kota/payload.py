@@ -22,6 +22,7 @@ from kota.lineproto import (
     escape_string_field,
     format_field_value,
     series_key,
+    split_lines,
 )
 from kota.registry import CITY_PATTERN, DEVICE_ID_PATTERN, Device, Registry
 
@@ -363,5 +364,5 @@ class MessageParser:
 
 def check_line(line: str) -> None:
     """Raise LineProtocolError if a line cannot be sent (used by tests and the CLI)."""
-    if "\n" in line:
-        raise LineProtocolError("line contains a newline")
+    if len(split_lines(line)) != 1 or line != line.strip("\n"):
+        raise LineProtocolError("line contains a newline outside a string field")

@@ -17,6 +17,7 @@ import yaml
 
 from kota.kinds import KINDS, KINDS_DIR
 from kota.kinds._readme import generated_section, render_section
+from kota.lineproto import split_lines
 from kota.payload import REASONS, MessageParser, ParseRules
 from kota.registry import Registry
 
@@ -52,7 +53,10 @@ def _case_id(case: Path) -> str:
 def _read_lines(path: Path) -> list[str]:
     if not path.exists():
         return []
-    return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".lp":  # a string field may hold a newline: split as InfluxDB does
+        return split_lines(text)
+    return [line for line in text.splitlines() if line.strip()]
 
 
 def _split_unquoted(text: str, separator: str) -> list[str]:

@@ -1,6 +1,7 @@
 """Property tests for kota.lineproto: what line protocol cannot carry raises, everything else is
 one line that means what was given — checked by a small independent reader here and by a round
-trip through a real InfluxDB 1.6.
+trip through a real InfluxDB 1.6. A line feed or carriage return in a string field is carried as
+itself inside the quotes and reads back unchanged.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from kota.lineproto import (
     escape_string_field,
     format_field_value,
     series_key,
+    split_lines,
 )
 from kota.localstack import LocalService
 
@@ -98,16 +100,10 @@ def read_line(line: str) -> tuple[str, dict[str, str], dict[str, Any], int | Non
     return measurement, tags, fields, timestamp
 
 
-def stored_string(text: str) -> str:
-    """What a string field reads back as: newlines are written as the two characters \\n."""
-    return text.replace("\r", "\\r").replace("\n", "\\n")
-
-
 def expected_value(value: float | int | bool | str) -> float | bool | str:
-    if isinstance(value, bool):
+    """What a field reads back as: strings unchanged (line feeds and carriage returns too)."""
+    if isinstance(value, bool | str):
         return value
-    if isinstance(value, str):
-        return stored_string(value)
     return float(value)
 
 
@@ -150,10 +146,10 @@ def test_escape_measurement_round_trips(text: str) -> None:
 @SETTINGS
 @given(text=awkward_text)
 @example(text='say "hi"\\\n')
+@example(text="baris 1\r\nbaris 2\n\\")
 def test_string_field_is_one_quoted_token(text: str) -> None:
     escaped = escape_string_field(text)
-    assert "\n" not in escaped and "\r" not in escaped
-    assert _scan_string(escaped, 0) == (stored_string(text), len(escaped))
+    assert _scan_string(escaped, 0) == (text, len(escaped))
 
 
 @SETTINGS
@@ -194,11 +190,22 @@ def test_build_line_raises_or_writes_one_faithful_line(
             build_line(series_key(measurement, tags.items()), fields, timestamp)
         return
     line = build_line(series_key(measurement, tags.items()), fields, timestamp)
-    assert "\n" not in line and "\r" not in line
+    assert split_lines(line) == [line]  # newlines only inside string fields
     read = read_line(line)
     assert read == (measurement, tags, {k: expected_value(v) for k, v in fields.items()},
                     timestamp)
     assert list(read[1]) == sorted(tags)  # InfluxDB's preferred tag order
+
+
+@SETTINGS
+@given(points=st.lists(st.tuples(awkward_text, awkward_text), min_size=1, max_size=5))
+@example(points=[("a\nb", "\r\n"), ("\n", "x\\\n\"")])
+def test_a_body_splits_back_into_its_lines(points: list[tuple[str, str]]) -> None:
+    """Newlines inside string fields never split a batch (InfluxDB's reader, split_lines)."""
+    lines = [build_line(series_key("m", [("t", "x y")]), {"s": text, "k=,": other}, index)
+             for index, (text, other) in enumerate(points)]
+    assert split_lines("\n".join(lines)) == lines
+    assert split_lines("\n".join(lines) + "\n\n") == lines
 
 
 # -- round trip through a real InfluxDB ------------------------------------------------------

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from test_lineproto_properties import read_line, stored_string
+from test_lineproto_properties import read_line
 
 from kota.kinds import KINDS, FieldSpec
 from kota.payload import REASONS, MessageParser, Parsed, ParseRules
@@ -104,7 +104,9 @@ def _in_range(spec: FieldSpec) -> st.SearchStrategy[Any]:
     if spec.type == "bool":
         return st.booleans()
     if spec.type == "string":
-        return st.text(max_size=spec.max_length)
+        # Line feeds and carriage returns must come back as themselves (issue 8).
+        return st.text(st.one_of(st.sampled_from("\n\r\\\" "), st.characters()),
+                       max_size=spec.max_length)
     return st.one_of(
         st.floats(min_value=spec.min, max_value=spec.max, allow_nan=False),
         st.integers(min_value=math.ceil(spec.min if spec.min is not None else -1e9),
@@ -153,8 +155,7 @@ def test_valid_payloads_give_one_float_line_per_element(
         assert tags["kind"] == kind and tags["device"] == "dev-1"
         for tag in spec.tags:
             assert tags[tag] == element[tag]
-        expected: dict[str, Any] = {k: stored_string(v) if isinstance(v, str) else v
-                                    for k, v in element.items() if k in spec.fields}
+        expected: dict[str, Any] = {k: v for k, v in element.items() if k in spec.fields}
         for name, default in spec.defaults.items():
             expected.setdefault(name, default)
         if "seq" in element:
