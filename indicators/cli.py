@@ -6,8 +6,9 @@ import asyncio
 import re
 import signal
 import sys
+import time
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -36,6 +37,88 @@ def _time_ms(text: str | None, option: str) -> int | None:
     return int(moment.timestamp() * 1000)
 
 
+DAY_MS = 86_400_000
+PROGRESS_EVERY_S = 5.0
+
+
+def _iso(ms: int) -> str:
+    from indicators.windows import iso_utc
+
+    return iso_utc(ms)
+
+
+def _recompute_range(since: str | None, until: str | None, once: bool,
+                     replace: bool) -> tuple[int | None, int | None]:
+    """(since, until) in ms for a recompute, both None for the service or --once.
+
+    --until alone starts a day before it, --since alone ends now; errors exit 2 in one line.
+    """
+    since_ms, until_ms = _time_ms(since, "--since"), _time_ms(until, "--until")
+    if since_ms is None and until_ms is None:
+        if replace:
+            _fail("--replace needs --since and/or --until: it deletes the points of the "
+                  "windows it recomputes")
+        return None, None
+    if once:
+        _fail("--once computes what is due; --since/--until recompute a range: give one of them")
+    if since_ms is None:
+        assert until_ms is not None
+        since_ms = until_ms - DAY_MS
+        click.echo(f"--since not given: recomputing the day before --until, from "
+                   f"{_iso(since_ms)}", err=True)
+    if until_ms is None:
+        until_ms = int(time.time() * 1000)
+    if since_ms >= until_ms:
+        _fail(f"--since {since or _iso(since_ms)} is not before --until "
+              f"{until or _iso(until_ms) + ' (now)'}: nothing to recompute")
+    return since_ms, until_ms
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+class _Progress:
+    """``recompute``'s progress on stderr: after the first window, then every few seconds."""
+
+    def __init__(self, since_ms: int, until_ms: int, replace: bool,
+                 lengths: list[str]) -> None:
+        self.since_ms, self.until_ms, self.replace = since_ms, until_ms, replace
+        self.lengths = lengths
+        self.started = time.monotonic()
+        self.last = 0.0
+        self.total = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        self.total = total
+        if done == 0:
+            self.started = now
+            click.echo(f"recomputing {total} windows from {_iso(self.since_ms)} to "
+                       f"{_iso(self.until_ms)}" + (", replacing their points" if self.replace
+                                                   else ""), err=True)
+            if not total:
+                click.echo(f"no {' or '.join(self.lengths)} window lies wholly inside the "
+                           "range (indicators.windows)", err=True)
+            return
+        if done == total or (done > 1 and now - self.last < PROGRESS_EVERY_S):
+            return  # the summary follows; or a line was printed a moment ago
+        self.last = now
+        elapsed = now - self.started
+        left = elapsed / done * (total - done)
+        click.echo(f"windows {done}/{total} ({done * 100 // total} %), {elapsed:.0f} s, "
+                   f"~{left:.0f} s left", err=True)
+
+    def summary(self, report: Any) -> str:
+        lengths: dict[str, int] = {}
+        for window in report.windows:
+            lengths[window.name] = lengths.get(window.name, 0) + 1
+        detail = ", ".join(f"{name}: {count}" for name, count in lengths.items())
+        return (f"recomputed {len(report.windows)} windows" + (f" ({detail})" if detail else "")
+                + f", {report.points} points written in {time.monotonic() - self.started:.1f} s")
+
+
 @click.group(invoke_without_command=True, epilog=_epilog(),
              context_settings={"max_content_width": 110})
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),
@@ -46,10 +129,12 @@ def _time_ms(text: str | None, option: str) -> int | None:
               help="Override indicators.registry_file.")
 @click.option("--once", is_flag=True, help="Compute the windows that are due (catch-up "
               "included) and exit.")
-@click.option("--since", help="Recompute every window from this time (ISO 8601 with zone) ...")
-@click.option("--until", help="... to this time (default: now), then exit.")
-@click.option("--replace", is_flag=True, help="With --since: delete each window's earlier "
-              "points before writing (no stale field survives).")
+@click.option("--since", help="Recompute every window from this time (ISO 8601 with zone) "
+              "... [default with --until alone: one day before it]")
+@click.option("--until", help="... to this time [default with --since alone: now], then exit. "
+              "Either one alone recomputes and exits: never the continuous service.")
+@click.option("--replace", is_flag=True, help="With --since/--until: delete each window's "
+              "earlier points before writing (no stale field survives).")
 @click.option("--check", is_flag=True, help="Validate settings and data files, print, exit.")
 @click.pass_context
 def indicators(ctx: click.Context, config_file: str | None, influx_url: str | None,
@@ -61,11 +146,15 @@ def indicators(ctx: click.Context, config_file: str | None, influx_url: str | No
     catching up after downtime from its watermark (measurement indicator_runs). Re-running a
     window overwrites its points. Schema: docs/indicators.md.
 
+    --since/--until recompute the windows that lie wholly inside the range, showing progress
+    on stderr, print a summary and exit.
+
     \b
     Examples:
       kota indicators                       # continuous, settings from ./kota.yaml
       kota indicators --once                # what is due, then exit
       kota indicators --since 2026-11-26T00:00+07:00 --until 2026-11-27T00:00+07:00
+      kota indicators --until 2026-11-27T00:00+07:00    # the day before, then exit
       kota indicators bench --devices 1000  # the benchmark
       kota indicators rollup install        # hourly roll-ups as InfluxDB 1.x continuous queries
     """
@@ -92,7 +181,7 @@ def indicators(ctx: click.Context, config_file: str | None, influx_url: str | No
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    since_ms, until_ms = _time_ms(since, "--since"), _time_ms(until, "--until")
+    since_ms, until_ms = _recompute_range(since, until, once, replace)
     setup_logging(settings.log_level, settings.log_format)
     from indicators.service import IndicatorService
     from kota.registry import RegistryError
@@ -116,13 +205,14 @@ def indicators(ctx: click.Context, config_file: str | None, influx_url: str | No
         return
 
     async def runner() -> None:
-        if since_ms is not None:
-            end = until_ms if until_ms is not None else int(datetime.now().timestamp() * 1000)
+        if since_ms is not None and until_ms is not None:
+            progress = _Progress(since_ms, until_ms, replace, list(settings.windows))
             try:
-                report = await service.recompute(since_ms, end, replace=replace)
+                report = await service.recompute(since_ms, until_ms, replace=replace,
+                                                 progress=progress)
             finally:
                 await service.close()
-            click.echo(f"recomputed {len(report.windows)} windows, {report.points} points")
+            click.echo(progress.summary(report))
             return
         if once:
             try:
@@ -137,10 +227,17 @@ def indicators(ctx: click.Context, config_file: str | None, influx_url: str | No
             loop.add_signal_handler(signum, stop.set)
         await service.run(stop)
 
+    from kota.influx import InfluxDataError, InfluxUnavailable
+
     try:
         asyncio.run(runner())
     except OSError as exc:  # e.g. the metrics port is taken
         raise click.ClickException(str(exc)) from None
+    except InfluxUnavailable as exc:  # --once or --since/--until (the service waits for it)
+        raise click.ClickException(f"{exc}; is InfluxDB running at {settings.influx.url}?"
+                                   ) from None
+    except InfluxDataError as exc:
+        raise click.ClickException(f"InfluxDB refused a query or write: {exc}") from None
 
 
 @indicators.command()

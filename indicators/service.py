@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +36,7 @@ from indicators.safety import (
 from indicators.settings import IndicatorSettings, WindowName
 from indicators.uptime import uptime_points
 from indicators.water import siaga_points
-from indicators.windows import Window, closed_windows, next_start, windows_between
+from indicators.windows import Window, closed_windows, iso_utc, next_start, windows_between
 from kota.aio import sleep_or_stop
 from kota.indices.siaga import load_gauges
 from kota.influx import InfluxClient, InfluxDataError, InfluxUnavailable
@@ -128,9 +129,10 @@ class IndicatorService:
             due = closed_windows(name, watermark, now_ms, lateness_ms, horizon_ms, self.zone,
                                  limit)
             if watermark is not None and due and due[0].start_ms > watermark:
-                log.warning("%s windows from %d to %d are beyond the catch-up horizon; "
-                            "recompute them with --since/--until", name, watermark,
-                            due[0].start_ms)
+                log.warning("%s windows from %s to %s are beyond the catch-up horizon; "
+                            "recompute them with `kota indicators --since %s --until %s`",
+                            name, iso_utc(watermark), iso_utc(due[0].start_ms),
+                            iso_utc(watermark), iso_utc(due[0].start_ms))
             await self._prefetch_air(due)
             try:
                 for window in due:
@@ -150,26 +152,37 @@ class IndicatorService:
                 self.counters.watermark_ms[name] = due[-1].end_ms
         return report
 
+    def recompute_plan(self, since_ms: int, until_ms: int,
+                       names: tuple[WindowName, ...] = ORDER) -> list[list[Window]]:
+        """The windows ``recompute`` computes, one list per length, in computing order."""
+        return [[w for w in windows_between(name, since_ms, until_ms, self.zone)
+                 if w.start_ms >= since_ms]
+                for name in ORDER if name in self.settings.windows and name in names]
+
     async def recompute(self, since_ms: int, until_ms: int,
                         names: tuple[WindowName, ...] = ORDER,
-                        replace: bool = False) -> PassReport:
+                        replace: bool = False,
+                        progress: Callable[[int, int], None] | None = None) -> PassReport:
         """Compute (again) every window of the configured lengths inside [since, until).
 
         ``replace`` deletes each window's earlier points first, so that a field the new
         computation no longer gives (e.g. another station is now a district's worst) does not
         survive from the old one; without it the new points overwrite field by field.
+        ``progress(done, total)`` is called before the first window (done 0) and after each.
         """
         report = PassReport()
-        for name in ORDER:
-            if name not in self.settings.windows or name not in names:
-                continue
-            windows = [w for w in windows_between(name, since_ms, until_ms, self.zone)
-                       if w.start_ms >= since_ms]
+        plan = self.recompute_plan(since_ms, until_ms, names)
+        total = sum(len(windows) for windows in plan)
+        if progress is not None:
+            progress(0, total)
+        for windows in plan:
             await self._prefetch_air(windows)
             try:
                 for window in windows:
                     report.points += await self.compute(window, replace)
                     report.windows.append(window)
+                    if progress is not None:
+                        progress(len(report.windows), total)
             finally:
                 self._air_cache = None
         return report

@@ -13,10 +13,16 @@ from zoneinfo import ZoneInfo
 
 from indicators.settings import WindowName
 
-__all__ = ["WINDOW_MS", "Window", "closed_windows", "floor_start", "next_start",
+__all__ = ["WINDOW_MS", "Window", "closed_windows", "floor_start", "iso_utc", "next_start",
            "windows_between"]
 
 WINDOW_MS: dict[str, int] = {"1m": 60_000, "1h": 3_600_000, "1d": 86_400_000}
+
+
+def iso_utc(ms: int) -> str:
+    """Epoch milliseconds as ISO 8601 UTC to the second, e.g. 2026-11-26T17:00:00Z (for logs)."""
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds").replace(
+        "+00:00", "Z")
 
 
 @dataclass(frozen=True, order=True)

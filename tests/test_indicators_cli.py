@@ -64,3 +64,45 @@ def test_since_until_recomputes_a_range(influxdb: LocalService, database: str) -
     assert len(series[0]["values"]) == 6
     bad = run(influxdb, database, "--since", "2026-11-20T00:00:00")
     assert bad.returncode != 0 and "time zone" in bad.stderr
+
+
+def test_until_alone_recomputes_the_day_before_with_progress_and_exits(
+        influxdb: LocalService, database: str) -> None:
+    # the endless service would never return: subprocess.run's timeout would fail the test
+    result = run(influxdb, database, "--until", "2026-11-20T06:00:00+07:00")
+    assert result.returncode == 0, result.stderr
+    assert "--since not given: recomputing the day before --until, from " \
+           "2026-11-18T23:00:00Z" in result.stderr
+    assert ("recomputing 24 windows from 2026-11-18T23:00:00Z to 2026-11-19T23:00:00Z"
+            in result.stderr)
+    # a progress line after the first window (then every few seconds), with an estimate
+    assert re.search(r"^windows 1/24 \(4 %\), \d+ s, ~\d+ s left$", result.stderr,
+                     re.MULTILINE), result.stderr
+    # the summary: 24 hours (the local day 11-19 starts before the range), points, elapsed
+    assert re.search(r"^recomputed 24 windows \(1h: 24\), \d+ points written in [\d.]+ s$",
+                     result.stdout, re.MULTILINE), result.stdout
+    assert count_points(influxdb, database, "indicator_runs") == 24
+
+
+def test_range_mistakes_are_one_line_errors(influxdb: LocalService, database: str) -> None:
+    backwards = run(influxdb, database, "--since", "2026-11-21T00:00:00+07:00",
+                    "--until", "2026-11-20T00:00:00+07:00")
+    assert backwards.returncode == 2
+    assert backwards.stderr == ("error: --since 2026-11-21T00:00:00+07:00 is not before --until "
+                                "2026-11-20T00:00:00+07:00: nothing to recompute\n")
+    equal = run(influxdb, database, "--since", "2026-11-20T00:00:00Z",
+                "--until", "2026-11-20T00:00:00Z")
+    assert equal.returncode == 2 and "is not before --until" in equal.stderr
+    future = run(influxdb, database, "--since", "2099-01-01T00:00:00Z")
+    assert future.returncode == 2
+    assert re.search(r"--until \S+Z \(now\)", future.stderr), future.stderr
+    both = run(influxdb, database, "--once", "--until", "2026-11-20T00:00:00Z")
+    assert both.returncode == 2 and "--once" in both.stderr
+    replace = run(influxdb, database, "--replace")
+    assert replace.returncode == 2 and "--replace needs --since" in replace.stderr
+    short = run(influxdb, database, "--since", "2026-11-20T00:10:00Z",
+                "--until", "2026-11-20T00:50:00Z")
+    assert short.returncode == 0, short.stderr
+    assert "no 1h or 1d window lies wholly inside the range" in short.stderr
+    assert "recomputed 0 windows" in short.stdout
+    assert count_points(influxdb, database, "indicator_runs") == 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -418,3 +419,36 @@ def test_a_window_with_indigestible_data_is_skipped_not_retried_forever(
     assert failed["failed"] is True and "Error" in failed["error"]
     where = f"WHERE \"device\"='rain-a' AND \"window\"='1h' AND time >= {DAY_START + 12 * HOUR}ms"
     assert count_points(influxdb, database, "rain_category", where) == 2
+
+
+def test_recompute_reports_progress_and_beyond_horizon_logs_iso_times(
+        influxdb: LocalService, database: str, caplog: pytest.LogCaptureFixture) -> None:
+    calls: list[tuple[int, int]] = []
+    svc = service(influxdb, database, windows=["1h", "1d"])
+    assert [len(w) for w in svc.recompute_plan(DAY_START, DAY_END + 3 * HOUR)] == [27, 1]
+
+    async def go() -> int:
+        try:
+            report = await svc.recompute(DAY_START, DAY_END + 3 * HOUR,
+                                         progress=lambda done, total: calls.append((done, total)))
+            return len(report.windows)
+        finally:
+            await svc.close()
+    assert asyncio.run(go()) == 28
+    assert calls == [(done, 28) for done in range(29)]  # (0, total) first, then each window
+
+    # a restart long after the last window: the missed ones beyond the horizon are named in
+    # ISO 8601 UTC, with the command that recomputes them (not raw epoch milliseconds)
+    later = service(influxdb, database, windows=["1h"], catch_up_horizon_h=2, lateness_s=60)
+
+    async def once() -> None:
+        try:
+            await later.run_once(DAY_END + 10 * HOUR + 5 * MINUTE)
+        finally:
+            await later.close()
+    with caplog.at_level("WARNING", logger="kota.indicators"):
+        asyncio.run(once())
+    warning = next(r.getMessage() for r in caplog.records if "catch-up horizon" in r.getMessage())
+    assert "1h windows from 2026-11-20T20:00:00Z to 2026-11-21T01:00:00Z" in warning, warning
+    assert "--since 2026-11-20T20:00:00Z --until 2026-11-21T01:00:00Z" in warning
+    assert not re.search(r"\d{13}", warning)
