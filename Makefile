@@ -23,7 +23,7 @@ $(BIN)/.installed: pyproject.toml
 venv: $(BIN)/.installed
 
 services:
-	@bash scripts/install-services.sh
+	@bash scripts/install-services.sh demo
 
 demo: venv services
 	$(BIN)/kota demo
@@ -33,12 +33,13 @@ lint: venv
 	$(BIN)/mypy
 
 pytest: venv services
-	@bash scripts/install-services.sh chromium
+	@bash scripts/install-services.sh test
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 test: lint pytest
 
 bench: venv services
+	@bash scripts/install-services.sh bench
 	$(BIN)/kota bench ingest
 
 clean:

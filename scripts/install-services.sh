@@ -1,20 +1,54 @@
 #!/usr/bin/env bash
-# Make sure the programs Kota Cerdas runs locally are installed: Mosquitto and InfluxDB 1.x from
-# the distribution's packages (Debian, Ubuntu, Raspberry Pi OS). Installs them as root or through
-# sudo; otherwise says what to install. Does not start or enable the system services: make demo
-# and the tests start their own copies on loopback.
+# Install every program Kota Cerdas runs locally, from the distribution's packages (Debian,
+# Ubuntu, Raspberry Pi OS), as root or through sudo; otherwise say what to install. Does not
+# start or enable any system service: make demo and the tests start their own copies on loopback.
+#
+#   scripts/install-services.sh [demo|test|bench|all]   install what that purpose needs (default demo)
+#   scripts/install-services.sh --list                  print the table: program, package, purposes
+#
+# The table below is the single list of programs: tests/test_install_script.py fails when the
+# test suite, the demo or a benchmark runs a program that is not in it, so a fresh machine that
+# runs `make test` has everything it needs.
 set -euo pipefail
 
+# program          package             purposes (demo: make demo; test: make test; bench: make bench)
+PROGRAMS="
+mosquitto          mosquitto           demo,test,bench
+mosquitto_passwd   mosquitto           demo,test
+mosquitto_sub      mosquitto-clients   demo,test
+mosquitto_pub      mosquitto-clients   demo,test
+influxd            influxdb            demo,test,bench
+openssl            openssl             demo,test
+curl               curl                demo,test
+git                git                 test
+chromium           chromium            test
+systemd-analyze    systemd             test
+"
+
+usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
+
+purpose=demo
+case "${1:-}" in
+  "") ;;
+  demo|test|bench|all) purpose="$1" ;;
+  --list) echo "$PROGRAMS" | sed '/^$/d'; exit 0 ;;
+  -h|--help) usage; exit 0 ;;
+  *) echo "install-services.sh: unknown argument '$1' (expected demo, test, bench, all or --list)" >&2
+     exit 2 ;;
+esac
+
+present() {
+  command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ]
+}
+
 need=()
-command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
-command -v influxd >/dev/null 2>&1 || [ -x /usr/bin/influxd ] || need+=(influxdb)
+while read -r program package purposes; do
+  [ -z "$program" ] && continue
+  if [ "$purpose" != all ] && [[ ",$purposes," != *",$purpose,"* ]]; then continue; fi
+  present "$program" && continue
+  [[ " ${need[*]-} " == *" $package "* ]] || need+=("$package")
+done <<< "$PROGRAMS"
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
-for extra in "$@"; do
-  case "$extra" in
-    chromium) command -v chromium >/dev/null 2>&1 || need+=(chromium) ;;
-    *) need+=("$extra") ;;
-  esac
-done
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" = 0 ]; then
@@ -22,13 +56,13 @@ if [ "$(id -u)" = 0 ]; then
 elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
   SUDO=(sudo -n)
 else
-  echo "Kota Cerdas needs these packages: ${need[*]}" >&2
+  echo "Kota Cerdas ($purpose) needs these packages: ${need[*]}" >&2
   echo "Install them with:  sudo apt-get update && sudo apt-get install -y ${need[*]}" >&2
   exit 1
 fi
 echo "installing ${need[*]} from the distribution's packages ..." >&2
 export DEBIAN_FRONTEND=noninteractive
 "${SUDO[@]}" apt-get update -qq
-# policy-rc.d style: we only want the binaries; a started system service is harmless but unused.
+# Only the binaries are wanted; a started system service is harmless but unused.
 "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 echo "installed: ${need[*]}" >&2

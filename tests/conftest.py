@@ -7,16 +7,36 @@ client id); tests that stop or restart a service ask for ``own_mosquitto`` / ``o
 from __future__ import annotations
 
 import itertools
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from kota_testing import IngestProcess, make_certificates
+from programs_check import LaunchRecorder, declared_programs, unprovided
 
 from kota.localstack import LocalService, start_influxdb, start_mosquitto
 
 _counter = itertools.count(1)
+
+# Every program the suite starts is recorded; the session fails when one of them is not
+# installed by scripts/install-services.sh (a fresh machine would not have it).
+_launches = LaunchRecorder()
+sys.addaudithook(_launches)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    missing = unprovided(_launches.programs, declared_programs())
+    if missing:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        message = (f"the suite ran {', '.join(missing)}, which scripts/install-services.sh does "
+                   "not install: add each to its PROGRAMS table")
+        if reporter is not None:
+            reporter.write_line(f"ERROR: {message}", red=True)
+        else:
+            print(f"ERROR: {message}", file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session")

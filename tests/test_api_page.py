@@ -29,9 +29,7 @@ from test_api_support import api_registry, make_settings, seed, serve, tags, wri
 from api.main import create_app
 from kota.localstack import LocalService, free_port
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed "
-                                "(make pytest installs it: scripts/install-services.sh chromium)")
+CHROMIUM = shutil.which("chromium")
 
 
 class Cdp:
@@ -125,7 +123,7 @@ def served_api(influxdb: LocalService, database: str) -> Iterator[str]:
 
 
 def chromium_args(profile: Path) -> list[str]:
-    assert CHROMIUM is not None
+    assert CHROMIUM is not None, "chromium is not installed: scripts/install-services.sh test"
     return [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
             "--disable-background-networking", "--disable-component-update", "--disable-sync",
             "--no-first-run", "--disable-dev-shm-usage", f"--user-data-dir={profile}",

@@ -186,7 +186,7 @@ class Broker:
 def secured_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     if not os.access(binary, os.X_OK) or shutil.which("mosquitto_passwd") is None:
-        pytest.skip("mosquitto not installed (sudo apt-get install mosquitto)")
+        pytest.fail("mosquitto not installed: scripts/install-services.sh test")
     tmp = tmp_path_factory.mktemp("broker")
     registry = tmp / "devices.yaml"
     registry.write_text(REGISTRY_YAML)
@@ -401,7 +401,7 @@ def test_add_a_device_and_rotate_a_password_with_sighup(tmp_path: Path) -> None:
     """docs/broker.md's procedure: edit the registry, rerun make-secrets.sh, SIGHUP mosquitto."""
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     if not os.access(binary, os.X_OK) or shutil.which("mosquitto_passwd") is None:
-        pytest.skip("mosquitto not installed (sudo apt-get install mosquitto)")
+        pytest.fail("mosquitto not installed: scripts/install-services.sh test")
     registry, secrets_dir = tmp_path / "devices.yaml", tmp_path / "secrets"
     registry.write_text(REGISTRY_YAML)
     before = make_secrets(secrets_dir, registry, agents=("pi-01",))

@@ -675,7 +675,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 def test_mosquitto_conf_keeps_a_large_backlog_across_a_restart(tmp_path: Path) -> None:
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     if not os.access(binary, os.X_OK):
-        pytest.skip("mosquitto not installed (sudo apt-get install mosquitto, or make services)")
+        pytest.fail("mosquitto not installed: scripts/install-services.sh test")
     port, data_dir = free_port(), tmp_path / "data"
     data_dir.mkdir()
     make_secrets(tmp_path / "secrets")
