@@ -1,18 +1,31 @@
 """``make demo`` / ``kota demo``: a whole Kota Cerdas on one machine, on loopback.
 
-Starts a private Mosquitto and InfluxDB with their data under ``run/demo/``, then ``kota ingest``
-and ``kota simulate`` as child processes configured by a generated ``run/demo/kota.yaml``;
-prints what runs where; stops everything it started (by PID) on Ctrl-C.
+Starts a private Mosquitto and InfluxDB with their data under ``run/demo/``, then ``kota ingest``,
+``kota api``, ``kota indicators`` and ``kota simulate`` as child processes configured by a
+generated ``run/demo/kota.yaml``; prints what runs where; stops everything it started (by PID)
+on Ctrl-C.
+
+The simulated city's history (``history``):
+
+- ``backfill`` (default): the last day is generated and written straight to InfluxDB in a few
+  seconds (``simulators.backfill``, through ingest's own parser), the indicator service computes
+  that day's windows on its first pass, and the simulator runs live (x1) from where the backfill
+  ended: the first page opened is current.
+- ``replay``: the simulator replays the last day at ``speed`` through MQTT and ingest (60x: 24
+  minutes), then runs live; the indicator service keeps recomputing recent windows meanwhile.
+- ``none``: live only, from now.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -29,6 +42,9 @@ from kota.localstack import (
 PREFERRED_PORTS = {"mqtt": 1883, "influx": 8086, "metrics": 9108, "api": 8000,
                    "indicators_metrics": 9110}
 SUPERVISE_INTERVAL_S = 1.0
+LIVE_WINDOW_S = 30 * 86400.0  # the live simulator's run; the supervisor starts another after it
+HISTORIES = ("backfill", "replay", "none")
+HISTORY_TIMEOUT_S = 120.0  # the day's hourly indicators; past this they finish in the background
 
 
 def _port(preferred: int) -> int:
@@ -42,7 +58,8 @@ def _port(preferred: int) -> int:
 
 def write_demo_config(run_dir: Path, mqtt_port: int, influx_port: int, metrics_port: int,
                       api_port: int, indicators_metrics_port: int, registry_path: Path,
-                      speed: float, duration_s: float) -> Path:
+                      speed: float, duration_s: float, history: str = "replay") -> Path:
+    replay = history == "replay"
     config = {
         "ingest": {
             "mqtt": {"host": "127.0.0.1", "port": mqtt_port, "client_id": "kota-ingest-demo"},
@@ -56,9 +73,9 @@ def write_demo_config(run_dir: Path, mqtt_port: int, influx_port: int, metrics_p
             "influx": {"url": f"http://127.0.0.1:{influx_port}", "database": "kota"},
             "registry_file": str(registry_path),
             "metrics_port": indicators_metrics_port,
-            # The simulator back-fills the last day: recompute recent windows as data arrives.
-            "refresh_h": 30,
-            "refresh_interval_s": 60,
+            # A replay brings the last day in late: recompute recent windows as data arrives.
+            # (A backfill is written before the indicator service starts: its catch-up does.)
+            **({"refresh_h": 30, "refresh_interval_s": 60} if replay else {}),
         },
         "api": {
             "influx": {"url": f"http://127.0.0.1:{influx_port}", "database": "kota"},
@@ -68,11 +85,11 @@ def write_demo_config(run_dir: Path, mqtt_port: int, influx_port: int, metrics_p
         "simulate": {
             "mqtt": {"host": "127.0.0.1", "port": mqtt_port},
             "registry_file": str(registry_path),
-            "speed": speed,
-            "duration_s": duration_s,
-            # After the window is filled, carry on in real time: restarting would rewrite the
-            # window's points with other values.
-            "live_s": 30 * 86400,
+            # Replay: the window at `speed`, then carry on in real time (restarting would
+            # rewrite the window's points with other values). Otherwise live from the start.
+            "speed": speed if replay else 1.0,
+            "duration_s": duration_s if replay else LIVE_WINDOW_S,
+            **({"live_s": LIVE_WINDOW_S} if replay else {}),
             "faults": {"share": 0.01},
         },
     }
@@ -94,18 +111,24 @@ def _write_registry(path: Path) -> int:
 
 class Demo:
     def __init__(self, run_dir: Path, speed: float, duration_s: float,
-                 echo: Callable[[str], None]) -> None:
+                 echo: Callable[[str], None], history: str = "backfill") -> None:
+        if history not in HISTORIES:
+            raise ValueError(f"history {history!r} is not one of {', '.join(HISTORIES)}")
         self.run_dir, self.speed, self.duration_s, self.echo = run_dir, speed, duration_s, echo
+        self.history = history
+        self.backfill_line = ""
         self.services: list[LocalService] = []
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self.config_path = run_dir / "kota.yaml"
 
-    def _child(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+    def _child(self, name: str, args: list[str],
+               env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         log = (self.run_dir / f"{name}.log").open("ab")
         process = subprocess.Popen([sys.executable, "-m", "kota", *args,
                                     "--config", str(self.config_path)],
                                    stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
+                                   stdin=subprocess.DEVNULL, start_new_session=True,
+                                   env={**os.environ, **env} if env else None)
         log.close()
         self.children[name] = process
         return process
@@ -123,16 +146,82 @@ class Demo:
         registry_path = self.run_dir / "registry.yaml"
         devices = _write_registry(registry_path)
         write_demo_config(self.run_dir, mqtt_port, influx_port, metrics_port, api_port,
-                          indicators_metrics_port, registry_path, self.speed, self.duration_s)
+                          indicators_metrics_port, registry_path, self.speed, self.duration_s,
+                          self.history)
         self._child("ingest", ["ingest"])
         self._child("api", ["api"])
-        time.sleep(1.0)  # let ingest subscribe first, so nothing is published before it
-        self._child("simulate", ["simulate"])
-        self._child("indicators", ["indicators"])
+        if self.history == "backfill":
+            # The history straight into InfluxDB (seconds), then live from where it ends; the
+            # indicator service, started after it, computes the day's windows on its first pass.
+            end_s = self._backfill()
+            self._child("simulate", ["simulate", "--start", _rfc3339(end_s)])
+            self._indicator_history(end_s - self.duration_s, end_s)
+            self._child("indicators", ["indicators"])
+        else:
+            time.sleep(1.0)  # let ingest subscribe first, so nothing is published before it
+            self._child("simulate", ["simulate"])
+            self._child("indicators", ["indicators"])
         self.indicators_metrics_port = indicators_metrics_port
         self.mqtt_port, self.influx_port, self.metrics_port = mqtt_port, influx_port, metrics_port
         self.api_port = api_port
         self.devices = devices
+
+    def _backfill(self) -> float:
+        from ingest.settings import IngestSettings
+        from kota.config import load_settings
+        from kota.influx import InfluxDataError, InfluxUnavailable
+        from simulators.backfill import backfill
+        from simulators.settings import SimulateSettings
+
+        ingest = load_settings(IngestSettings, "ingest", self.config_path, {})
+        simulate = load_settings(SimulateSettings, "simulate", self.config_path, {})
+        end_s = time.time()
+        self.echo(f"backfilling the last {self.duration_s / 3600:g} h straight into InfluxDB ...")
+        try:
+            summary = backfill(simulate, ingest, end_s=end_s, duration_s=self.duration_s)
+        except (InfluxUnavailable, InfluxDataError) as exc:
+            raise RuntimeError(f"backfill failed: {exc}") from None
+        self.backfill_line = summary.line()
+        self.echo(self.backfill_line)
+        return end_s
+
+    def _indicator_history(self, start_s: float, end_s: float) -> None:
+        """The backfilled day's hour and day windows, before the service starts (its first
+        pass then carries on from the newest hour, and computes the newest minute)."""
+        started = time.monotonic()
+        self.echo("computing the backfilled day's hourly indicators ...")
+        process = self._child("indicators-history",
+                              ["indicators", "--since", _rfc3339(start_s),
+                               "--until", _rfc3339(end_s)],
+                              env={"KOTA_INDICATORS__WINDOWS": '["1h", "1d"]'})
+        try:
+            process.wait(HISTORY_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.echo(f"the day's indicators take longer than {HISTORY_TIMEOUT_S:g} s; they "
+                      f"carry on in the background (see {self.run_dir}/indicators-history.log)")
+            return
+        if process.returncode:
+            self.echo(f"computing the day's indicators failed (code {process.returncode}); "
+                      f"see {self.run_dir}/indicators-history.log")
+        else:
+            self.echo(f"hourly indicators for the day computed in "
+                      f"{time.monotonic() - started:.1f} s")
+
+    def _history_text(self) -> str:
+        hours = f"{self.duration_s / 3600:g} h"
+        if self.history == "backfill":
+            return (f"(the last {hours} were backfilled straight into InfluxDB at start, with\n"
+                    "  their hourly ISPU and city indicators; the simulator now runs live, in\n"
+                    "  real time, so the page is current from the first minute.\n"
+                    "  `kota demo --history replay` replays the day through MQTT instead)")
+        if self.history == "replay":
+            return (f"(the simulator first replays the last {hours} at x{self.speed:g}, "
+                    "reaching\n"
+                    f"  the present in about {self.duration_s / self.speed / 60:.0f} min, then "
+                    "runs live: until then the\n"
+                    "  page shows replayed readings, and \"current\" ISPU and Siaga fill in as "
+                    "the replay nears now)")
+        return "(no history: the simulator runs live from now; the page fills in as data comes)"
 
     def banner(self) -> str:
         mosquitto, influx = self.services
@@ -143,7 +232,8 @@ class Demo:
         ind = f"metrics http://127.0.0.1:{self.indicators_metrics_port}/metrics"
         ispu_query = (r"SELECT last(ispu), last(category) FROM ispu WHERE \"window\"='1h' "
                       "AND scope='district' GROUP BY district")
-        sim = f"Jakarta, {self.devices} devices, x{self.speed:g} time, 1 % faults"
+        speed = self.speed if self.history == "replay" else 1.0
+        sim = f"Jakarta, {self.devices} devices, x{speed:g} time, 1 % faults"
         return f"""
 Kota Cerdas demo is running (Ctrl-C stops everything):
 
@@ -156,9 +246,7 @@ Kota Cerdas demo is running (Ctrl-C stops everything):
 
 Look:
   Open http://127.0.0.1:{self.api_port}/ in a browser: the live map of the city
-  (the simulator first replays the last {self.duration_s / 3600:g} h at x{self.speed:g}, reaching
-  the present in about {self.duration_s / self.speed / 60:.0f} min, then runs live: until then the
-  page shows replayed readings, and "current" ISPU and Siaga fill in as the replay nears now)
+  {self._history_text()}
   {q} "q=SELECT count(*) FROM air, water, rain, noise, safety, status"
   {q} "q=SELECT last(level_cm) FROM water GROUP BY device"
   {q} "q={ispu_query}"
@@ -186,7 +274,7 @@ Config: {self.config_path}   Registry: {self.run_dir}/registry.yaml
                               f"{self.run_dir}/simulate.log")
                     return
                 self.echo("simulated window finished; starting the next one")
-                self._child("simulate", ["simulate"])
+                self._child("simulate", ["simulate"])  # from now (no --start)
 
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -203,7 +291,7 @@ Config: {self.config_path}   Registry: {self.run_dir}/registry.yaml
         return counts
 
     def stop(self) -> None:
-        for name in ("indicators", "simulate", "api", "ingest"):
+        for name in ("indicators-history", "indicators", "simulate", "api", "ingest"):
             stop_process(self.children.get(name), 30.0)
         counts = self.counts() if len(self.services) == 2 else {}
         for service in reversed(self.services):
@@ -211,3 +299,7 @@ Config: {self.config_path}   Registry: {self.run_dir}/registry.yaml
         if counts:
             self.echo("points stored: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
         self.echo(f"stopped everything the demo started; data stays in {self.run_dir}/")
+
+
+def _rfc3339(time_s: float) -> str:
+    return datetime.fromtimestamp(time_s, UTC).isoformat(timespec="milliseconds")
