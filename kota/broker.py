@@ -41,9 +41,11 @@ __all__ = [
     "Account",
     "accounts",
     "acl_text",
+    "agent_candidates",
     "merge_passwords",
     "parse_passwords",
     "topic_of",
+    "unmatched_agents",
 ]
 
 INGEST_USER = "kota-ingest"
@@ -95,6 +97,25 @@ def accounts(registry: Registry, agents: Iterable[str] = ()) -> list[Account]:
         owner = _owner(device.device_id, device.kind, registered, agent_ids)
         owned.setdefault(owner, set()).add(topic_of(device.city, device.kind, device.device_id))
     return [Account(name, tuple(sorted(topics))) for name, topics in sorted(owned.items())]
+
+
+def unmatched_agents(registry: Registry, agents: Iterable[str]) -> list[str]:
+    """The agent ids that own no registered device (no ``<id>-<kind>`` of that kind)."""
+    return [agent for agent in dict.fromkeys(agents)
+            if not any(d.device_id == f"{agent}-{d.kind}" for d in registry)]
+
+
+def agent_candidates(registry: Registry) -> list[str]:
+    """Ids that ``--agent`` would match: every ``A`` of a registered ``A-<kind>`` of that kind,
+    except a heartbeat twin ``X-status`` of a registered device X."""
+    registered = {d.device_id for d in registry}
+    found = set()
+    for device in registry:
+        prefix = device.device_id.removesuffix(f"-{device.kind}")
+        if prefix != device.device_id and prefix and not (device.kind == "status"
+                                                           and prefix in registered):
+            found.add(prefix)
+    return sorted(found)
 
 
 def acl_text(registry: Registry, agents: Iterable[str] = (), *, source: str = "") -> str:

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import click
 
-from kota.broker import accounts, acl_text, merge_passwords, parse_passwords
+from kota.broker import (
+    accounts,
+    acl_text,
+    agent_candidates,
+    merge_passwords,
+    parse_passwords,
+    unmatched_agents,
+)
 from kota.registry import Registry, RegistryError
 
 _registry = click.option("--registry", "registry_file", required=True,
@@ -18,7 +25,10 @@ _registry = click.option("--registry", "registry_file", required=True,
                          help="Device registry (YAML or CSV)")
 _agents = click.option("--agent", "agents", multiple=True, metavar="ID",
                        help="A Raspberry Pi agent's agent.id: it logs in as ID and owns the "
-                            "registered devices ID-<kind>. Repeat for each agent.")
+                            "registered devices ID-<kind> of that kind (ID-air of kind air, "
+                            "ID-status of kind status, ...). Repeat for each agent. An ID "
+                            "that owns no registered device is an error (exit 1, nothing "
+                            "written): it would get no account, so the agent could not log in.")
 
 
 def _load(path: Path) -> Registry:
@@ -26,6 +36,25 @@ def _load(path: Path) -> Registry:
         return Registry.load(path)
     except RegistryError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _check_agents(registry: Registry, agents: tuple[str, ...], source: Path) -> None:
+    """Refuse an --agent that matches no device: say how devices match, and which ids would."""
+    unmatched = unmatched_agents(registry, agents)
+    if not unmatched:
+        return
+    candidates = agent_candidates(registry)
+    shown = ", ".join(candidates[:20]) + (f", ... ({len(candidates)} in all)"
+                                          if len(candidates) > 20 else "")
+    example = unmatched[0]
+    raise click.ClickException(
+        f"--agent {', '.join(unmatched)}: no device in {source} belongs to "
+        f"{'this agent' if len(unmatched) == 1 else 'these agents'}. An agent ID owns the "
+        f"registered devices whose device_id is ID-<kind> with <kind> their own kind (e.g. "
+        f"{example}-air of kind air, {example}-status of kind status). "
+        + (f"Agent ids the registry has devices for: {shown}." if candidates else
+           "The registry has no device named like that: register the agent's devices first "
+           "(docs/agent.md), or leave out --agent."))
 
 
 @click.group()
@@ -38,8 +67,10 @@ def broker() -> None:
 @_agents
 def acl(registry_file: Path, agents: tuple[str, ...]) -> None:
     """Print Mosquitto's acl_file: service accounts, then one account per device or agent."""
+    registry = _load(registry_file)
+    _check_agents(registry, agents, registry_file)
     try:
-        click.echo(acl_text(_load(registry_file), agents, source=registry_file.name), nl=False)
+        click.echo(acl_text(registry, agents, source=registry_file.name), nl=False)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -58,10 +89,12 @@ def passwords(registry_file: Path, agents: tuple[str, ...], password_file: Path,
     Accounts whose devices left the registry are removed. The file holds clear-text passwords
     to provision on devices; make-secrets.sh hashes it into Mosquitto's password_file.
     """
+    registry = _load(registry_file)
+    _check_agents(registry, agents, registry_file)
     try:
         existing = parse_passwords(password_file.read_text(encoding="utf-8")
                                    if password_file.exists() else "")
-        names = [a.username for a in accounts(_load(registry_file), agents)]
+        names = [a.username for a in accounts(registry, agents)]
         merged = merge_passwords(existing, names, rotate=rotate)
     except ValueError as exc:
         raise click.ClickException(f"{password_file}: {exc}") from None
