@@ -13,7 +13,14 @@ from pathlib import Path
 import click
 
 from agent import __version__
-from agent.config import DEFAULT_CONFIG, AgentConfig, ConfigError, load_config
+from agent.config import (
+    DEFAULT_CONFIG,
+    AgentConfig,
+    ConfigError,
+    load_config,
+    problems,
+    sensor_label,
+)
 
 __all__ = ["main"]
 
@@ -24,12 +31,42 @@ _config_option = click.option(
     help="The agent's TOML file.")
 
 
-def _load(path: Path) -> AgentConfig:
+def _load(path: Path, *, files: bool = True) -> AgentConfig:
+    """The config, after :func:`agent.config.problems`: each problem is one line on stderr
+    (``error: agent.toml:12: …``); any error (not a warning) exits with status 2."""
     try:
-        return load_config(path)
+        config = load_config(path)
     except ConfigError as exc:
-        click.echo(f"error: {exc}", err=True)
+        for line in exc.problems:
+            click.echo(f"error: {line}", err=True)
         sys.exit(2)
+    found = problems(config, files=files)
+    for problem in found:
+        click.echo(f"{'warning' if problem.warning else 'error'}: {problem}", err=True)
+    if any(not problem.warning for problem in found):
+        sys.exit(2)
+    return config
+
+
+def _gpio_sensors(config: AgentConfig) -> list[str]:
+    from agent.drivers import GPIO_DRIVERS
+
+    return [sensor_label(index, sensor) for index, sensor in enumerate(config.sensor)
+            if sensor.driver in GPIO_DRIVERS]
+
+
+def _gpio_note(config: AgentConfig) -> str | None:
+    """One line if this config has GPIO sensors and this machine has no GPIO, else None."""
+    from agent.drivers._gpio import GPIO_ADVICE, gpio_unavailable
+
+    labels = _gpio_sensors(config)
+    if not labels:
+        return None
+    reason = gpio_unavailable()
+    if reason is None:
+        return None
+    return (f"GPIO is unavailable here: {', '.join(labels)} cannot be read on this machine "
+            f"({reason}); {GPIO_ADVICE}")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -42,7 +79,8 @@ def main() -> None:
       1. sudo agent/install/install.sh          installs into /opt/kota-agent, adds the service
       2. kota-agent sample-config > /etc/kota-agent/agent.toml   then edit: [agent] id and city,
          [mqtt] broker and credentials, one [[sensor]] table per sensor you wired
-      3. kota-agent validate                    the file is checked; errors name key and line
+      3. kota-agent validate                    the file is checked; each error names file,
+                                                line and setting; exit status 2 if any
       4. kota-agent check                       reads each sensor once and prints the values
       5. sudo systemctl enable --now kota-agent runs `kota-agent run` at every boot
 
@@ -77,37 +115,54 @@ def main() -> None:
 @main.command()
 @_config_option
 def validate(config_path: Path) -> None:
-    """Check the config file and show which topic each sensor publishes to."""
+    """Check the config file and show which topic each sensor publishes to.
+
+    Besides every key and value: the password, CA and client-certificate files must exist and
+    be readable, two sensors may not publish the same field of the same device, and there must
+    be at least one sensor. Each problem is one line naming file, line and setting; exit
+    status 2 if there is any error (warnings, such as a password file every user can read, or
+    no GPIO on this machine, leave it 0).
+    """
     from agent.runner import describe
 
     config = _load(config_path)
     click.echo(f"{config_path}: ok — agent {config.agent.id}, broker "
                f"{config.mqtt.host}:{config.mqtt.port}{' (TLS)' if config.mqtt.tls else ''}")
-    for sensor in config.sensor:
-        click.echo(f"  {describe(config, sensor)}  every {sensor.interval_s:g} s")
+    for index, sensor in enumerate(config.sensor):
+        click.echo(f"  {describe(config, sensor, index)}  every {sensor.interval_s:g} s")
     click.echo(f"  heartbeat → {config.topic('status', config.status_device)}")
+    note = _gpio_note(config)
+    if note:
+        click.echo(f"warning: {note}", err=True)
 
 
 @main.command()
 @_config_option
 @click.option("--sensor", "only", multiple=True, metavar="NAME",
-              help="Only this sensor (its name, or driver name); repeatable.")
+              help="Only this sensor (its name, driver name, or number from 1); repeatable.")
 def check(config_path: Path, only: tuple[str, ...]) -> None:
     """Read each configured sensor once and print the values (nothing is published).
 
     Values outside the sensor's physical range are shown as FLAGGED: the agent would not
     publish them. Exit status 1 if any sensor could not be read.
     """
-    from agent.drivers import build
+    from agent.drivers import GPIO_DRIVERS, build
     from agent.runner import screen_for_kind
 
-    config = _load(config_path)
+    config = _load(config_path, files=False)
     failed = 0
-    for sensor in config.sensor:
-        label = sensor.name or sensor.driver
-        if only and label not in only and sensor.driver not in only:
+    note = _gpio_note(config)
+    if note:
+        click.echo(f"warning: {note}", err=True)
+    for index, sensor in enumerate(config.sensor):
+        label = sensor.name or sensor_label(index, sensor)
+        if only and not {sensor.name, sensor.driver, str(index + 1)} & set(only):
             continue
         device_id = config.device_id(sensor)
+        if note and sensor.driver in GPIO_DRIVERS:
+            failed += 1
+            click.echo(f"{label} ({device_id}): SKIPPED: no GPIO on this machine")
+            continue
         try:
             driver = build(sensor)
             driver.open()
@@ -142,6 +197,9 @@ def run(config_path: Path, log_level: str) -> None:
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.Formatter.converter = time.gmtime
+    note = _gpio_note(config)
+    if note:
+        logging.getLogger("kota_agent").error("%s", note)
     try:
         agent = Agent(config)
     except (OSError, sqlite3.Error) as exc:  # state_dir not writable, disk full, bad queue

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agent.config import AgentConfig
+from agent.config import AgentConfig, sensor_label
 from agent.drivers import Driver, build, kind_of
 from agent.drivers.base import Limits, Reading, SensorConfig, screen
 from agent.heartbeat import collect
@@ -214,6 +214,7 @@ class Agent:
         self.queue.close()
 
 
-def describe(config: AgentConfig, sensor: SensorConfig) -> str:
+def describe(config: AgentConfig, sensor: SensorConfig, index: int) -> str:
+    """``sensor 1 (sds011) → kota/jakarta/air/jkt-pi-01-air``: what validate shows."""
     device_id = config.device_id(sensor)
-    return f"{sensor.name or sensor.driver} → {config.topic(kind_of(sensor), device_id)}"
+    return f"{sensor_label(index, sensor)} → {config.topic(kind_of(sensor), device_id)}"

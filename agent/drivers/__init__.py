@@ -30,8 +30,8 @@ from agent.drivers import (
 )
 from agent.drivers.base import Driver, Reading, SensorConfig, SensorError
 
-__all__ = ["DRIVERS", "DRIVERS_DIR", "Driver", "Reading", "SensorConfig", "SensorConfigs",
-           "SensorError", "build", "kind_of"]
+__all__ = ["DRIVERS", "DRIVERS_DIR", "GPIO_DRIVERS", "Driver", "Reading", "SensorConfig",
+           "SensorConfigs", "SensorError", "build", "kind_of", "published_fields"]
 
 DRIVERS_DIR = Path(__file__).parent
 
@@ -46,6 +46,10 @@ DRIVERS: dict[str, ModuleType] = {
     "gpio_event": gpio_event,
     "command": command,
 }
+
+# The drivers that need gpiozero and a pin library (lgpio on the Pi): without them, these
+# sensors cannot be read (`kota-agent check` says so in one line).
+GPIO_DRIVERS = frozenset({"gpio_event", "rain_gauge", "ultrasonic"})
 
 SensorConfigs = Annotated[
     sds011.Config | pms5003.Config | bme280.Config | dht22.Config | ultrasonic.Config
@@ -67,3 +71,14 @@ def kind_of(config: Any) -> str:
         return explicit
     kind: str = DRIVERS[config.driver].DRIVER.kind
     return kind
+
+
+def published_fields(config: Any) -> set[str]:
+    """The fields a sensor writes into its device's series: its driver's ``published_fields``
+    if it has one (fields depend on the config, or readings are separate events), else the
+    keys of the driver's ``limits``. Two sensors of one device must not share one."""
+    driver = DRIVERS[config.driver].DRIVER
+    custom = getattr(driver, "published_fields", None)
+    if custom is not None:
+        return set(custom(config))
+    return set(getattr(driver, "limits", {}))

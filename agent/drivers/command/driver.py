@@ -34,6 +34,11 @@ class CommandDriver:
 
     kinds: ClassVar[tuple[str, ...]] = ("air", "water", "rain", "noise", "safety")
 
+    @staticmethod
+    def published_fields(config: Config) -> set[str]:
+        """The fields named in ``limits``: the command's output is not known before it runs."""
+        return set(config.limits)
+
     def __init__(self, config: Config) -> None:
         self.config = config
         self.kind = config.kind

@@ -45,6 +45,12 @@ class GpioEvent:
     limits: ClassVar[Limits] = {"count": (0.0, 1.0)}
     max_pending = 1000
 
+    @staticmethod
+    def published_fields(config: Config) -> set[str]:
+        """None shared: each event is a point of its own (the event category is a tag), so two
+        buttons on one device are two streams of events, not two writers of one value."""
+        return set()
+
     def __init__(self, config: Config) -> None:
         self.config = config
         self._input: Any = None

@@ -65,6 +65,10 @@ def distance_cm(echo_s: float, air_temperature_c: float) -> float:
 class Ultrasonic:
     kind: ClassVar[str] = "water"
 
+    @staticmethod
+    def published_fields(config: Config) -> set[str]:
+        return {"distance_cm"} | ({"level_cm"} if config.mount_height_cm is not None else set())
+
     def __init__(self, config: Config) -> None:
         self.config = config
         self.limits: Limits = {"distance_cm": RANGES_CM[config.model]}
