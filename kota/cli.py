@@ -8,18 +8,21 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 from kota import __version__
-from kota.config import ConfigError, load_settings
+from kota.config import ConfigError, find_config, load_settings, read_config
 from kota.logs import setup_logging
 from kota.settings_doc import settings_help
 
 
-def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
+def _fail(message: str | list[str]) -> NoReturn:
+    """Print each problem as one ``error:`` line on stderr and exit with status 2."""
+    lines = message if isinstance(message, list) else message.splitlines() or [message]
+    for line in lines:
+        click.echo(f"error: {line}", err=True)
     sys.exit(2)
 
 
@@ -126,7 +129,7 @@ def ingest(config_file: str | None, mqtt_host: str | None, mqtt_port: int | None
     try:
         settings = load_settings(IngestSettings, "ingest", config_file, overrides)
     except ConfigError as exc:
-        _fail(str(exc))
+        _fail(exc.problems)
         return
     if check:
         click.echo(_dump_settings(settings))
@@ -262,37 +265,72 @@ def _section_model(name: str) -> Any:
 
 
 @config.command("check")
-@click.argument("config_file", type=click.Path(exists=True, dir_okay=False))
-def config_check(config_file: str) -> None:
-    """Validate every section of CONFIG_FILE; errors name the setting and the line."""
-    import yaml
+@click.argument("config_file", required=False, metavar="[FILE]")
+def config_check(config_file: str | None) -> None:
+    """Validate every section of FILE (default: $KOTA_CONFIG or ./kota.yaml).
 
-    document = yaml.safe_load(Path(config_file).read_text(encoding="utf-8")) or {}
-    unknown = sorted(set(document) - set(SECTIONS))
-    problems = [f"unknown section {name!r} (known: {', '.join(SECTIONS)})" for name in unknown]
+    Each problem is one line naming the setting and its line, e.g.
+    `kota.yaml:5: ingest.mqtt.prot: unknown setting (did you mean 'port'?)`. Environment
+    variables KOTA_<SECTION>__... that are set are checked too, and named when wrong.
+    Exit status 2 when anything is wrong. A commented example: kota.example.yaml.
+    """
+    try:
+        path = find_config(config_file)
+    except ConfigError as exc:
+        _fail(exc.problems)
+        return
+    if path is None:
+        _fail("no configuration file to check: give one (kota config check FILE), set "
+              "$KOTA_CONFIG, or start from kota.example.yaml (cp kota.example.yaml kota.yaml)")
+        return
+    parsed = read_config(path)
+    if parsed.fatal:
+        _fail(parsed.problems)
+        return
+    problems = list(parsed.problems)
+    checked, skipped = [], []
     for name in SECTIONS:
-        if name not in document:
+        variables = sorted(key for key, value in os.environ.items()
+                           if key.startswith(f"KOTA_{name.upper()}__") and value)
+        if name not in parsed.document and not variables:
+            skipped.append(name)
             continue
-        try:
-            load_settings(_section_model(name), name, config_file, environ={})
-            click.echo(f"{name}: OK")
-        except ConfigError as exc:
-            problems.append(str(exc))
+        checked.append(name)
+        found = _section_problems(name, path, {})
+        if not found and variables:
+            found = _section_problems(name, path, None)
+        found = [line for line in found if line not in parsed.problems]
+        problems.extend(found)
+        with_env = f" (with {', '.join(variables)} from the environment)" if variables else ""
+        click.echo(f"{name}: {len(found)} problem(s)" if found else f"{name}: OK{with_env}")
     if problems:
-        _fail("\n".join(problems))
-    click.echo(f"{config_file}: valid")
+        _fail([*problems, f"{path}: {len(problems)} problem(s)"])
+    defaults = f"; not in the file, defaults apply: {', '.join(skipped)}" if skipped else ""
+    click.echo(f"{path}: valid (checked: {', '.join(checked) or 'nothing'}{defaults})")
+
+
+def _section_problems(name: str, path: Path, environ: dict[str, str] | None) -> list[str]:
+    try:
+        load_settings(_section_model(name), name, path, environ=environ)
+    except ConfigError as exc:
+        return exc.problems
+    return []
 
 
 @config.command("show")
 @click.argument("section", type=click.Choice(sorted(SECTIONS)))
-@click.option("--config", "config_file", type=click.Path(dir_okay=False))
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="Configuration file (default: $KOTA_CONFIG or ./kota.yaml).")
 def config_show(section: str, config_file: str | None) -> None:
     """Print the effective settings of SECTION (file + environment + defaults)."""
     try:
-        settings = load_settings(_section_model(section), section, config_file)
+        path = find_config(config_file)
+        settings = load_settings(_section_model(section), section, path)
     except ConfigError as exc:
-        _fail(str(exc))
+        _fail(exc.problems)
         return
+    click.echo(f"# {section}: defaults < {path or 'no configuration file'} < environment",
+               err=True)
     click.echo(_dump_settings(settings))
 
 
