@@ -21,6 +21,7 @@ class IngestCounters:
     replayed: int = 0
     dropped: int = 0
     influx_refused: int = 0
+    deadletters_dropped: int = 0
     pending: int = 0
     buffer_bytes: int = 0
     lag_s: float = 0.0
@@ -39,6 +40,7 @@ class IngestCounters:
             "rejected": float(self.rejected), "buffered": float(self.buffered),
             "replayed": float(self.replayed), "dropped": float(self.dropped),
             "influx_refused": float(self.influx_refused), "pending": float(self.pending),
+            "deadletters_dropped": float(self.deadletters_dropped),
             "buffer_bytes": float(self.buffer_bytes), "lag_s": self.lag_s,
             "mqtt_connected": float(self.mqtt_connected), "influx_up": float(self.influx_up),
         }
@@ -52,6 +54,9 @@ _COUNTERS = {
     "replayed": ("kota_ingest_points_replayed", "Buffered points later written"),
     "dropped": ("kota_ingest_points_dropped", "Points dropped (buffer full with drop_oldest)"),
     "influx_refused": ("kota_ingest_influx_refused", "Points InfluxDB refused (HTTP 400)"),
+    "deadletters_dropped": ("kota_ingest_deadletters_dropped",
+                            "Dead-letter records removed, oldest first, to stay within "
+                            "deadletter.max_mb"),
 }
 _GAUGES = {
     "pending": ("kota_ingest_pending_messages", "Received, not yet stored"),

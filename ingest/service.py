@@ -57,7 +57,8 @@ class IngestService:
         self.buffer = DiskBuffer(settings.buffer.dir, int(settings.buffer.max_mb * 2**20),
                                  drop_oldest=settings.buffer.when_full == "drop_oldest")
         self.deadletters = DeadLetterStore(settings.deadletter.dir,
-                                           int(settings.deadletter.max_mb * 2**20))
+                                           int(settings.deadletter.max_mb * 2**20),
+                                           settings.max_payload_bytes)
         mqtt = settings.mqtt
         self.subscriber = Subscriber(
             host=mqtt.host, port=mqtt.port, client_id=mqtt.client_id,
@@ -245,6 +246,7 @@ class IngestService:
     async def _store_deadletters(self, letters: list[DeadLetter], lines: list[str]) -> None:
         day = time.strftime("%Y%m%d", time.gmtime(letters[0].received_ms / 1000))
         await asyncio.to_thread(self.deadletters.append, letters, day)
+        self.counters.deadletters_dropped = self.deadletters.dropped_records
         # One kota_deadletter point per message and reason (count = rejected elements), so a
         # 1,000-element array of garbage is one point, not a thousand.
         grouped: dict[tuple[str, int, int, str], list[DeadLetter]] = {}
@@ -314,6 +316,7 @@ class IngestService:
                                 body, keep_whole=True)
             await asyncio.to_thread(self.deadletters.append, [letter],
                                     time.strftime("%Y%m%d", time.gmtime()))
+            self.counters.deadletters_dropped = self.deadletters.dropped_records
 
     # -- background --------------------------------------------------------------------------
     async def _replay_loop(self, stop: asyncio.Event) -> None:
