@@ -151,9 +151,60 @@ def test_the_source_check_finds_a_number_without_one() -> None:
         "x.max_mm"]
 
 
-def test_docs_show_the_tables_as_they_are() -> None:
-    from kota.standards.markdown import standards_markdown
+def test_docs_standards_md_is_generated_from_the_yaml() -> None:
+    from kota.standards.markdown import REGENERATE, standards_document
 
-    doc = Path(__file__).parents[1] / "docs" / "indices.md"
-    assert standards_markdown() in doc.read_text(encoding="utf-8"), (
-        "docs/indices.md is out of date: paste the output of python -m kota.standards.markdown")
+    doc = Path(__file__).parents[1] / "docs" / "standards.md"
+    assert doc.read_text(encoding="utf-8") == standards_document(), (
+        f"docs/standards.md is out of date: run {REGENERATE}")
+
+
+def _sources(node: Any) -> list[str]:
+    """Every ``*source`` and ``note`` string of a model, however deep."""
+    found: list[str] = []
+    if isinstance(node, BaseModel):
+        for key, value in dict(node).items():
+            if (key.endswith("source") or key.endswith("note")) and isinstance(value, str):
+                found.append(value)
+            else:
+                found += _sources(value)
+    elif isinstance(node, dict):
+        for value in node.values():
+            found += _sources(value)
+    elif isinstance(node, list):
+        for value in node:
+            found += _sources(value)
+    return [text for text in found if text]
+
+
+@pytest.mark.parametrize("name", sorted(LOADERS))
+def test_standards_md_names_every_source_and_what_kind_of_document(name: str) -> None:
+    from kota.standards.markdown import standards_document
+
+    document = standards_document()
+    model = LOADERS[name]()
+    basis = getattr(model, "basis", "")
+    assert basis, f"{name}: say in `basis` what kind of document the numbers come from"
+    assert basis in document
+    missing = [text for text in _sources(model) if text.replace("|", "\\|") not in document]
+    assert missing == []
+
+
+def test_standards_md_explains_every_mark_in_words() -> None:
+    from kota.standards.markdown import standards_document
+
+    document = standards_document()
+    for confidence in Confidence:
+        assert f"| {confidence.mark} | `{confidence.value}` | {confidence.meaning} |" in document
+    # No pointer at reference notes outside the repository (split so grep finds no such text).
+    assert "standards.md" + " §" not in document and "shared" + "/reference" not in document
+
+
+def test_the_generator_writes_and_checks(tmp_path: Path) -> None:
+    from kota.standards.markdown import main, standards_document
+
+    target = tmp_path / "standards.md"
+    assert main(["--check", str(target)]) == 1
+    assert main(["--write", str(target)]) == 0
+    assert target.read_text(encoding="utf-8") == standards_document()
+    assert main(["--check", str(target)]) == 0

@@ -47,7 +47,7 @@ AboveTop = Literal["cap", "extrapolate"]
 
 
 class Confidence(StrEnum):
-    """How well a number is verified (the marks of ../shared/reference/standards.md)."""
+    """How well a number is verified; :attr:`meaning` says it in words (docs/standards.md)."""
 
     VERIFIED = "verified"
     PARTIAL = "partial"
@@ -65,11 +65,17 @@ class Confidence(StrEnum):
 
     @property
     def meaning(self) -> str:
+        """What the mark means, in words a user can act on."""
         return {
             "verified": "shown by at least one cited source",
             "partial": "sources disagree or only partly show it",
-            "unverified": "not verified: a configurable default",
+            "unverified": "no source found shows it: a configurable default",
         }[self.value]
+
+    @property
+    def described(self) -> str:
+        """Mark, word and meaning: ``⚠️ partial (sources disagree or only partly show it)``."""
+        return f"{self.mark} {self.value} ({self.meaning})"
 
 
 class _Strict(BaseModel):
@@ -172,6 +178,8 @@ class IspuTable(_Strict):
 
     regulation: str = Field(min_length=1)
     formula: str
+    basis: str = Field(default="", description="What kind of document the numbers come from, "
+                                               "in words (an official text, news reports, ...)")
     above_top_of_scale: AboveTop
     index_scale: IndexScale
     categories: IspuCategoryTable
@@ -233,6 +241,8 @@ class AqiCategoryTable(_Strict):
 
 class AqiTables(_Strict):
     source: str = Field(min_length=1)
+    basis: str = Field(default="", description="What kind of document the numbers come from, "
+                                               "in words (an official text, news reports, ...)")
     confidence: Confidence
     above_top_of_scale: AboveTop
     categories: AqiCategoryTable
@@ -264,6 +274,8 @@ class RainScale(_Strict):
 
 
 class RainTables(_Strict):
+    basis: str = Field(default="", description="What kind of document the numbers come from, "
+                                               "in words (an official text, news reports, ...)")
     edge_convention_confidence: Confidence
     hourly: RainScale
     daily: RainScale
@@ -322,6 +334,8 @@ class StatusNames(_Strict):
 
 
 class GaugeTable(_Strict):
+    basis: str = Field(default="", description="What kind of document the numbers come from, "
+                                               "in words (an official text, news reports, ...)")
     status_names: StatusNames
     gauges: dict[str, GaugeThresholds] = Field(min_length=1)
 
@@ -345,6 +359,8 @@ class NoiseZone(_Strict):
 
 class NoiseStandard(_Strict):
     regulation: str = Field(min_length=1)
+    basis: str = Field(default="", description="What kind of document the numbers come from, "
+                                               "in words (an official text, news reports, ...)")
     source: str = Field(min_length=1)
     confidence: Confidence
     timezone_utc_offset_hours: float
@@ -375,4 +391,6 @@ class AirQualityStandard(_Strict):
 
 
 class AirQualityStandards(_Strict):
+    basis: str = Field(default="", description="What kind of document the numbers come from, "
+                                               "in words (an official text, news reports, ...)")
     standards: dict[str, AirQualityStandard] = Field(min_length=1)
