@@ -42,7 +42,26 @@ def test_ispu_json_output() -> None:
 def test_ispu_notes_uncertain_breakpoints() -> None:
     run = kota("ispu", "so2=1000")
     assert run.returncode == 0, run.stderr
-    assert "note: SO2: band edge 1200" in run.stdout and "⚠️" in run.stdout
+    assert ("note: SO2: band edge 1200 µg/m³ is ⚠️ partial (sources disagree or only partly "
+            "show it)") in run.stdout
+
+
+def test_ispu_notes_say_in_words_what_the_marks_mean_and_where_to_read_more() -> None:
+    run = kota("ispu", "pm25=80")
+    assert run.returncode == 0, run.stderr
+    assert ("Averaging assumed: PM2.5 24 h; ❌ unverified (no source found shows it: a "
+            "configurable default)") in run.stdout
+    assert ("the hex colour #f56a0d is ❌ unverified (no source found shows it: a configurable "
+            "default): One public ISPU map's choice; no official hex was found") in run.stdout
+    assert "the ISPU breakpoints come from: The breakpoint table of Permen LHK P.14/2020" in (
+        run.stdout)
+    assert "docs/standards.md#ispu-breakpoints" in run.stdout
+    _no_bare_citations(run.stdout)
+
+
+def _no_bare_citations(text: str) -> None:
+    # Split so a search of the repository for such citations does not find this test.
+    assert "standards.md" + " §" not in text and "shared" + "/reference" not in text
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -78,6 +97,20 @@ def test_siaga_by_name_with_rise_and_unknown_threshold() -> None:
     assert run.returncode == 0, run.stderr
     assert "at least Siaga 2" in run.stdout and "unknown" in run.stdout
     assert "no estimate" in run.stdout
+    assert "❌ unverified: not found in any source searched" in run.stdout
+
+
+def test_siaga_notes_say_in_words_what_the_marks_mean_and_where_the_numbers_come_from() -> None:
+    run = kota("siaga", "katulampa", "170")
+    assert run.returncode == 0, run.stderr
+    assert ("note: ✅ verified = shown by at least one cited source; ⚠️ partial = sources "
+            "disagree or only partly show it") in run.stdout
+    assert "❌" not in run.stdout  # only the marks that were printed are explained
+    assert ("the thresholds come from: The Dinas PU DKI criteria as reported in news articles"
+            in run.stdout)
+    assert "not an official BPBD or Dinas SDA table" in run.stdout
+    assert "docs/standards.md#siaga-gauge-thresholds" in run.stdout
+    _no_bare_citations(run.stdout)
 
 
 def test_siaga_json_output_with_rise() -> None:

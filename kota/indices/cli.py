@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import click
@@ -26,9 +27,26 @@ from kota.indices.siaga import (
 )
 from kota.standards import Confidence, load_gauges_table, load_ispu_table
 
-__all__ = ["ispu", "siaga"]
+__all__ = ["STANDARDS_DOC", "ispu", "marks_note", "siaga", "sources_note"]
 
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+#: Where every number, its source and the meaning of ✅ ⚠️ ❌ are listed (in this repository).
+STANDARDS_DOC = "docs/standards.md"
+
+
+def marks_note(confidences: Iterable[Confidence]) -> str:
+    """``✅ verified = shown by at least one cited source; ...`` for the marks that were printed."""
+    used = set(confidences)
+    return "; ".join(f"{c.mark} {c.value} = {c.meaning}" for c in Confidence if c in used)
+
+
+def sources_note(what: str, basis: str, anchor: str) -> str:
+    """Where ``what`` comes from in words, and the section of docs/standards.md that lists it."""
+    where = f"{STANDARDS_DOC}#{anchor}"
+    if not basis:
+        return f"every source of the {what} and what the marks mean: {where}"
+    return f"the {what} come from: {basis} (every source and what the marks mean: {where})"
 
 
 def _parse_measurements(measurements: tuple[str, ...]) -> dict[str, float]:
@@ -63,7 +81,8 @@ def ispu(measurements: tuple[str, ...], as_json: bool) -> None:
     Give each parameter's mean over its averaging window (PM10, PM2.5, SO2 24 h; CO 8 h;
     O3, NO2 1 h; HC 3 h by default, see kota/standards/ispu.yaml). Parameters: pm10, pm25
     (or pm2.5), so2, co, o3, no2, hc. Prints each sub-index, the ISPU (the highest), its
-    category and colour, and the critical parameter.
+    category and colour, and the critical parameter; ✅ ⚠️ ❌ say how sure a number is
+    (docs/standards.md lists every source).
 
     \b
     Examples:
@@ -97,14 +116,15 @@ def ispu(measurements: tuple[str, ...], as_json: bool) -> None:
     windows = ", ".join(f"{table.parameters[k].label} "
                         f"{table.parameters[k].averaging.window_hours} h" for k in values)
     mark = Confidence.least_sure(table.parameters[k].averaging.confidence for k in values)
-    click.echo(f"Averaging assumed: {windows} ({mark.mark} {mark.meaning})")
+    click.echo(f"Averaging assumed: {windows}; {mark.described}")
     for name in result.beyond_scale:
         click.echo(f"note: {table.parameters[name].label} is above the top of the scale; "
                    f"its sub-index is capped at {table.index_scale.edges[-1]:g}")
     for note in result.uncertain:
         click.echo(f"note: {note}")
-    click.echo(f"note: hex colours are one public map's choice {category.hex_confidence.mark}: "
+    click.echo(f"note: the hex colour {category.hex} is {category.hex_confidence.described}: "
                f"{table.categories.hex_source}")
+    click.echo(f"note: {sources_note('ISPU breakpoints', table.basis, 'ispu-breakpoints')}")
 
 
 @click.command(context_settings=_CONTEXT)
@@ -119,7 +139,8 @@ def siaga(gauge: str, level_cm: float, rise_cm_per_h: float | None, as_json: boo
     GAUGE is an id (katulampa, depok, manggarai, karet, pulo_gadung, pasar_ikan) or a name
     ("Pintu Air Manggarai"). LEVEL_CM is the reading in cm against that gauge's own datum.
     Prints the status and every threshold it used, with its source and how sure it is
-    (✅ verified, ⚠️ partial, ❌ unknown or unverified). Thresholds: kota/standards/gauges.yaml.
+    (✅ verified, ⚠️ partial, ❌ unknown or unverified). Thresholds: kota/standards/gauges.yaml;
+    every source and what the marks mean: docs/standards.md.
 
     \b
     Examples:
@@ -164,6 +185,9 @@ def siaga(gauge: str, level_cm: float, rise_cm_per_h: float | None, as_json: boo
         missing = ", ".join(name.replace("siaga", "Siaga ") for name in result.unknown)
         click.echo(f"note: {missing} threshold unknown for this gauge: the status may be more "
                    "severe")
+    marks = [result.status_name_confidence, *(used.confidence for used in result.thresholds)]
+    click.echo(f"note: {marks_note(marks)}")
+    click.echo(f"note: {sources_note('thresholds', table.basis, 'siaga-gauge-thresholds')}")
     if rise_cm_per_h is not None:
         if hours is None:
             click.echo(f"At {rise_cm_per_h:g} cm/h: no estimate (not rising, next threshold "

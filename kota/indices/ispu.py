@@ -169,13 +169,12 @@ def _uncertainty_notes(parameter: str, concentration_ugm3: float, table: IspuTab
         confidence = spec.edge_confidence(edge)
         if confidence is not Confidence.VERIFIED:
             note = next(e.note for e in spec.uncertain_edges if e.edge_ugm3 == edge)
-            notes.append(f"{spec.label}: band edge {edge:g} µg/m³ is {confidence.value} "
-                         f"{confidence.mark}: {note}")
+            notes.append(f"{spec.label}: band edge {edge:g} µg/m³ is {confidence.described}: "
+                         f"{note}")
     if band == len(edges) - 1 and table.index_scale.top_edge_confidence is not Confidence.VERIFIED:
-        mark = table.index_scale.top_edge_confidence.mark
         notes.append(f"{spec.label}: the top ISPU band ({table.index_scale.edges[-2]:g}–"
                      f"{table.index_scale.edges[-1]:g}) is "
-                     f"{table.index_scale.top_edge_confidence.value} {mark}: "
+                     f"{table.index_scale.top_edge_confidence.described}: "
                      f"{table.index_scale.top_edge_note}")
     return notes
 
