@@ -1,8 +1,10 @@
 """US EPA AQI (2024 PM2.5 table, PM10): every breakpoint, truncation, rounding, properties.
 
-Reference table transcribed from ../shared/reference/standards.md §2 (89 FR 16202, 6 March 2024;
-40 CFR 58 App. G). Truncation (PM2.5 to 0.1 µg/m³, PM10 to 1 µg/m³) and rounding the index to the
-nearest whole number follow AirNow's "The AQI Equation (2024 - Valid Beginning May 6th, 2024)",
+Reference table transcribed from 89 FR 16202 (6 March 2024) and 40 CFR 58 App. G by way of the
+project's first reference notes (kept outside this repository; docs/standards.md, section "US
+AQI", lists the numbers and sources in use). Truncation (PM2.5 to 0.1 µg/m³, PM10 to 1 µg/m³)
+and rounding the index to the nearest whole number follow AirNow's "The AQI Equation (2024 -
+Valid Beginning May 6th, 2024)",
 forum.airnowtech.org/t/the-aqi-equation-2024-valid-beginning-may-6th-2024/453.
 """
 
@@ -16,7 +18,7 @@ from hypothesis import strategies as st
 
 from kota.indices.aqi import truncate_concentration, us_aqi
 
-# (c_low, c_high, i_low, i_high) per standards.md §2; categories in order below
+# (c_low, c_high, i_low, i_high) per 89 FR 16202 and 40 CFR 58 App. G; categories below
 REFERENCE: dict[str, list[tuple[float, float, int, int]]] = {
     "pm25": [(0.0, 9.0, 0, 50), (9.1, 35.4, 51, 100), (35.5, 55.4, 101, 150),
              (55.5, 125.4, 151, 200), (125.5, 225.4, 201, 300), (225.5, 325.4, 301, 500)],

@@ -1,10 +1,11 @@
 """ISPU (Permen LHK P.14/2020): every breakpoint, band interiors, averaging, properties.
 
-The reference table below is transcribed from ../shared/reference/standards.md §1, independently
-of kota/standards/ispu.yaml, so a drift in either shows here. No published worked example of a
-P.14/2020 sub-index was found (searches of KLHK pages and public implementations gave tables but
-no computed examples), so band interiors are checked against the regulation's formula
-I = (Ia − Ib) / (Xa − Xb) × (Xx − Xb) + Ib applied to this transcription.
+The reference table below is transcribed from the project's first reference notes (kept outside
+this repository; docs/standards.md, section "ISPU breakpoints", lists the numbers and sources in
+use), independently of kota/standards/ispu.yaml, so a drift in either shows here. No published
+worked example of a P.14/2020 sub-index was found (searches of KLHK pages and public
+implementations gave tables but no computed examples), so band interiors are checked against the
+regulation's formula I = (Ia − Ib) / (Xa − Xb) × (Xx − Xb) + Ib applied to this transcription.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from kota.indices.ispu import (
 )
 from kota.standards import load_ispu_table
 
-# standards.md §1: upper limit of each band in µg/m³, bands 0–50, 51–100, 101–200, 201–300, 301–500.
+# P.14/2020: upper limit of each band in µg/m³, bands 0–50, 51–100, 101–200, 201–300, 301–500.
 REFERENCE_UPPER_LIMITS: dict[str, list[float]] = {
     "pm10": [50, 150, 350, 420, 500],
     "pm25": [15.5, 55.4, 150.4, 250.4, 500],

@@ -1,4 +1,4 @@
-"""BMKG rainfall categories, hourly and daily, at every edge (standards.md §3).
+"""BMKG rainfall categories, hourly and daily, at every edge (docs/standards.md).
 
 Edges are upper-inclusive: the sources give shared edges (Ringan 0.5–20, Sedang 20–50, …,
 Ekstrem > 150), and "> 150" / "> 20" put the shared edge in the lower category.
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from kota.indices.rain import bmkg_daily_category, bmkg_hourly_category
 
-# standards.md §3, mm/day ✅ and mm/hour ⚠️: (upper edge, category at the edge, category above)
+# BMKG categories, mm/day ✅ and mm/hour ⚠️: (upper edge, category at the edge, category above)
 DAILY_EDGES = [(20, "Ringan", "Sedang"), (50, "Sedang", "Lebat"), (100, "Lebat", "Sangat lebat"),
                (150, "Sangat lebat", "Ekstrem")]
 HOURLY_EDGES = [(1, "Sangat ringan", "Ringan"), (5, "Ringan", "Sedang"), (10, "Sedang", "Lebat"),

@@ -1,7 +1,9 @@
 """Siaga water-level status at every threshold of every Jakarta gauge, rate of rise, time to next.
 
-Reference thresholds transcribed from ../shared/reference/standards.md §4 (Dinas PU DKI criteria
-reported by bisnis.com 2014-01-21; beritalingkungan.com for Depok). None = unknown (❌).
+Reference thresholds transcribed from the project's first reference notes, kept outside this
+repository (Dinas PU DKI criteria reported by bisnis.com 2014-01-21; beritalingkungan.com for
+Depok; docs/standards.md, section "Siaga gauge thresholds", lists the numbers in use).
+None = unknown (❌).
 """
 
 from __future__ import annotations
