@@ -729,3 +729,14 @@ def test_grafana_gets_every_variable_its_provisioning_uses() -> None:
     mounts = [str(m) for m in SERVICES["grafana"]["volumes"]]
     assert any("/etc/grafana/provisioning/dashboards" in m for m in mounts)
     assert any("/var/lib/grafana/dashboards/kota" in m for m in mounts)
+
+
+@pytest.mark.parametrize("name", ["ingest", "indicators", "api"])
+def test_services_that_tag_or_place_devices_read_the_mounted_registry(name: str) -> None:
+    # Without a registry ingest stores every reading as district=unregistered.
+    service = SERVICES[name]
+    registry = service["environment"][f"KOTA_{name.upper()}__REGISTRY_FILE"]
+    mounts = {volume.split(":")[1]: volume.split(":")[0] for volume in service["volumes"]
+              if volume.startswith("./")}
+    assert registry in mounts, f"{name} names {registry} but does not mount it"
+    assert (REPO / mounts[registry]).is_file()
