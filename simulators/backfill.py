@@ -63,7 +63,7 @@ class BackfillSummary:
 
 
 def _iso(time_s: float) -> str:
-    return datetime.fromtimestamp(time_s, UTC).isoformat(timespec="seconds").replace(
+    return datetime.fromtimestamp(time_s, UTC).isoformat(timespec="milliseconds").replace(
         "+00:00", "Z")
 
 
