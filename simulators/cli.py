@@ -159,6 +159,7 @@ def simulate(config_file: str | None, host: str | None, port: int | None, qos: i
 
     try:
         summary = run(settings, stop, sink=echo_message if to_stdout else None,
+                      sink_verb="printed", sink_note="nothing published: --print",
                       on_progress=lambda line: click.echo(line, err=True))
     except (PublishError, DataFileError) as exc:
         raise click.ClickException(str(exc)) from None

@@ -49,32 +49,48 @@ class SimulationWindow:
 
 @dataclass
 class RunSummary:
+    """What a run did. ``sent`` counts the messages published over MQTT or, with a sink,
+    handed to it (``sink_verb`` says how, e.g. "printed"); ``published``, ``acknowledged`` and
+    ``failed`` are MQTT's alone, so 0 with a sink."""
+
     stats: StreamStats
     window: SimulationWindow
     seed: int
-    published: int = 0
+    sent: int = 0
     acknowledged: int = 0
     failed: int = 0
     elapsed_s: float = 0.0
     stopped_by: str = "end of window"
     scenario: str | None = None
-    published_by_kind: Counter[str] = field(default_factory=Counter)
+    sent_by_kind: Counter[str] = field(default_factory=Counter)
+    sink_verb: str | None = None  # None: published over MQTT
+    sink_note: str = "nothing published over MQTT"
+
+    @property
+    def published(self) -> int:
+        return self.sent if self.sink_verb is None else 0
+
+    @property
+    def verb(self) -> str:
+        return self.sink_verb or "published"
 
     @property
     def rate_per_s(self) -> float:
-        return self.published / self.elapsed_s if self.elapsed_s > 0 else 0.0
+        return self.sent / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
     def line(self) -> str:
         """The one-line summary printed at the end of a run."""
         kinds = ", ".join(f"{kind} {count}" for kind, count
-                          in sorted(self.published_by_kind.items()))
+                          in sorted(self.sent_by_kind.items()))
         faults = ", ".join(f"{name} {count}" for name, count in sorted(self.stats.faults.items()))
         start = _iso(self.window.start_s)
         end = _iso(self.window.end_s)
         live = f" then {self.window.live_s:g} s live" if self.window.live_s else ""
-        return (f"published {self.published} messages in {self.elapsed_s:.1f} s "
-                f"({self.rate_per_s:.1f} msg/s; acknowledged {self.acknowledged}, failed "
-                f"{self.failed}) [{kinds or 'none'}]; faults {sum(self.stats.faults.values())}"
+        delivery = (f"acknowledged {self.acknowledged}, failed {self.failed}"
+                    if self.sink_verb is None else self.sink_note)
+        return (f"{self.verb} {self.sent} messages in {self.elapsed_s:.1f} s "
+                f"({self.rate_per_s:.1f} msg/s; {delivery}) [{kinds or 'none'}]; "
+                f"faults {sum(self.stats.faults.values())}"
                 f" [{faults or 'none'}]; outage-dropped {self.stats.outage_dropped}; "
                 f"simulated {start} .. {end} at x{self.window.speed:g}{live}, seed {self.seed}"
                 + (f", scenario {self.scenario}" if self.scenario else "")
@@ -119,15 +135,19 @@ def build_stream(settings: SimulateSettings, now_s: float | None = None,
 
 def run(settings: SimulateSettings, stop_event: threading.Event | None = None, *,
         on_progress: Callable[[str], None] | None = None, sink: Sink | None = None,
+        sink_verb: str = "delivered", sink_note: str = "nothing published over MQTT",
         time_limit_s: float | None = None) -> RunSummary:
     """Simulate and publish until the window ends, ``max_messages`` are sent, ``stop_event``
-    is set or the time limit passes. ``sink`` replaces MQTT (e.g. print to stdout).
+    is set or the time limit passes. ``sink`` replaces MQTT (e.g. print to stdout); the
+    summary and progress then say ``sink_verb`` (e.g. "printed") instead of "published", and
+    the summary ``sink_note`` instead of the MQTT acknowledgements.
 
     Raises PublishError when the broker cannot be reached, DataFileError for bad data files.
     """
     stop_event = stop_event or threading.Event()
     stream, window = build_stream(settings)
-    summary = RunSummary(stream.stats, window, settings.seed, scenario=settings.scenario)
+    summary = RunSummary(stream.stats, window, settings.seed, scenario=settings.scenario,
+                         sink_verb=None if sink is None else sink_verb, sink_note=sink_note)
     if time_limit_s is None:
         time_limit_s = (window.real_duration_s * 2 + _TIME_LIMIT_MARGIN_S if window.speed > 0
                         else _BACKFILL_TIME_LIMIT_S + window.live_s * 2)
@@ -156,12 +176,12 @@ def run(settings: SimulateSettings, stop_event: threading.Event | None = None, *
                 assert sink is not None
                 sink(message)
             last_send = time.monotonic()
-            summary.published += 1
-            summary.published_by_kind[message.kind] += 1
+            summary.sent += 1
+            summary.sent_by_kind[message.kind] += 1
             if on_progress is not None and last_send >= next_progress:
                 next_progress = last_send + settings.progress_interval_s
                 on_progress(_progress(summary, message, last_send - mono_start))
-            if settings.max_messages and summary.published >= settings.max_messages:
+            if settings.max_messages and summary.sent >= settings.max_messages:
                 summary.stopped_by = "max_messages"
                 break
     finally:
@@ -169,8 +189,6 @@ def run(settings: SimulateSettings, stop_event: threading.Event | None = None, *
             publisher.flush()
             summary.acknowledged, summary.failed = publisher.acknowledged, publisher.failed
             publisher.close()
-        else:
-            summary.acknowledged = summary.published
         summary.elapsed_s = time.monotonic() - mono_start
     return summary
 
@@ -193,5 +211,5 @@ def _progress(summary: RunSummary, message: SimMessage, elapsed_s: float) -> str
     done = ((message.sim_time_s - summary.window.start_s)
             / (summary.window.end_s - summary.window.start_s))
     return (f"{elapsed_s:7.1f} s  sim {_iso(message.sim_time_s)}  {done:6.1%}  "
-            f"{summary.published} published ({summary.published / max(elapsed_s, 1e-9):.0f}/s), "
+            f"{summary.sent} {summary.verb} ({summary.sent / max(elapsed_s, 1e-9):.0f}/s), "
             f"faults {sum(summary.stats.faults.values())}")
