@@ -345,7 +345,9 @@ def configuration_markdown() -> str:
         "then environment variables, then command-line options. Nested keys join with `__` in "
         "environment variables. Lists and mappings in the environment are written as YAML "
         "flow (`KOTA_INGEST__MQTT__TOPICS='[\"kota/#\"]'`). `kota config check FILE` validates "
-        "a file; errors name the setting and its line.\n",
+        "a file: each problem is one line naming the setting and its line (or the environment "
+        "variable). A commented example of every section: `kota.example.yaml` at the "
+        "repository root (copy it to `kota.yaml`).\n",
     ]
     for name in SECTIONS:
         parts.append(f"## `{name}:`\n")
