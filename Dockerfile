@@ -9,10 +9,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 # The build context is the repository minus what .dockerignore leaves out (.venv, run/, .env,
-# tests, docs): pip builds and installs the project from pyproject.toml like any user would.
+# tests, docs): pip builds and installs the project from pyproject.toml like any user would,
+# with the server extra (FastAPI, uvicorn, the Grafana SDK, …) that the `kota` commands need;
+# the base install alone is the Raspberry Pi agent's.
 WORKDIR /src
 COPY . .
-RUN pip install . \
+RUN pip install '.[server]' \
  && useradd --system --user-group --uid 10001 --home-dir /var/lib/kota --create-home kota
 
 # Not root. /var/lib/kota holds ingest's disk buffer and dead letters (a named volume in

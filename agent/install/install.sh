@@ -50,6 +50,8 @@ for group in dialout i2c gpio; do
   if getent group "$group" >/dev/null; then usermod -aG "$group" "$SERVICE_USER"; fi
 done
 
+# [agent] only: the base install plus gpiozero, pyserial and smbus2. The server side (FastAPI,
+# uvicorn, the Grafana SDK) is the [server] extra and has no business on a Pi.
 echo "==> $PREFIX/venv with kota-cerdas[agent] from $SOURCE"
 mkdir -p "$PREFIX"
 # System site packages so the apt-installed lgpio is visible to gpiozero.
