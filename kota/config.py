@@ -107,6 +107,11 @@ def _kind(value: object) -> str:
 def _yaml_problem(path: Path, exc: yaml.YAMLError) -> str:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context = getattr(exc, "context", None)
+    if context and problem.startswith("but "):  # "expected a single document ... but found"
+        problem = f"{context} {problem}"
+    if "end of stream" in problem and getattr(exc, "context_mark", None) is not None:
+        mark = exc.context_mark  # type: ignore[attr-defined]  # where the quote was opened
     where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
     column = f" (column {mark.column + 1})" if mark is not None else ""
     hint = next((text for clue, text in _YAML_HINTS if clue in problem), "")
@@ -119,7 +124,7 @@ _YAML_HINTS = (
     ("<block end>", "; check this line's indentation against the lines above"),
     ("mapping values are not allowed", "; a value containing ': ' needs quotes"),
     ("could not find expected ':'", "; a key needs ': ' before its value"),
-    ("found unexpected end of stream", "; a quote or bracket is not closed"),
+    ("found unexpected end of stream", "; a quote or bracket opened here is not closed"),
 )
 
 
