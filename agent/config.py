@@ -384,8 +384,11 @@ def _file_problems(config: AgentConfig) -> list[Problem]:
     return found
 
 
-def _sensor_problems(config: AgentConfig) -> list[Problem]:
+def _sensor_problems(config: AgentConfig, need_sensors: bool) -> list[Problem]:
     if not config.sensor:
+        if not need_sensors:
+            return [Problem(config.where("sensor"), "no [[sensor]] table: only heartbeats are "
+                            "sent (and what the queue still holds)", warning=True)]
         return [Problem(config.where("sensor"),
                         "no [[sensor]] table: there is nothing to read (add one per sensor "
                         "you wired; `kota-agent sample-config` shows every driver's)")]
@@ -407,9 +410,12 @@ def _sensor_problems(config: AgentConfig) -> list[Problem]:
     return found
 
 
-def problems(config: AgentConfig, *, files: bool = True) -> list[Problem]:
-    """What the schema cannot see: no sensors, two sensors writing the same field of the same
+def problems(config: AgentConfig, *, files: bool = True,
+             need_sensors: bool = True) -> list[Problem]:
+    """What the schema cannot see: no sensors (a warning only without ``need_sensors``: `run`
+    still drains a queue and sends heartbeats), two sensors writing the same field of the same
     device and, with ``files``, the password, CA and client-certificate files (each must
     exist and be readable; a password or key readable by every user is a warning)."""
-    found = _sensor_problems(config) + (_file_problems(config) if files else [])
+    found = (_sensor_problems(config, need_sensors)
+             + (_file_problems(config) if files else []))
     return sorted(found, key=lambda problem: _line_number(f"{problem}: "))

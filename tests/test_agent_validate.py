@@ -100,6 +100,10 @@ def test_zero_sensors_is_an_error(tmp_path: Path) -> None:
     errors = _refused(config)
     assert len(errors) == 1 and errors[0].startswith(f"error: {config}: no [[sensor]] table")
     assert _refused(config, "check") == errors
+    # run still starts: an agent without sensors drains its queue and sends heartbeats
+    found = problems(parse_config(config.read_text(), str(config)), need_sensors=False)
+    assert [(p.warning, p.message.split(":")[0]) for p in found] == [
+        (True, "no [[sensor]] table")]
 
 
 def test_sample_conf_is_refused_for_what_this_machine_lacks(tmp_path: Path) -> None:
