@@ -154,7 +154,7 @@ def test_ciliwung_flood_wave_reaches_katulampa_then_depok_then_manggarai(city: C
     katulampa, depok, manggarai = (peak[g][0] for g in ("katulampa", "depok", "manggarai"))
     assert 3 * HOUR_S <= depok - katulampa <= 5 * HOUR_S
     assert 9 * HOUR_S <= manggarai - katulampa <= 11 * HOUR_S
-    # a flood, by each gauge's own Siaga thresholds (standards.md §4)
+    # a flood, by each gauge's own Siaga thresholds (kota/standards/gauges.yaml)
     assert peak["katulampa"][1] > 150 and peak["depok"][1] > 270 and peak["manggarai"][1] > 850
     # and normal (Siaga 4) before the rain
     assert levels["manggarai"][0][1] < 750 and levels["katulampa"][0][1] <= 80
