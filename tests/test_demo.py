@@ -144,8 +144,12 @@ def test_demo_backfills_the_day_is_current_at_once_and_stops_cleanly(tmp_path: P
         print(f"current after {current_after_s:.1f} s; {match.group(0)}")
     finally:
         if demo.poll() is None:
-            demo.kill()
-            demo.wait(10)
+            demo.send_signal(signal.SIGINT)  # the demo stops what it started; SIGKILL would not
+            try:
+                demo.wait(60)
+            except subprocess.TimeoutExpired:
+                demo.kill()
+                demo.wait(10)
         log.close()
 
 
