@@ -32,7 +32,7 @@ class Config(SensorConfig):
 
 class Dht22:
     kind: ClassVar[str] = "air"
-    # Datasheet: -40..80 °C, 0..100 %RH (standards.md §6: ±0.5 °C, ±2 %RH).
+    # Datasheet: -40..80 °C, 0..100 %RH (AM2302/DHT22 datasheet: ±0.5 °C, ±2 %RH).
     limits: ClassVar[Limits] = {"temperature": (-40.0, 80.0), "humidity": (0.0, 100.0)}
 
     def __init__(self, config: Config) -> None:

@@ -1,6 +1,6 @@
 """Plantower PMS5003 / PMS7003 particulate sensor over UART (9600 8N1), in passive mode.
 
-Data frame (32 bytes, big-endian, standards.md §6): ``42 4D``, frame length 28, 13 data words
+Data frame (32 bytes, big-endian, Plantower PMS5003 datasheet): ``42 4D``, frame length 28, 13 data words
 (PM1.0/2.5/10 at CF=1; PM1.0/2.5/10 "atmospheric environment"; particle counts; reserved),
 checksum = 16-bit sum of bytes 0–29. Command replies are 8-byte frames (length 4), skipped.
 
@@ -74,7 +74,7 @@ def decode(frame: bytes, values: str = "atmospheric") -> dict[str, float]:
 class Pms5003(SerialDriver):
     kind: ClassVar[str] = "air"
     sleep_command: ClassVar[bytes] = SLEEP
-    # Plantower: range 0–500 µg/m³ effective, ≥ 1000 maximum (standards.md §6); beyond 1000 the
+    # Plantower: range 0–500 µg/m³ effective, ≥ 1000 maximum (Plantower datasheet); beyond 1000 the
     # value is a fault.
     limits: ClassVar[Limits] = {"pm1": (0.0, 1000.0), "pm25": (0.0, 1000.0),
                                 "pm10": (0.0, 1000.0)}

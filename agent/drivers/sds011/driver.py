@@ -1,6 +1,6 @@
 """Nova Fitness SDS011 particulate sensor over UART (9600 8N1).
 
-Data frame (10 bytes, standards.md §6): ``AA C0 D1 D2 D3 D4 D5 D6 CS AB``;
+Data frame (10 bytes, Nova Fitness SDS011 datasheet): ``AA C0 D1 D2 D3 D4 D5 D6 CS AB``;
 PM2.5 = (D2·256 + D1)/10, PM10 = (D4·256 + D3)/10 µg/m³, D5 D6 device id,
 CS = (D1 + … + D6) & 0xFF. Replies to commands are ``AA C5 …`` frames of the same shape.
 Commands are 19 bytes: ``AA B4 <cmd> <data 12 bytes> FF FF CS AB`` with CS the sum of bytes
@@ -68,7 +68,7 @@ def work_command(mode: int) -> bytes:
 class Sds011(SerialDriver):
     kind: ClassVar[str] = "air"
     sleep_command: ClassVar[bytes] = work_command(SLEEP)
-    # Datasheet output range 0.0–999.9 µg/m³ (standards.md §6); frames can carry up to 6553.5.
+    # Datasheet output range 0.0–999.9 µg/m³ (SDS011 datasheet); frames can carry up to 6553.5.
     limits: ClassVar[Limits] = {"pm25": (0.0, 999.9), "pm10": (0.0, 999.9)}
 
     def __init__(self, config: Config) -> None:

@@ -58,7 +58,7 @@ def laeq(levels: list[float]) -> float:
 
 class SoundLevel:
     kind: ClassVar[str] = "noise"
-    # SEN0232 measuring range 30–130 dBA (standards.md §6).
+    # SEN0232 measuring range 30–130 dBA (DFRobot SEN0232 datasheet).
     limits: ClassVar[Limits] = {"laeq_db": (30.0, 130.0), "lamax_db": (30.0, 130.0)}
     max_samples = 100_000
 

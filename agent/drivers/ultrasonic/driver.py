@@ -27,7 +27,7 @@ from agent.drivers.base import Limits, Reading, SensorConfig, SensorError
 
 __all__ = ["RANGES_CM", "Config", "Ultrasonic", "distance_cm", "speed_of_sound"]
 
-# Datasheet ranges (standards.md §6): JSN-SR04T 20–600 cm (25–450 on some batches),
+# Datasheet ranges (JSN-SR04T and HC-SR04 datasheets): JSN-SR04T 20–600 cm (25–450 on some batches),
 # HC-SR04 2–400 cm.
 RANGES_CM = {"jsn_sr04t": (20.0, 600.0), "hc_sr04": (2.0, 400.0)}
 
