@@ -8,9 +8,10 @@ on Ctrl-C.
 The simulated city's history (``history``):
 
 - ``backfill`` (default): the last day is generated and written straight to InfluxDB in a few
-  seconds (``simulators.backfill``, through ingest's own parser), the indicator service computes
-  that day's windows on its first pass, and the simulator runs live (x1) from where the backfill
-  ended: the first page opened is current.
+  seconds (``simulators.backfill``, through ingest's own parser; on a run directory used before,
+  only the gap since its newest reading), its hour windows are computed once (``kota indicators
+  --since/--until``), then the indicator service carries on and the simulator runs live (x1)
+  from where the backfill ended: the first page opened is current.
 - ``replay``: the simulator replays the last day at ``speed`` through MQTT and ingest (60x: 24
   minutes), then runs live; the indicator service keeps recomputing recent windows meanwhile.
 - ``none``: live only, from now.
@@ -44,6 +45,7 @@ PREFERRED_PORTS = {"mqtt": 1883, "influx": 8086, "metrics": 9108, "api": 8000,
 SUPERVISE_INTERVAL_S = 1.0
 LIVE_WINDOW_S = 30 * 86400.0  # the live simulator's run; the supervisor starts another after it
 HISTORIES = ("backfill", "replay", "none")
+READING_MEASUREMENTS = ("air", "water", "rain", "noise", "safety", "status")
 HISTORY_TIMEOUT_S = 120.0  # the day's hourly indicators; past this they finish in the background
 
 
@@ -140,6 +142,9 @@ class Demo:
         metrics_port = _port(PREFERRED_PORTS["metrics"])
         api_port = _port(PREFERRED_PORTS["api"])
         indicators_metrics_port = _port(PREFERRED_PORTS["indicators_metrics"])
+        self.indicators_metrics_port = indicators_metrics_port
+        self.mqtt_port, self.influx_port, self.metrics_port = mqtt_port, influx_port, metrics_port
+        self.api_port = api_port
         self.echo(f"starting Mosquitto and InfluxDB (data in {self.run_dir}/) ...")
         self.services.append(start_mosquitto(self.run_dir / "mosquitto", mqtt_port))
         self.services.append(start_influxdb(self.run_dir / "influxdb", influx_port))
@@ -151,22 +156,32 @@ class Demo:
         self._child("ingest", ["ingest"])
         self._child("api", ["api"])
         if self.history == "backfill":
-            # The history straight into InfluxDB (seconds), then live from where it ends; the
-            # indicator service, started after it, computes the day's windows on its first pass.
-            end_s = self._backfill()
+            # The history straight into InfluxDB (seconds), its hourly indicators computed once,
+            # then live from where it ends; the indicator service carries on from there.
+            start_s, end_s = self._backfill()
             self._child("simulate", ["simulate", "--start", _rfc3339(end_s)])
-            self._indicator_history(end_s - self.duration_s, end_s)
+            self._indicator_history(start_s, end_s)
             self._child("indicators", ["indicators"])
         else:
             time.sleep(1.0)  # let ingest subscribe first, so nothing is published before it
             self._child("simulate", ["simulate"])
             self._child("indicators", ["indicators"])
-        self.indicators_metrics_port = indicators_metrics_port
-        self.mqtt_port, self.influx_port, self.metrics_port = mqtt_port, influx_port, metrics_port
-        self.api_port = api_port
         self.devices = devices
 
-    def _backfill(self) -> float:
+    def _newest_reading_s(self) -> float | None:
+        """Time of the newest reading already stored (a run directory used before), or None."""
+        kinds = ", ".join(f'"{kind}"' for kind in READING_MEASUREMENTS)
+        with contextlib.suppress(httpx.HTTPError, KeyError, IndexError, ValueError, TypeError):
+            response = httpx.get(f"http://127.0.0.1:{self.influx_port}/query",
+                                 params={"db": "kota", "epoch": "ms",
+                                         "q": f"SELECT * FROM {kinds} ORDER BY time DESC "
+                                              "LIMIT 1"}, timeout=10).json()
+            times = [series["values"][0][0]
+                     for series in response["results"][0].get("series", [])]
+            return max(times) / 1000 if times else None
+        return None
+
+    def _backfill(self) -> tuple[float, float]:
         from ingest.settings import IngestSettings
         from kota.config import load_settings
         from kota.influx import InfluxDataError, InfluxUnavailable
@@ -176,20 +191,30 @@ class Demo:
         ingest = load_settings(IngestSettings, "ingest", self.config_path, {})
         simulate = load_settings(SimulateSettings, "simulate", self.config_path, {})
         end_s = time.time()
-        self.echo(f"backfilling the last {self.duration_s / 3600:g} h straight into InfluxDB ...")
+        start_s = end_s - self.duration_s
+        newest = self._newest_reading_s()
+        if newest is not None and newest > start_s:
+            # Data of an earlier demo: fill only the gap since, so that no hour gets two
+            # simulated cities' worth of readings.
+            start_s = min(newest + 0.001, end_s - 1.0)
+            self.echo(f"{self.run_dir} has readings up to {_rfc3339(newest)}; backfilling the "
+                      f"{_span(end_s - start_s)} since then straight into InfluxDB ...")
+        else:
+            self.echo(f"backfilling the last {self.duration_s / 3600:g} h straight into "
+                      "InfluxDB ...")
         try:
-            summary = backfill(simulate, ingest, end_s=end_s, duration_s=self.duration_s)
+            summary = backfill(simulate, ingest, end_s=end_s, duration_s=end_s - start_s)
         except (InfluxUnavailable, InfluxDataError) as exc:
             raise RuntimeError(f"backfill failed: {exc}") from None
         self.backfill_line = summary.line()
         self.echo(self.backfill_line)
-        return end_s
+        return start_s, end_s
 
     def _indicator_history(self, start_s: float, end_s: float) -> None:
         """The backfilled day's hour and day windows, before the service starts (its first
         pass then carries on from the newest hour, and computes the newest minute)."""
         started = time.monotonic()
-        self.echo("computing the backfilled day's hourly indicators ...")
+        self.echo("computing the backfilled hours' indicators ...")
         process = self._child("indicators-history",
                               ["indicators", "--since", _rfc3339(start_s),
                                "--until", _rfc3339(end_s)],
@@ -204,13 +229,13 @@ class Demo:
             self.echo(f"computing the day's indicators failed (code {process.returncode}); "
                       f"see {self.run_dir}/indicators-history.log")
         else:
-            self.echo(f"hourly indicators for the day computed in "
+            self.echo(f"hourly indicators for the backfilled hours computed in "
                       f"{time.monotonic() - started:.1f} s")
 
     def _history_text(self) -> str:
         hours = f"{self.duration_s / 3600:g} h"
         if self.history == "backfill":
-            return (f"(the last {hours} were backfilled straight into InfluxDB at start, with\n"
+            return (f"(the last {hours} are backfilled straight into InfluxDB at start, with\n"
                     "  their hourly ISPU and city indicators; the simulator now runs live, in\n"
                     "  real time, so the page is current from the first minute.\n"
                     "  `kota demo --history replay` replays the day through MQTT instead)")
@@ -303,3 +328,8 @@ Config: {self.config_path}   Registry: {self.run_dir}/registry.yaml
 
 def _rfc3339(time_s: float) -> str:
     return datetime.fromtimestamp(time_s, UTC).isoformat(timespec="milliseconds")
+
+
+def _span(seconds: float) -> str:
+    return (f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+            if seconds < 7200 else f"{seconds / 3600:.1f} h")

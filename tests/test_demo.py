@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +142,24 @@ def test_demo_backfills_the_day_is_current_at_once_and_stops_cleanly(tmp_path: P
         final = (tmp_path / "demo.out").read_text()
         assert "points stored: air" in final
         print(f"current after {current_after_s:.1f} s; {match.group(0)}")
+
+        # Again on the same run directory: only the gap since the newest reading is backfilled,
+        # so the day already there is not filled twice.
+        log.close()
+        log = (tmp_path / "demo-again.out").open("wb")
+        demo = subprocess.Popen([sys.executable, "-m", "kota", "demo", "--run-dir",
+                                 str(run_dir)], stdout=log, stderr=subprocess.STDOUT)
+        wait_until(lambda: "Kota Cerdas demo is running"
+                   in (tmp_path / "demo-again.out").read_text() or demo.poll() is not None,
+                   CURRENT_WITHIN_S, "the second demo's banner")
+        again = (tmp_path / "demo-again.out").read_text()
+        assert "has readings up to" in again, again
+        gap = re.search(r"backfilled (\S+) \.\. (\S+):", again)
+        assert gap and datetime.fromisoformat(gap.group(1)) > end - timedelta(minutes=5), again
+        influx_port = int(yaml.safe_load((run_dir / "kota.yaml").read_text())["ingest"]
+                          ["influx"]["url"].rsplit(":", 1)[1])
+        for kind in KINDS:
+            assert _count(influx_port, kind, day) == written[kind]
     finally:
         if demo.poll() is None:
             demo.send_signal(signal.SIGINT)  # the demo stops what it started; SIGKILL would not
