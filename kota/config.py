@@ -21,7 +21,8 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-__all__ = ["DEFAULT_CONFIG_ENV", "KNOWN_SECTIONS", "ConfigError", "ConfigFile", "find_config",
+__all__ = ["DEFAULT_CONFIG_ENV", "KNOWN_SECTIONS", "ConfigError", "ConfigFile", "dump_settings",
+           "find_config",
            "line_numbers", "load_settings", "read_config"]
 
 DEFAULT_CONFIG_ENV = "KOTA_CONFIG"
@@ -400,3 +401,9 @@ def _origin(loc: tuple[str, ...], section: str, config: ConfigFile | None,
                 return f"{config.path}:{line}", 2, line
         return str(config.path), 2, 0
     return "default", 2, 0
+
+
+def dump_settings(settings: BaseModel) -> str:
+    """Effective settings as YAML, in the model's field order (``--check``, ``config show``)."""
+    data = settings.model_dump(mode="json")
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True).rstrip()

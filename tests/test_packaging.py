@@ -143,3 +143,40 @@ def test_agent_runs_without_the_server_packages() -> None:
             continue
         dists = {d.lower().replace("_", "-") for d in owners.get(module, [])}
         assert dists & allowed, f"the agent imports {module} ({dists}): not in base or agent"
+
+
+KOTA_WITHOUT_SERVER = r'''
+import importlib.abc, sys
+
+BLOCKED = set(sys.argv[1].split(","))
+
+class Refuse(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name.split(".")[0])
+        return None
+
+sys.meta_path.insert(0, Refuse())
+from kota.cli import main
+main(sys.argv[2:])
+'''
+
+
+def test_kota_on_a_pi_names_the_extra_a_server_command_needs() -> None:
+    blocked = ",".join(SERVER_MODULES.values())
+    helped = subprocess.run([sys.executable, "-c", KOTA_WITHOUT_SERVER, blocked, "--help"],
+                            cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
+    assert helped.returncode == 0, helped.stderr
+    assert "ingest" in helped.stdout and "ispu" in helped.stdout
+    refused = subprocess.run([sys.executable, "-c", KOTA_WITHOUT_SERVER, blocked, "ingest",
+                              "--check"], cwd=REPO, capture_output=True, text=True, timeout=60,
+                             check=False)
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [
+        "error: 'kota ingest' needs the server packages (missing: orjson): "
+        "pip install 'kota-cerdas[server]'"]
+    # The field team's calculators need nothing from the server side.
+    ispu = subprocess.run([sys.executable, "-c", KOTA_WITHOUT_SERVER, blocked, "ispu",
+                           "pm25=80"], cwd=REPO, capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert ispu.returncode == 0 and "ISPU" in ispu.stdout, ispu.stderr
