@@ -104,6 +104,9 @@ class LocalService:
             self.stop()
             raise RuntimeError(f"{self.name} did not start: {exc}\n--- {self.log_path}:\n{tail}"
                                ) from None
+        except BaseException:  # Ctrl-C while waiting: never leave the process behind
+            self.stop()
+            raise
         return self
 
     def stop(self, timeout_s: float = 15.0) -> None:
@@ -189,7 +192,11 @@ def start_influxdb(data_dir: Path, port: int | None = None, *, start: bool = Tru
     if not start:
         return service
     service.start()
-    _wait_influx_ready(port, timeout_s=30.0)
+    try:
+        _wait_influx_ready(port, timeout_s=30.0)
+    except BaseException:  # not ready, or Ctrl-C: never leave the process behind
+        service.stop()
+        raise
     return service
 
 
