@@ -91,7 +91,7 @@ def main() -> None:
       make demo                     broker, InfluxDB, ingest and a simulated Jakarta
       kota simulate --help          publish a believable city over MQTT
       kota ingest --help            MQTT -> validated -> InfluxDB, losing nothing
-      kota config check kota.yaml   validate a configuration file
+      kota config check kota.example.yaml   validate a configuration file
       kota deadletter --summary     what ingest refused, and why
 
     Settings come from kota.yaml (or --config / $KOTA_CONFIG), then environment variables
