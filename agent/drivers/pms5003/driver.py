@@ -1,8 +1,9 @@
 """Plantower PMS5003 / PMS7003 particulate sensor over UART (9600 8N1), in passive mode.
 
 Data frame (32 bytes, big-endian, Plantower PMS5003 datasheet): ``42 4D``, frame length 28,
-13 data words (PM1.0/2.5/10 at CF=1; PM1.0/2.5/10 "atmospheric environment"; particle counts; reserved),
-checksum = 16-bit sum of bytes 0–29. Command replies are 8-byte frames (length 4), skipped.
+13 data words (PM1.0/2.5/10 at CF=1; PM1.0/2.5/10 "atmospheric environment"; particle counts;
+reserved), checksum = 16-bit sum of bytes 0–29. Command replies are 8-byte frames (length 4),
+skipped.
 
 Passive mode (``42 4D E1 00 00 01 70``) makes the sensor answer only when asked
 (``42 4D E2 00 00 01 71``), so a read never gets a stale frame. Duty cycling (default on) puts
