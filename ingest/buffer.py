@@ -70,7 +70,7 @@ class DiskBuffer:
             handle.flush()
             os.fsync(handle.fileno())
         temporary.rename(final)
-        _fsync_dir(self.folder)
+        fsync_dir(self.folder)
         self._next += 1
         self._files.append(final)
         self.size_bytes += len(body)
@@ -97,7 +97,8 @@ def _lines_in(path: Path) -> int:
         return 0
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """Make a file's creation or removal in ``folder`` survive a power cut."""
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)

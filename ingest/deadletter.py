@@ -21,6 +21,8 @@ from pathlib import Path
 
 import orjson
 
+from ingest.buffer import fsync_dir
+
 log = logging.getLogger("kota.ingest.deadletter")
 
 KEEP_PAYLOAD_BYTES = 65_536  # what an oversized payload keeps; below max_payload_bytes: all
@@ -174,7 +176,7 @@ class DeadLetterStore:
                 handle.flush()
                 os.fsync(handle.fileno())
         if created:
-            _fsync_dir(self.folder)
+            fsync_dir(self.folder)
 
     def _new_part(self, day: str) -> _Part:
         numbers = [_part_key(part.path)[1] for part in self._parts
@@ -195,14 +197,6 @@ class DeadLetterStore:
         log.error("dead-letter store at deadletter.max_mb (%d bytes): removed the oldest part "
                   "%s (%d records)", self.max_bytes, part.path.name, count)
         return part.size
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def read_dead_letters(folder: Path) -> list[dict[str, object]]:

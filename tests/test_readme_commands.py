@@ -27,6 +27,8 @@ import httpx
 import yaml
 from kota_testing import wait_until
 
+from kota.localstack import stop_process
+
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 
@@ -93,13 +95,8 @@ def _checkout(target: Path) -> None:
 
 
 def _stop(process: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+    """Ctrl-C, as a person would; SIGKILL after ``timeout_s``."""
+    stop_process(process, timeout_s, signal.SIGINT)
 
 
 def _run_demo(checkout: Path, env: dict[str, str], out: Path) -> None:
