@@ -74,6 +74,14 @@ def ingest(config_file: str | None, mqtt_host: str | None, mqtt_port: int | None
         return
     if check:
         click.echo(dump_settings(settings))
+        if settings.registry_file is not None:
+            from kota.registry import Registry, RegistryError
+
+            try:
+                devices = len(Registry.load(settings.registry_file))
+            except RegistryError as exc:
+                _fail(f"{exc}\n(fix the registry file, or unset ingest.registry_file)")
+            click.echo(f"registry {settings.registry_file}: {devices} devices")
         click.echo("ingest settings OK")
         return
     if workers > 1:

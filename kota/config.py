@@ -21,9 +21,18 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-__all__ = ["DEFAULT_CONFIG_ENV", "KNOWN_SECTIONS", "ConfigError", "ConfigFile", "dump_settings",
-           "find_config",
-           "line_numbers", "load_settings", "read_config"]
+__all__ = [
+    "DEFAULT_CONFIG_ENV",
+    "KNOWN_SECTIONS",
+    "ConfigError",
+    "ConfigFile",
+    "dump_settings",
+    "find_config",
+    "line_numbers",
+    "load_settings",
+    "read_config",
+    "yaml_problem",
+]
 
 DEFAULT_CONFIG_ENV = "KOTA_CONFIG"
 
@@ -105,13 +114,15 @@ def _kind(value: object) -> str:
     return f"the text {str(value)[:40]!r}"
 
 
-def _yaml_problem(path: Path, exc: yaml.YAMLError) -> str:
+def yaml_problem(path: Path | str, exc: yaml.YAMLError) -> str:
+    """One line for a YAML syntax error: file:line, the problem in plain words, a hint."""
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
     context = getattr(exc, "context", None)
     if context and problem.startswith("but "):  # "expected a single document ... but found"
         problem = f"{context} {problem}"
-    if "end of stream" in problem and getattr(exc, "context_mark", None) is not None:
+    if ("end of stream" in problem or "<stream end>" in problem) \
+            and getattr(exc, "context_mark", None) is not None:
         mark = exc.context_mark  # type: ignore[attr-defined]  # where the quote was opened
     where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
     column = f" (column {mark.column + 1})" if mark is not None else ""
@@ -177,7 +188,7 @@ def read_config(path: Path, sections: Sequence[str] = KNOWN_SECTIONS) -> ConfigF
             _walk(root, (), config.lines, duplicates)
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        config.problems.append(_yaml_problem(path, exc))
+        config.problems.append(yaml_problem(path, exc))
         config.fatal = True
         return config
     if document is None:

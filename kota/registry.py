@@ -14,6 +14,7 @@ from typing import Annotated
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from kota.config import yaml_problem
 from kota.kinds import KINDS
 
 __all__ = [
@@ -147,7 +148,7 @@ def _read_rows(path: Path) -> list[dict[str, object]]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise RegistryError(f"{path}: not valid YAML: {exc}") from None
+        raise RegistryError(yaml_problem(path, exc)) from None
     if not isinstance(data, dict) or not isinstance(data.get("devices"), list):
         raise RegistryError(f"{path}: expected a mapping with a 'devices:' list")
     return [dict(item) if isinstance(item, dict) else {"device_id": item}

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from kota.config import line_numbers
+from kota.config import line_numbers, yaml_problem
 
 __all__ = [
     "AirProfile",
@@ -182,7 +182,7 @@ def load_yaml_model(model: type[Model], path: Path, data: Any = None) -> Model:
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise DataFileError(f"{path}: not valid YAML: {exc}") from None
+            raise DataFileError(yaml_problem(path, exc)) from None
     try:
         return model.model_validate(data if data is not None else {})
     except ValidationError as exc:

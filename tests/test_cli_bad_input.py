@@ -103,3 +103,21 @@ def test_missing_configuration_file_is_one_line(tmp_path: Path, command: str) ->
                      {"KOTA_CONFIG": str(tmp_path / "gone.yaml")})
     _assert_short_error(result, f"$KOTA_CONFIG points to {tmp_path / 'gone.yaml'}, which does "
                                 "not exist")
+
+
+# Every command that reads the device registry, with a registry that is not valid YAML.
+REGISTRY_COMMANDS = {
+    "ingest": ["ingest", "--registry", "REGISTRY", "--check"],
+    "api": ["api", "--registry", "REGISTRY", "--check"],
+    "indicators": ["indicators", "--registry", "REGISTRY", "--check"],
+    "broker acl": ["broker", "acl", "--registry", "REGISTRY"],
+}
+
+
+@pytest.mark.parametrize("command", list(REGISTRY_COMMANDS))
+def test_broken_registry_is_one_line_naming_file_and_line(tmp_path: Path, command: str) -> None:
+    registry = tmp_path / "devices.yaml"
+    registry.write_text("devices:\n  - {device_id: aq-1, kind: air\n", encoding="utf-8")
+    argv = [str(registry) if arg == "REGISTRY" else arg for arg in REGISTRY_COMMANDS[command]]
+    result, _config = _run(tmp_path, argv, None, {})
+    _assert_short_error(result, f"{registry}:2: not valid YAML")

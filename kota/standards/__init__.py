@@ -18,7 +18,7 @@ from typing import TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from kota.config import line_numbers
+from kota.config import line_numbers, yaml_problem
 from kota.standards._models import (
     AirQualityStandard,
     AirQualityStandards,
@@ -92,7 +92,7 @@ def load_standard(model: type[Model], path: str | Path) -> Model:
         document = yaml.safe_load(text)
         lines = line_numbers(text)
     except yaml.YAMLError as exc:
-        raise StandardsError(f"{path}: not valid YAML: {exc}") from None
+        raise StandardsError(yaml_problem(path, exc)) from None
     if not isinstance(document, dict):
         raise StandardsError(f"{path}: expected a mapping at the top level")
     document = {key: value for key, value in document.items() if not str(key).startswith("_")}
