@@ -9,20 +9,24 @@ hours each parameter averages over and turns results into points.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from indicators.outputs import output
 from indicators.points import Point
-from indicators.queries import AIR_PARAMETERS, DeviceKey
+from indicators.queries import AIR_PARAMETERS, DeviceKey, hourly_aggregate_query, rows_by_device
 from indicators.settings import AirSettings
-from indicators.windows import Window
+from indicators.windows import HOUR_MS, Window
 from kota.indices import aqi as aqi_index
 from kota.indices import ispu as ispu_index
 
-__all__ = ["Hourly", "StationIspu", "aqi_points", "ispu_points"]
+__all__ = ["Hourly", "StationIspu", "aqi_points", "compute_stations", "hourly_air_query",
+           "hourly_means", "ispu_points"]
 
-HOUR_MS = 3_600_000
+ISPU = output("ispu").measurement
+AQI_US = output("aqi_us").measurement
+
 Hourly = dict[DeviceKey, dict[int, dict[str, float]]]
 CATEGORY_RANK = {"baik": 1, "sedang": 2, "tidak sehat": 3, "sangat tidak sehat": 4,
                  "berbahaya": 5}
@@ -38,6 +42,27 @@ class StationIspu:
     @property
     def complete(self) -> bool:
         return not list(self.result.insufficient) and bool(self.result.sub_indices)
+
+
+def hourly_air_query(start_ms: int, end_ms: int, city: str | None,
+                     conditions: Sequence[str] = ()) -> str:
+    """Hourly means of every ISPU parameter per device: what ISPU and AQI are computed from."""
+    return hourly_aggregate_query("air", [("mean", p, p) for p in AIR_PARAMETERS], start_ms,
+                                  end_ms, city, conditions=conditions)
+
+
+def hourly_means(series: list[dict[str, Any]]) -> Hourly:
+    """The answer to ``hourly_air_query`` as ``{DeviceKey: {hour ms: {parameter: µg/m³}}}``."""
+    hourly: Hourly = {}
+    for key, rows in rows_by_device(series).items():
+        hours = hourly.setdefault(key, {})
+        for time_ms, values in rows:
+            # Ingest refuses negative concentrations, another writer might not: one would make
+            # kota.indices raise and stop every later window at this one.
+            clean = {p: float(v) for p, v in values.items() if v is not None and v >= 0}
+            if clean:
+                hours[time_ms] = clean
+    return hourly
 
 
 def averaging_hours(parameter: str) -> int:
@@ -162,12 +187,12 @@ def ispu_points(window: Window, stations: list[StationIspu]) -> list[Point]:
     """Per device, plus the worst complete station per district and for each city."""
     points = []
     for station in stations:
-        point = Point("ispu", _tags(window, "device", station.key), window.start_ms)
+        point = Point(ISPU, _tags(window, "device", station.key), window.start_ms)
         _ispu_fields(point, station)
         points.append(point)
     for scope in ("district", "city"):
         for station, count in _worst(stations, scope):
-            point = Point("ispu", _tags(window, scope, station.key), window.start_ms)
+            point = Point(ISPU, _tags(window, scope, station.key), window.start_ms)
             _ispu_fields(point, station)
             point.put("stations", count)
             point.put("worst_device", station.key.device)
@@ -181,7 +206,7 @@ def aqi_points(window: Window, hourly: Hourly, settings: AirSettings) -> list[Po
     points = []
     complete_points: list[tuple[DeviceKey, Point]] = []
     for key, hours in sorted(hourly.items()):
-        point = Point("aqi_us", _tags(window, "device", key), window.start_ms)
+        point = Point(AQI_US, _tags(window, "device", key), window.start_ms)
         best: tuple[float, str] | None = None
         measured = [p for p in ("pm25", "pm10") if any(p in h for h in hours.values())]
         if not measured:
@@ -217,7 +242,7 @@ def aqi_points(window: Window, hourly: Hourly, settings: AirSettings) -> list[Po
                 worst[group] = (key, point)
         for group in sorted(worst):
             key, station = worst[group]
-            summary = Point("aqi_us", _tags(window, scope, key), window.start_ms,
+            summary = Point(AQI_US, _tags(window, scope, key), window.start_ms,
                             dict(station.fields))
             summary.put("stations", counts[group])
             summary.put("worst_device", key.device)

@@ -12,12 +12,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from indicators.context import DistrictTable
+from indicators.outputs import output
 from indicators.points import Point
 from indicators.windows import Window
 
 __all__ = ["CityInputs", "city_points"]
 
-HOUR_MS = 3_600_000
+CITY_INDICATORS = output("city_indicators").measurement
+
 
 
 @dataclass
@@ -84,7 +86,7 @@ def city_points(window: Window, inputs: CityInputs, districts: DistrictTable,
     for city, district in district_keys:
         key = (city, district)
         known = districts.get(city, district)
-        point = Point("city_indicators", {"window": "1d", "scope": "district", "city": city,
+        point = Point(CITY_INDICATORS, {"window": "1d", "scope": "district", "city": city,
                                           "district": district}, window.start_ms)
         _ispu_shares(point, inputs.ispu_ranks.get(key, {}))
         stations = inputs.pm25.get(key, {})
@@ -127,7 +129,7 @@ def city_points(window: Window, inputs: CityInputs, districts: DistrictTable,
         table = districts.of_city(city)
         population = sum(d.population for d in table if d.population)
         area = sum(d.area_km2 for d in table if d.area_km2)
-        point = Point("city_indicators", {"window": "1d", "scope": "city", "city": city},
+        point = Point(CITY_INDICATORS, {"window": "1d", "scope": "city", "city": city},
                       window.start_ms)
         _ispu_shares(point, inputs.ispu_ranks.get((city, ""), {}))
         complete = _pm25(point, city_pm25.get(city, {}), limits)

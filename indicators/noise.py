@@ -10,14 +10,16 @@ import datetime as dt
 from collections.abc import Mapping
 
 from indicators.context import Context
+from indicators.outputs import output
 from indicators.points import Point
 from indicators.queries import DeviceKey, Sample
-from indicators.windows import Window
+from indicators.windows import HOUR_MS, Window
 from kota.indices import noise as noise_index
 
 __all__ = ["noise_points"]
 
-HOUR_MS = 3_600_000
+NOISE_LEVEL = output("noise_level").measurement
+
 
 
 def _exceeds(zone: str | None, level: float | None, period: str) -> bool | None:
@@ -52,7 +54,7 @@ def noise_points(window: Window, samples: Mapping[DeviceKey, list[Sample]], cont
                 "district": key.district, "device": key.device}
         if zone:
             tags["zone"] = zone
-        point = Point("noise_level", tags, window.start_ms)
+        point = Point(NOISE_LEVEL, tags, window.start_ms)
         laeq = noise_index.energy_average_db(level for _, level in levels)
         point.put("laeq_db", laeq)
         point.put("lamax_db", max(maxima) if maxima else None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from indicators.outputs import output
 from indicators.points import Point
 from indicators.queries import DeviceKey, Sample
 from indicators.settings import RainSettings
@@ -12,6 +13,8 @@ from kota.indices import rain as rain_index
 from kota.indices.rain import RainCategory
 
 __all__ = ["rain_points"]
+
+RAIN_CATEGORY = output("rain_category").measurement
 
 
 def _category(result: RainCategory | None) -> tuple[str | None, float | None]:
@@ -31,7 +34,7 @@ def rain_points(window: Window, hourly: Mapping[DeviceKey, list[Sample]],
             continue
         total = sum(float(v.get("rain_mm") or 0.0) for _, v in inside)
         reports = sum(float(v.get("reports") or 0.0) for _, v in inside)
-        point = Point("rain_category", {"window": window.name, "scope": "device",
+        point = Point(RAIN_CATEGORY, {"window": window.name, "scope": "device",
                                         "city": key.city, "district": key.district,
                                         "device": key.device}, window.start_ms)
         point.put("rain_mm", total)

@@ -9,16 +9,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from indicators.context import DistrictTable
+from indicators.outputs import output
 from indicators.points import Point
 from indicators.windows import Window
 
 __all__ = ["EXCLUDED_EVENTS", "INCIDENTS_MEASUREMENT", "RESOLVED", "EventCounts", "SafetyEvent",
            "events_from_series", "incident_points", "safety_points"]
 
+SAFETY_EVENTS = output("safety_events").measurement
+
 RESOLVED = "resolved"  # closes the incident named by its incident_id; not an event itself
 # device self-tests and resolutions are not incidents
 EXCLUDED_EVENTS = frozenset({"test", RESOLVED})
-INCIDENTS_MEASUREMENT = "safety_incidents"
+INCIDENTS_MEASUREMENT = output("safety_incidents").measurement
 ALL = "all"
 
 # (city, district, event) -> (events, summed count)
@@ -52,7 +55,7 @@ def safety_points(window: Window, counts: EventCounts,
         by_city[(city, event)][1] += total
     points = []
     for (city, district, event), (events, total) in sorted(by_district.items()):
-        point = Point("safety_events", {"window": window.name, "scope": "district",
+        point = Point(SAFETY_EVENTS, {"window": window.name, "scope": "district",
                                         "city": city, "district": district, "event": event},
                       window.start_ms)
         point.put("events", events)
@@ -62,7 +65,7 @@ def safety_points(window: Window, counts: EventCounts,
             point.put("per_100k", per_100k(events, known.population if known else None))
         points.append(point)
     for (city, event), (events, total) in sorted(by_city.items()):
-        point = Point("safety_events", {"window": window.name, "scope": "city", "city": city,
+        point = Point(SAFETY_EVENTS, {"window": window.name, "scope": "city", "city": city,
                                         "event": event}, window.start_ms)
         point.put("events", events)
         point.put("count", total)

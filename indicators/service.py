@@ -18,16 +18,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from indicators import queries as q
-from indicators.air import Hourly, aqi_points, compute_stations, ispu_points
+from indicators.air import (
+    Hourly,
+    aqi_points,
+    compute_stations,
+    hourly_air_query,
+    hourly_means,
+    ispu_points,
+)
 from indicators.city import CityInputs, Limits, city_points
 from indicators.context import Context, load_districts
 from indicators.metrics import IndicatorCounters, serve_metrics
 from indicators.noise import noise_points
+from indicators.outputs import output, replaced_measurements
 from indicators.points import Point, to_lines
 from indicators.rain import rain_points
 from indicators.safety import (
     EXCLUDED_EVENTS,
-    INCIDENTS_MEASUREMENT,
     EventCounts,
     events_from_series,
     incident_points,
@@ -36,7 +43,14 @@ from indicators.safety import (
 from indicators.settings import IndicatorSettings, WindowName
 from indicators.uptime import uptime_points
 from indicators.water import siaga_points
-from indicators.windows import Window, closed_windows, iso_utc, next_start, windows_between
+from indicators.windows import (
+    HOUR_MS,
+    Window,
+    closed_windows,
+    iso_utc,
+    next_start,
+    windows_between,
+)
 from kota.aio import sleep_or_stop
 from kota.indices.siaga import load_gauges
 from kota.influx import InfluxClient, InfluxDataError, InfluxUnavailable
@@ -47,11 +61,9 @@ __all__ = ["RUNS_MEASUREMENT", "IndicatorService", "PassReport"]
 
 log = logging.getLogger("kota.indicators")
 
-RUNS_MEASUREMENT = "indicator_runs"
+RUNS_MEASUREMENT = output("indicator_runs").measurement
 # Every measurement the service writes per window (for replacing a window's points).
-MEASUREMENTS = ("ispu", "aqi_us", "rain_category", "siaga", "noise_level", "safety_events",
-                INCIDENTS_MEASUREMENT, "device_uptime", "city_indicators")
-HOUR_MS = 3_600_000
+MEASUREMENTS = replaced_measurements()
 PREFETCH_MAX_MS = 8 * 24 * HOUR_MS  # longer recomputes query per window (bounded memory)
 ORDER: tuple[WindowName, ...] = ("1m", "1h", "1d")
 # Any of these makes a heartbeat row (a Last Will carries only online=false).
@@ -63,19 +75,6 @@ HEARTBEAT_FIELDS = ["online", "uptime_s", "battery_pct", "battery_v", "rssi_dbm"
 class PassReport:
     windows: list[Window] = field(default_factory=list)
     points: int = 0
-
-
-def _hourly_air(series: list[dict[str, Any]]) -> Hourly:
-    hourly: Hourly = {}
-    for key, rows in q.rows_by_device(series).items():
-        hours = hourly.setdefault(key, {})
-        for time_ms, values in rows:
-            # Ingest refuses negative concentrations, another writer might not: one would make
-            # kota.indices raise and stop every later window at this one.
-            clean = {p: float(v) for p, v in values.items() if v is not None and v >= 0}
-            if clean:
-                hours[time_ms] = clean
-    return hourly
 
 
 class IndicatorService:
@@ -204,9 +203,8 @@ class IndicatorService:
         if cache is not None and cache[0] <= start_ms and end_ms <= cache[1]:
             return {key: inside for key, hours in cache[2].items()
                     if (inside := {t: v for t, v in hours.items() if start_ms <= t < end_ms})}
-        return _hourly_air(await self._query(q.hourly_aggregate_query(
-            "air", [("mean", p, p) for p in q.AIR_PARAMETERS], start_ms, end_ms,
-            self.settings.city)))
+        return hourly_means(await self._query(
+            hourly_air_query(start_ms, end_ms, self.settings.city)))
 
     async def _delete_window(self, window: Window) -> None:
         await self.influx.query(q.delete_window_query(MEASUREMENTS, window.name,

@@ -12,11 +12,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from indicators.context import Context
+from indicators.outputs import output
 from indicators.points import Point
 from indicators.queries import DeviceKey, Sample
 from indicators.windows import Window
 
 __all__ = ["Uptime", "device_shares", "uptime_points"]
+
+DEVICE_UPTIME = output("device_uptime").measurement
 
 
 def device_shares(window: Window, heartbeats: Mapping[DeviceKey, list[Sample]],
@@ -60,7 +63,7 @@ def uptime_points(window: Window, heartbeats: Mapping[DeviceKey, list[Sample]],
         share = up / slots
         if up:
             heard.add((key.city, key.district, kind))
-        point = Point("device_uptime", {"window": window.name, "scope": "device",
+        point = Point(DEVICE_UPTIME, {"window": window.name, "scope": "device",
                                         "city": key.city, "district": key.district,
                                         "device": key.device, "kind": kind}, window.start_ms)
         point.put("uptime_share", share)
@@ -75,7 +78,7 @@ def uptime_points(window: Window, heartbeats: Mapping[DeviceKey, list[Sample]],
                 "city": city_name, "kind": kind}
         if district:
             tags["district"] = district
-        point = Point("device_uptime", tags, window.start_ms)
+        point = Point(DEVICE_UPTIME, tags, window.start_ms)
         point.put("uptime_share", sum(values) / len(values))
         point.put("devices", float(len(values)))
         points.append(point)

@@ -11,15 +11,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from indicators.context import Context
+from indicators.outputs import output
 from indicators.points import Point
 from indicators.queries import DeviceKey, Sample
 from indicators.settings import SiagaSettings
-from indicators.windows import Window
+from indicators.windows import HOUR_MS, Window
 from kota.indices import siaga as siaga_index
 
 __all__ = ["siaga_points"]
 
-HOUR_MS = 3_600_000
+SIAGA = output("siaga").measurement
+
 
 
 def _levels(samples: list[Sample]) -> list[tuple[int, float]]:
@@ -58,7 +60,7 @@ def siaga_points(window: Window, samples: Mapping[DeviceKey, list[Sample]], cont
         gauge_id = context.param(key.device, "gauge_id")
         gauge = gauges.get(gauge_id) if gauge_id else None
         levels = _levels(rows)
-        point = Point("siaga", _tags(window, key, gauge_id), window.start_ms)
+        point = Point(SIAGA, _tags(window, key, gauge_id), window.start_ms)
         if window.name == "1m":
             _minute(point, window, levels, gauge, settings)
         else:

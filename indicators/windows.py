@@ -13,10 +13,14 @@ from zoneinfo import ZoneInfo
 
 from indicators.settings import WindowName
 
-__all__ = ["WINDOW_MS", "Window", "closed_windows", "floor_start", "iso_utc", "next_start",
-           "windows_between"]
+__all__ = ["DAY_MS", "HOUR_MS", "MINUTE_MS", "WINDOW_MS", "Window", "closed_windows",
+           "floor_start", "iso_utc", "next_start", "windows_between"]
 
-WINDOW_MS: dict[str, int] = {"1m": 60_000, "1h": 3_600_000, "1d": 86_400_000}
+# The window lengths, defined here only: the indicators, their queries and the API import them.
+MINUTE_MS = 60_000
+HOUR_MS = 60 * MINUTE_MS
+DAY_MS = 24 * HOUR_MS
+WINDOW_MS: dict[str, int] = {"1m": MINUTE_MS, "1h": HOUR_MS, "1d": DAY_MS}
 
 
 def iso_utc(ms: int) -> str:

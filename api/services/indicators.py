@@ -1,6 +1,9 @@
 """Current ISPU and Siaga: read from the indicator service's measurements when it has written
-recent points, else computed here from the raw readings with the pure functions of
-``kota.indices`` (the same ones the indicator service uses). Every answer says which.
+recent points, else computed here from the raw readings. The fallback ISPU is the indicator
+service's own computation (indicators.air: the hourly window ending with the current hour, the
+same averaging periods and completeness rules), so the live page and the dashboards agree.
+Queries are built with indicators.queries; measurement names come from indicators/outputs.
+Every answer says where it came from.
 """
 
 from __future__ import annotations
@@ -18,31 +21,27 @@ from api.schemas import (
     SiagaResponse,
 )
 from api.services.readings import Filters, finite_number, ms_to_datetime
-from kota.indices.ispu import average_for_ispu, ispu_parameters, station_ispu
+from indicators.air import compute_stations, hourly_air_query, hourly_means
+from indicators.outputs import output
+from indicators.queries import HOUR_MS, MINUTE_MS, at, eq, group_by, recent, where
+from indicators.settings import AirSettings
+from indicators.windows import Window
 from kota.indices.siaga import (
     hours_to_next_threshold,
     load_gauges,
     rate_of_rise_cm_per_h,
     siaga_status,
 )
-from kota.influx import InfluxClient, quote_ident, quote_literal
+from kota.influx import InfluxClient, quote_ident
 from kota.registry import Registry
-from kota.standards import GaugeThresholds, load_ispu_table
+from kota.standards import GaugeThresholds
 
 __all__ = ["IndicatorsService"]
 
-AIR_PARAMETERS = ispu_parameters()  # the air fields an ISPU is computed from
 Scope = Literal["device", "district"]
-HOUR_MS = 3_600_000
-MINUTE_MS = 60_000
-
-
-def _where(*parts: str) -> str:
-    return " AND ".join(p for p in parts if p)
-
-
-def _eq(tag: str, value: str) -> str:
-    return f"{quote_ident(tag)} = {quote_literal(value)}"
+ISPU = output("ispu").measurement
+SIAGA = output("siaga").measurement
+INCIDENTS = output("safety_incidents").measurement
 
 
 def _rows(series: dict[str, Any]) -> list[dict[str, Any]]:
@@ -53,12 +52,6 @@ def _rows(series: dict[str, Any]) -> list[dict[str, Any]]:
             for values in series.get("values") or []]
 
 
-def _concentration(value: Any) -> float | None:
-    """A usable concentration: ingest refuses negatives, but another writer might not."""
-    number = finite_number(value)
-    return number if number is not None and number >= 0 else None
-
-
 class IndicatorsService:
     def __init__(self, influx: InfluxClient, registry: Registry, max_age_s: float,
                  siaga_max_age_s: float) -> None:
@@ -66,7 +59,7 @@ class IndicatorsService:
         self.registry = registry
         self.max_age_s = int(max_age_s)
         self.siaga_max_age_s = int(siaga_max_age_s)
-        self.table = load_ispu_table()
+        self.air = AirSettings()
         self.gauges: dict[str, GaugeThresholds] = load_gauges()
 
     # -- ISPU ----------------------------------------------------------------------------------
@@ -80,10 +73,10 @@ class IndicatorsService:
 
     async def _ispu_from_service(self, scope: Scope, filters: Filters) -> list[IspuPublic]:
         group = "device" if scope == "device" else "district"
-        query = (f"SELECT * FROM {quote_ident('ispu')} WHERE "
-                 + _where(f"time > now() - {self.max_age_s}s", _eq("window", "1h"),
-                          _eq("scope", scope), *filters.conditions())
-                 + f" GROUP BY {quote_ident(group)} ORDER BY time DESC LIMIT 1")
+        query = (f"SELECT * FROM {quote_ident(ISPU)} WHERE "
+                 + where(recent(self.max_age_s), eq("window", "1h"), eq("scope", scope),
+                         *filters.conditions())
+                 + f" GROUP BY {group_by([group])} ORDER BY time DESC LIMIT 1")
         items = []
         for series in await self.influx.query(query):
             for row in _rows(series)[:1]:
@@ -108,43 +101,25 @@ class IndicatorsService:
         return items
 
     async def _ispu_computed(self, filters: Filters) -> list[IspuPublic]:
-        """Per station: hourly means of the last 24 h, averaged per parameter's rule, ISPU."""
+        """Per station, the indicator service's ISPU for the hour window ending with the current
+        hour (indicators.air.compute_stations over the hourly means before its end)."""
         now_ms = int(time.time() * 1000)
         current_hour = now_ms // HOUR_MS * HOUR_MS
-        first_hour = current_hour - 23 * HOUR_MS
-        columns = ", ".join(f"mean({quote_ident(p)}) AS {quote_ident(p)}" for p in AIR_PARAMETERS)
-        query = (f"SELECT {columns} FROM {quote_ident('air')} WHERE "
-                 + _where(f"time >= {first_hour * 1_000_000}", *filters.conditions())
-                 + f" GROUP BY time(1h), {quote_ident('device')}, {quote_ident('district')}, "
-                 f"{quote_ident('city')} fill(none)")
+        window = Window(current_hour, current_hour + HOUR_MS, "1h")
+        hourly = hourly_means(await self.influx.query(hourly_air_query(
+            window.end_ms - 24 * HOUR_MS, window.end_ms, None, filters.conditions())))
         items = []
-        for series in await self.influx.query(query):
-            tags = series.get("tags") or {}
-            rows = _rows(series)
-            if not rows:
-                continue
-            by_hour = {int(row["time"]): row for row in rows}
-            hours = [first_hour + n * HOUR_MS for n in range(24)]
-            concentrations: dict[str, float | None] = {}
-            for parameter in AIR_PARAMETERS:
-                hourly = [_concentration(by_hour[h].get(parameter)) if h in by_hour else None
-                          for h in hours]
-                if all(v is None for v in hourly):
-                    continue  # the station does not measure it
-                concentrations[parameter] = average_for_ispu(hourly, parameter,
-                                                             self.table).mean_ugm3
-            if not concentrations:
-                continue
-            result = station_ispu(concentrations, self.table)
-            category = result.category
+        for station in compute_stations(window, hourly, self.air):
+            result, key = station.result, station.key
+            category = result.category if result.sub_indices else None
             items.append(IspuPublic(
-                scope="device", device=tags.get("device"), district=tags.get("district", ""),
-                city=tags.get("city", ""), time=ms_to_datetime(max(by_hour)),
+                scope="device", device=key.device or None, district=key.district,
+                city=key.city, time=ms_to_datetime(max(hourly[key])),
                 ispu=result.ispu, category=category.name if category else None,
                 colour=category.colour if category else None,
                 hex=category.hex if category else None,
                 critical_parameter=result.critical_parameter,
-                sub_indices=result.sub_indices, complete=not result.insufficient,
+                sub_indices=result.sub_indices, complete=station.complete,
                 insufficient=result.insufficient, source="computed"))
         items.sort(key=lambda i: (i.district, i.device or ""))
         return items
@@ -170,10 +145,10 @@ class IndicatorsService:
         return {f"siaga{status}": t.value_cm for status, t in gauge.thresholds()}
 
     async def _siaga_from_service(self, filters: Filters) -> list[SiagaPublic]:
-        query = (f"SELECT * FROM {quote_ident('siaga')} WHERE "
-                 + _where(f"time > now() - {self.siaga_max_age_s}s", _eq("window", "1m"),
-                          f"{quote_ident('complete')} = true", *filters.conditions())
-                 + f" GROUP BY {quote_ident('device')} ORDER BY time DESC LIMIT 1")
+        query = (f"SELECT * FROM {quote_ident(SIAGA)} WHERE "
+                 + where(recent(self.siaga_max_age_s), eq("window", "1m"),
+                         f"{quote_ident('complete')} = true", *filters.conditions())
+                 + f" GROUP BY {group_by(['device'])} ORDER BY time DESC LIMIT 1")
         items = []
         for series in await self.influx.query(query):
             for row in _rows(series)[:1]:
@@ -198,9 +173,8 @@ class IndicatorsService:
     async def _siaga_computed(self, filters: Filters) -> list[SiagaPublic]:
         """Latest level per gauge (within siaga_max_age_s) and the rise over its last hour."""
         query = (f"SELECT {quote_ident('level_cm')} FROM {quote_ident('water')} WHERE "
-                 + _where(f"time > now() - {self.siaga_max_age_s}s", *filters.conditions())
-                 + f" GROUP BY {quote_ident('device')}, {quote_ident('district')}, "
-                 f"{quote_ident('city')}")
+                 + where(recent(self.siaga_max_age_s), *filters.conditions())
+                 + f" GROUP BY {group_by(['device', 'district', 'city'])}")
         items = []
         for series in await self.influx.query(query):
             tags = series.get("tags") or {}
@@ -249,27 +223,24 @@ class IndicatorsService:
         """
         windows: tuple[tuple[Literal["1m", "1h"], int, int], ...] = (
             ("1m", MINUTE_MS, self.siaga_max_age_s), ("1h", HOUR_MS, self.max_age_s))
-        city_filter = [_eq("city", filters.city)] if filters.city is not None else []
+        city_filter = [eq("city", filters.city)] if filters.city is not None else []
         newest: dict[str, tuple[Literal["1m", "1h"], int, int]] = {}
         for window, length_ms, max_age_s in windows:
             query = (f"SELECT last({quote_ident('open_incidents')}) FROM "
-                     f"{quote_ident('safety_incidents')} WHERE "
-                     + _where(f"time > now() - {max_age_s}s", _eq("window", window),
-                              *city_filter)
-                     + f" GROUP BY {quote_ident('city')}")
+                     f"{quote_ident(INCIDENTS)} WHERE "
+                     + where(recent(max_age_s), eq("window", window), *city_filter)
+                     + f" GROUP BY {group_by(['city'])}")
             for series in await self.influx.query(query):
                 for row in _rows(series)[:1]:
                     newest.setdefault(str(row.get("city") or ""),
                                       (window, length_ms, int(row["time"])))
         items: list[IncidentCount] = []
         for city, (window, length_ms, start_ms) in sorted(newest.items()):
-            district = [_eq("district", filters.district)] if filters.district is not None else []
+            district = [eq("district", filters.district)] if filters.district is not None else []
             query = (f"SELECT {quote_ident('open_incidents')}, {quote_ident('stale_incidents')} "
-                     f"FROM {quote_ident('safety_incidents')} WHERE "
-                     + _where(f"time = {start_ms * 1_000_000}", _eq("window", window),
-                              _eq("city", city), *district)
-                     + f" GROUP BY {quote_ident('scope')}, {quote_ident('district')}, "
-                     f"{quote_ident('event')}")
+                     f"FROM {quote_ident(INCIDENTS)} WHERE "
+                     + where(at(start_ms), eq("window", window), eq("city", city), *district)
+                     + f" GROUP BY {group_by(['scope', 'district', 'event'])}")
             as_of = ms_to_datetime(start_ms + length_ms)
             for series in await self.influx.query(query):
                 for row in _rows(series):

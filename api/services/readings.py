@@ -20,7 +20,8 @@ from api.schemas import (
     HistorySeries,
     LatestReading,
 )
-from kota.influx import InfluxClient, quote_ident, quote_literal
+from indicators.queries import eq, group_by, recent, where
+from kota.influx import InfluxClient, quote_ident
 from kota.kinds import KINDS
 from kota.registry import Registry
 
@@ -43,7 +44,7 @@ class Filters:
         for tag, value in (("city", self.city), ("district", self.district),
                            ("device", self.device)):
             if value is not None:
-                parts.append(f"{quote_ident(tag)} = {quote_literal(value)}")
+                parts.append(eq(tag, value))
         return parts
 
 
@@ -57,27 +58,27 @@ def _ns(moment: datetime) -> int:
 
 def latest_query(measurement: str, filters: Filters, lookback_s: int) -> str:
     """The newest point of every device of ``measurement``."""
-    where = " AND ".join([f"time > now() - {int(lookback_s)}s", *filters.conditions()])
-    return (f"SELECT * FROM {quote_ident(measurement)} WHERE {where} "
-            f"GROUP BY {quote_ident('device')} ORDER BY time DESC LIMIT 1")
+    return (f"SELECT * FROM {quote_ident(measurement)} "
+            f"WHERE {where(recent(lookback_s), *filters.conditions())} "
+            f"GROUP BY {group_by(['device'])} ORDER BY time DESC LIMIT 1")
 
 
 def history_query(measurement: str, fields: Sequence[str], filters: Filters, start: datetime,
                   end: datetime, interval: str | None, aggregate: str | None, limit: int,
                   max_series: int) -> str:
-    where = " AND ".join([f"time >= {_ns(start)}", f"time < {_ns(end)}", *filters.conditions()])
+    conditions = where(f"time >= {_ns(start)}", f"time < {_ns(end)}", *filters.conditions())
     if interval is None:
         columns = ", ".join(quote_ident(f) for f in fields)
-        return (f"SELECT {columns} FROM {quote_ident(measurement)} WHERE {where} "
-                f"GROUP BY {quote_ident('device')} ORDER BY time ASC "
+        return (f"SELECT {columns} FROM {quote_ident(measurement)} WHERE {conditions} "
+                f"GROUP BY {group_by(['device'])} ORDER BY time ASC "
                 f"LIMIT {int(limit)} SLIMIT {int(max_series)}")
     if aggregate not in AGGREGATES:
         raise ValueError(f"aggregate {aggregate!r} not allowed")
     if not interval[:-1].isdigit() or interval[-1] not in "smhd":
         raise ValueError(f"interval {interval!r} not allowed")
     columns = ", ".join(f"{aggregate}({quote_ident(f)}) AS {quote_ident(f)}" for f in fields)
-    return (f"SELECT {columns} FROM {quote_ident(measurement)} WHERE {where} "
-            f"GROUP BY time({interval}), {quote_ident('device')} fill(none) "
+    return (f"SELECT {columns} FROM {quote_ident(measurement)} WHERE {conditions} "
+            f"GROUP BY time({interval}), {group_by(['device'])} fill(none) "
             f"LIMIT {int(limit)} SLIMIT {int(max_series)}")
 
 
