@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import ssl
 import threading
 import time
@@ -30,6 +29,7 @@ import paho.mqtt.client as mqtt
 
 from agent.config import MqttSection
 from agent.queue import QueuedRow, ReadingQueue
+from kota.backoff import Backoff
 
 __all__ = ["Publisher", "PublisherStats", "group_messages"]
 
@@ -100,7 +100,8 @@ class Publisher:
     # -- the loop ---------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
         """Connect, drain, reconnect with jittered exponential backoff, until ``stop``."""
-        delay = 0.5
+        cap_s = self.config.reconnect_max_s
+        backoff = Backoff(min(0.5, cap_s), cap_s, jitter=0.5)
         while not stop.is_set():
             started = time.monotonic()
             try:
@@ -116,9 +117,8 @@ class Publisher:
             if stop.is_set():
                 break
             if time.monotonic() - started > 30:
-                delay = 0.5  # the connection had worked for a while: retry soon
-            stop.wait(random.uniform(delay / 2, delay))
-            delay = min(delay * 2, self.config.reconnect_max_s)
+                backoff.reset()  # the connection had worked for a while: retry soon
+            stop.wait(backoff.next_delay())
 
     def _client(self) -> mqtt.Client:
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import click
 
 from api.settings import ApiSettings
-from kota.config import ConfigError, load_settings
+from kota.service_cli import EXIT_CODES, fail, load_or_exit, logging_from
 from kota.settings_doc import settings_help
 
 __all__ = ["api"]
@@ -16,7 +15,7 @@ __all__ = ["api"]
 
 def _epilog() -> str:
     return ("\b\nSettings (section 'api:' of kota.yaml; environment variable in brackets):\n"
-            + settings_help(ApiSettings, "api"))
+            + settings_help(ApiSettings, "api") + "\n\n" + EXIT_CODES)
 
 
 @click.command(epilog=_epilog(), context_settings={"max_content_width": 110,
@@ -59,27 +58,21 @@ def api(config_file: str | None, host: str | None, port: int | None, influx_url:
         "influx": {k: v for k, v in {"url": influx_url, "database": database}.items() if v},
         "page": {"tile_url": tile_url} if tile_url else {},
     }
-    try:
-        settings = load_settings(ApiSettings, "api", config_file, overrides)
-    except ConfigError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+    settings = load_or_exit(ApiSettings, "api", config_file, overrides)
     from api.main import create_app
-    from kota.logs import setup_logging
     from kota.registry import RegistryError
 
     try:
         app = create_app(settings)
     except RegistryError as exc:
-        click.echo(f"error: {exc}\n(fix the registry file, or unset api.registry_file)", err=True)
-        sys.exit(2)
+        fail(f"{exc}\n(fix the registry file, or unset api.registry_file)")
     if check:
         import yaml
 
         click.echo(yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False).rstrip())
         click.echo(f"api settings OK ({len(app.state.kota.registry)} devices in the registry)")
         return
-    setup_logging(settings.log_level, settings.log_format)
+    logging_from(settings)
     import uvicorn
 
     click.echo(f"Kota Cerdas API on http://{settings.host}:{settings.port}/ "

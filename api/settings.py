@@ -7,12 +7,11 @@ is read at import time.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from kota.influx import InfluxSettings
-from kota.logs import LogFormat
+from kota.settings import LoggingSettings
 
 __all__ = ["ApiSettings", "CorsSettings", "LimitSettings", "PageSettings"]
 
@@ -60,7 +59,7 @@ class PageSettings(BaseModel):
                                   description="Attribution the tile provider requires")
 
 
-class ApiSettings(BaseModel):
+class ApiSettings(LoggingSettings):
     """Everything ``kota api`` needs. Every setting can come from the file or environment."""
 
     model_config = ConfigDict(extra="forbid")
@@ -88,7 +87,3 @@ class ApiSettings(BaseModel):
                     "computes the value from the readings instead")
     siaga_max_age_s: float = Field(default=3600, gt=0,
                                    description="Oldest water level used for a computed Siaga")
-    log_level: Literal["debug", "info", "warning", "error"] = Field(
-        default="info", description="debug, info, warning or error")
-    log_format: LogFormat = Field(default="text",
-                                  description="text for people, json for log collectors")

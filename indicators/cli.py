@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import signal
-import sys
 import time
 from datetime import datetime
 from typing import Any, NoReturn
@@ -13,7 +11,7 @@ from typing import Any, NoReturn
 import click
 
 from kota.config import ConfigError, load_settings
-from kota.logs import setup_logging
+from kota.service_cli import EXIT_CODES, fail, load_or_exit, logging_from, run_until_signal
 from kota.settings_doc import settings_help
 
 
@@ -21,7 +19,7 @@ def _epilog() -> str:
     from indicators.settings import IndicatorSettings
 
     return ("\b\nSettings (section 'indicators:' of kota.yaml; environment variable in brackets):\n"
-            + settings_help(IndicatorSettings, "indicators"))
+            + settings_help(IndicatorSettings, "indicators") + "\n\n" + EXIT_CODES)
 
 
 def _time_ms(text: str | None, option: str) -> int | None:
@@ -75,8 +73,7 @@ def _recompute_range(since: str | None, until: str | None, once: bool,
 
 
 def _fail(message: str) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(2)
+    fail(message)
 
 
 class _Progress:
@@ -176,21 +173,16 @@ def indicators(ctx: click.Context, config_file: str | None, influx_url: str | No
         "influx": {k: v for k, v in {"url": influx_url, "database": database}.items() if v},
         "registry_file": registry_file,
     }
-    try:
-        settings = load_settings(IndicatorSettings, "indicators", config_file, overrides)
-    except ConfigError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+    settings = load_or_exit(IndicatorSettings, "indicators", config_file, overrides)
     since_ms, until_ms = _recompute_range(since, until, once, replace)
-    setup_logging(settings.log_level, settings.log_format)
+    logging_from(settings)
     from indicators.service import IndicatorService
     from kota.registry import RegistryError
 
     try:
         service = IndicatorService(settings)
     except (RegistryError, ValueError, OSError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        fail(str(exc))
     if check:
         import yaml
 
@@ -204,7 +196,7 @@ def indicators(ctx: click.Context, config_file: str | None, influx_url: str | No
         asyncio.run(service.close())
         return
 
-    async def runner() -> None:
+    async def one_shot() -> None:  # Ctrl-C interrupts it as usual: no signal handlers
         if since_ms is not None and until_ms is not None:
             progress = _Progress(since_ms, until_ms, replace, list(settings.windows))
             try:
@@ -220,17 +212,14 @@ def indicators(ctx: click.Context, config_file: str | None, influx_url: str | No
             finally:
                 await service.close()
             click.echo(f"computed {len(report.windows)} windows, {report.points} points")
-            return
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        await service.run(stop)
 
     from kota.influx import InfluxDataError, InfluxUnavailable
 
     try:
-        asyncio.run(runner())
+        if once or since_ms is not None:
+            asyncio.run(one_shot())
+        else:
+            run_until_signal(service.run)
     except OSError as exc:  # e.g. the metrics port is taken
         raise click.ClickException(str(exc)) from None
     except InfluxUnavailable as exc:  # --once or --since/--until (the service waits for it)
@@ -265,9 +254,10 @@ def _rollup_plan(config_file: str | None, influx_url: str | None,
         rollup = plan(settings.influx.database, settings.influx.retention_policy,
                       options.retention_policy, options.retention, options.interval,
                       options.every, options.resample_for, load_rollups(options.file))
-    except (ConfigError, ValueError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+    except ConfigError as exc:
+        fail(exc.problems)
+    except ValueError as exc:
+        fail(str(exc))
     return settings, rollup
 
 

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from kota.influx import InfluxSettings
-from kota.logs import LogFormat
+from kota.settings import CityName, LoggingSettings
 
 WindowName = Literal["1m", "1h", "1d"]
 
@@ -99,7 +99,7 @@ class RollupSettings(BaseModel):
                                           "readings within it are rolled up too")
 
 
-class IndicatorSettings(BaseModel):
+class IndicatorSettings(LoggingSettings):
     """Everything ``kota indicators`` needs. Every setting can come from the file or environment."""
 
     model_config = ConfigDict(extra="forbid")
@@ -129,8 +129,8 @@ class IndicatorSettings(BaseModel):
         default=None, description="Siaga thresholds per gauge; empty: kota.indices.siaga's own")
     districts_file: Path = Field(default=DATA_DIR / "jakarta" / "districts.csv",
                                  description="District areas and populations (CSV)")
-    city: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]{0,31}$",
-                             description="Only this city's points; empty: every city")
+    city: CityName | None = Field(default=None,
+                                  description="Only this city's points; empty: every city")
     air: AirSettings = Field(default_factory=AirSettings)
     siaga: SiagaSettings = Field(default_factory=SiagaSettings)
     rain: RainSettings = Field(default_factory=RainSettings)
@@ -142,10 +142,6 @@ class IndicatorSettings(BaseModel):
                                     description="Points per InfluxDB write")
     metrics_host: str = Field(default="127.0.0.1", description="Prometheus /metrics address")
     metrics_port: int = Field(default=9110, ge=0, le=65535, description="0 turns /metrics off")
-    log_level: Literal["debug", "info", "warning", "error"] = Field(
-        default="info", description="debug, info, warning or error")
-    log_format: LogFormat = Field(default="text",
-                                  description="text for people, json for log collectors")
 
     @field_validator("timezone")
     @classmethod

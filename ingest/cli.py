@@ -2,33 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
-from kota.config import ConfigError, dump_settings, load_settings
-from kota.logs import setup_logging
+from kota.config import dump_settings
+from kota.service_cli import EXIT_CODES, fail, load_or_exit, logging_from, run_until_signal
 from kota.settings_doc import settings_help
-
-
-def _fail(message: str | list[str]) -> NoReturn:
-    lines = message if isinstance(message, list) else message.splitlines() or [message]
-    for line in lines:
-        click.echo(f"error: {line}", err=True)
-    sys.exit(2)
 
 
 def _ingest_epilog() -> str:
     from ingest.settings import IngestSettings
 
     return ("\b\nSettings (section 'ingest:' of kota.yaml; environment variable in brackets):\n"
-            + settings_help(IngestSettings, "ingest"))
+            + settings_help(IngestSettings, "ingest") + "\n\n" + EXIT_CODES)
 
 
 @click.command(epilog=_ingest_epilog(), context_settings={"max_content_width": 110})
@@ -67,11 +59,7 @@ def ingest(config_file: str | None, mqtt_host: str | None, mqtt_port: int | None
         "influx": {k: v for k, v in {"url": influx_url, "database": database}.items() if v},
         "registry_file": registry_file, "instance": instance,
     }
-    try:
-        settings = load_settings(IngestSettings, "ingest", config_file, overrides)
-    except ConfigError as exc:
-        _fail(exc.problems)
-        return
+    settings = load_or_exit(IngestSettings, "ingest", config_file, overrides)
     if check:
         click.echo(dump_settings(settings))
         if settings.registry_file is not None:
@@ -80,14 +68,14 @@ def ingest(config_file: str | None, mqtt_host: str | None, mqtt_port: int | None
             try:
                 devices = len(Registry.load(settings.registry_file))
             except RegistryError as exc:
-                _fail(f"{exc}\n(fix the registry file, or unset ingest.registry_file)")
+                fail(f"{exc}\n(fix the registry file, or unset ingest.registry_file)")
             click.echo(f"registry {settings.registry_file}: {devices} devices")
         click.echo("ingest settings OK")
         return
     if workers > 1:
         _run_workers(settings, workers, config_file, sys.argv[1:])
         return
-    setup_logging(settings.log_level, settings.log_format)
+    logging_from(settings)
     _run_ingest(settings)
 
 
@@ -98,17 +86,8 @@ def _run_ingest(settings: Any) -> None:
     try:
         service = IngestService(settings)
     except RegistryError as exc:
-        _fail(f"{exc}\n(fix the registry file, or unset ingest.registry_file)")
-        return
-
-    async def runner() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        await service.run(stop)
-
-    asyncio.run(runner())
+        fail(f"{exc}\n(fix the registry file, or unset ingest.registry_file)")
+    run_until_signal(service.run)
 
 
 def _run_workers(settings: Any, workers: int, config_file: str | None, argv: list[str]) -> None:

@@ -6,27 +6,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from kota.influx import InfluxSettings
-from kota.logs import LogFormat
 from kota.payload import ParseRules
+from kota.settings import LoggingSettings, MqttConnection
 
 
-class MqttSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class MqttSettings(MqttConnection):
+    """The shared connection settings (kota.settings.MqttConnection) plus the subscription's."""
 
-    host: str = Field(default="127.0.0.1", description="Broker host name or address")
-    port: int = Field(default=1883, ge=1, le=65535, description="Broker port (8883 for TLS)")
-    username: str | None = Field(default=None, description="Broker user")
-    password: SecretStr | None = Field(default=None, description="Broker password")
-    tls: bool = Field(default=False, description="Connect with TLS")
-    ca_file: Path | None = Field(default=None, description="CA bundle for TLS; system CAs if unset")
     client_id: str = Field(default="kota-ingest", min_length=1, max_length=64,
                            description="Fixed client id: the persistent session is keyed on it")
-    keepalive_s: int = Field(
-        default=30, ge=5, le=3600,
-        description="Seconds between pings; a silent broker is dropped at 1.5x")
     session_expiry_s: int = Field(
         default=7 * 24 * 3600, ge=0,
         description="How long the broker keeps our queue while we are away")
@@ -66,7 +57,7 @@ class DeadLetterSettings(BaseModel):
                             description="Also write a kota_deadletter point (reason, excerpt)")
 
 
-class IngestSettings(BaseModel):
+class IngestSettings(LoggingSettings):
     """Everything ``kota ingest`` needs. Every setting can come from the file or environment."""
 
     model_config = ConfigDict(extra="forbid")
@@ -98,10 +89,6 @@ class IngestSettings(BaseModel):
                                     description="How often ingest writes its own kota_ingest point")
     instance: str = Field(default="1", pattern=r"^[A-Za-z0-9_-]{1,32}$",
                           description="Name of this process among several (tag on kota_ingest)")
-    log_level: Literal["debug", "info", "warning", "error"] = Field(
-        default="info", description="debug, info, warning or error")
-    log_format: LogFormat = Field(default="text",
-                                  description="text for people, json for log collectors")
 
     @model_validator(mode="after")
     def _timezone(self) -> IngestSettings:

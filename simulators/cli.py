@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from kota.config import ConfigError, load_settings
+from kota.service_cli import EXIT_CODES, fail
 from kota.settings_doc import settings_help
 
 __all__ = ["parse_duration_s", "simulate"]
@@ -32,7 +33,7 @@ def _epilog() -> str:
     from simulators.settings import SimulateSettings
 
     return ("\b\nSettings (section 'simulate:' of kota.yaml; environment variable in brackets):\n"
-            + settings_help(SimulateSettings, "simulate"))
+            + settings_help(SimulateSettings, "simulate") + "\n\n" + EXIT_CODES)
 
 
 @click.command(epilog=_epilog(), context_settings={"max_content_width": 110})
@@ -128,8 +129,10 @@ def simulate(config_file: str | None, host: str | None, port: int | None, qos: i
         settings = load_settings(SimulateSettings, "simulate", config_file, overrides)
         if scenario:
             load_scenario(scenario)
-    except (ConfigError, DataFileError) as exc:
-        raise click.ClickException(str(exc)) from None
+    except ConfigError as exc:
+        fail(exc.problems)
+    except DataFileError as exc:
+        fail(str(exc))
     if check:
         import yaml
 

@@ -42,8 +42,10 @@ class MqttPublisher:
         self._client.max_inflight_messages_set(settings.max_inflight)
         self._client.max_queued_messages_set(0)
         if settings.username:
-            password = settings.password.get_secret_value() if settings.password else None
-            self._client.username_pw_set(settings.username, password)
+            self._client.username_pw_set(settings.username, settings.resolved_password())
+        context = settings.ssl_context()
+        if context is not None:
+            self._client.tls_set_context(context)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
 
@@ -59,10 +61,11 @@ class MqttPublisher:
         self._connected.clear()
 
     def connect(self) -> MqttPublisher:
-        where = f"{self.settings.host}:{self.settings.port}"
+        where = self.settings.where()
         try:
-            self._client.connect(self.settings.host, self.settings.port, keepalive=30)
-        except OSError as exc:
+            self._client.connect(self.settings.host, self.settings.port,
+                                 keepalive=self.settings.keepalive_s)
+        except OSError as exc:  # ssl.SSLError included: a certificate the broker refuses
             raise PublishError(f"cannot connect to MQTT broker {where}: {exc}") from None
         self._client.loop_start()
         if not self._connected.wait(self.settings.connect_timeout_s):

@@ -8,7 +8,9 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from kota.settings import CityName, MqttConnection
 
 __all__ = ["FAULT_TYPES", "FaultSettings", "IntervalSettings", "MqttPublishSettings",
            "SimulateSettings"]
@@ -20,13 +22,10 @@ SCENARIOS_DIR = Path(__file__).parent / "scenarios"
 FAULT_TYPES = ("dropout", "stuck", "spike", "out_of_range", "clock_skew", "malformed")
 
 
-class MqttPublishSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class MqttPublishSettings(MqttConnection):
+    """The shared connection settings (kota.settings.MqttConnection, TLS included) plus the
+    publisher's."""
 
-    host: str = Field(default="127.0.0.1", description="Broker host name or address")
-    port: int = Field(default=1883, ge=1, le=65535, description="Broker port")
-    username: str | None = Field(default=None, description="Broker user")
-    password: SecretStr | None = Field(default=None, description="Broker password")
     client_id: str = Field(default="kota-simulate", min_length=1, max_length=64,
                            description="MQTT client id of the publisher")
     qos: int = Field(default=1, ge=0, le=2, description="QoS of every publish")
@@ -72,8 +71,8 @@ class SimulateSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     mqtt: MqttPublishSettings = Field(default_factory=MqttPublishSettings)
-    city: str = Field(default="jakarta", pattern=r"^[a-z0-9][a-z0-9-]{0,31}$",
-                      description="City folder under simulators/cities/ and the topic's city")
+    city: CityName = Field(default="jakarta",
+                           description="City folder under simulators/cities/ and the topic's city")
     registry_file: Path | None = Field(
         default=None, description="Device registry; default the city's devices.yaml")
     devices: int | None = Field(

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import ssl
 import time
 from collections.abc import Callable
 from typing import Any
 
 from kota.aio import sleep_or_stop
+from kota.backoff import Backoff
 from kota.mqtt._packets import (
     CONNACK,
     DISCONNECT,
@@ -41,21 +41,6 @@ OnMessages = Callable[[int, list[Message]], None]
 
 class ConnectRefused(Exception):
     """The broker answered CONNACK with a failure reason."""
-
-
-class Backoff:
-    """Jittered exponential backoff ("full jitter"): uniform(base, min(cap, base * 2**n))."""
-
-    def __init__(self, base_s: float = 0.5, cap_s: float = 30.0) -> None:
-        self.base_s, self.cap_s, self.attempt = base_s, cap_s, 0
-
-    def next_delay(self) -> float:
-        ceiling = min(self.cap_s, self.base_s * (2 ** self.attempt))
-        self.attempt += 1
-        return random.uniform(self.base_s, max(self.base_s, ceiling))
-
-    def reset(self) -> None:
-        self.attempt = 0
 
 
 class _Protocol(asyncio.Protocol):
@@ -191,7 +176,8 @@ class Subscriber:
             if stop.is_set():
                 break
             delay = self.backoff.next_delay()
-            log.info("reconnecting to MQTT broker in %.1f s", delay)
+            log.info("reconnecting to MQTT broker in %.1f s", delay,
+                     extra={"delay_s": round(delay, 3), "attempt": self.backoff.attempt})
             await sleep_or_stop(stop, delay)
 
     def _close(self) -> None:
