@@ -62,7 +62,8 @@ _GAUGES = {
     "pending": ("kota_ingest_pending_messages", "Received, not yet stored"),
     "buffer_bytes": ("kota_ingest_buffer_bytes", "Size of the disk buffer"),
     "lag_s": ("kota_ingest_lag_seconds", "Receive-to-stored time of the last batch's oldest"),
-    "data_lag_s": ("kota_ingest_data_lag_seconds", "Age of the newest point when written"),
+    "data_lag_s": ("kota_ingest_data_lag_seconds",
+                   "Now minus the newest reading's timestamp in the last batch written"),
     "mqtt_connected": ("kota_ingest_mqtt_connected", "1 while connected to the broker"),
     "influx_up": ("kota_ingest_influx_up", "1 while InfluxDB takes writes"),
 }

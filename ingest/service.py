@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 import time
 from dataclasses import dataclass, field
 
@@ -21,9 +20,10 @@ from ingest.deadletter import DeadLetter, DeadLetterStore
 from ingest.metrics import IngestCounters, serve_metrics
 from ingest.settings import IngestSettings
 from kota.aio import sleep_or_stop
+from kota.backoff import Backoff
 from kota.influx import InfluxClient, InfluxDataError, InfluxUnavailable
 from kota.lineproto import build_line, series_key
-from kota.mqtt import Backoff, Message, Subscriber
+from kota.mqtt import Message, Subscriber
 from kota.payload import MessageParser
 from kota.registry import Registry
 
@@ -63,9 +63,7 @@ class IngestService:
         self.subscriber = Subscriber(
             host=mqtt.host, port=mqtt.port, client_id=mqtt.client_id,
             topics=mqtt.subscriptions(), on_messages=self._on_messages,
-            username=mqtt.username,
-            password=mqtt.password.get_secret_value() if mqtt.password else None,
-            tls=_tls_context(mqtt.ca_file) if mqtt.tls else None,
+            username=mqtt.username, password=mqtt.resolved_password(), tls=mqtt.ssl_context(),
             keepalive_s=mqtt.keepalive_s, session_expiry_s=mqtt.session_expiry_s,
             receive_maximum=mqtt.receive_maximum, on_state=self._on_mqtt_state)
         self._pending: list[Burst] = []
@@ -284,6 +282,7 @@ class IngestService:
                 try:
                     await self._write(body, len(lines))
                     self.counters.written += len(lines)
+                    self._set_data_lag(lines)
                     return True
                 except InfluxUnavailable as exc:
                     self.counters.influx_up = False
@@ -349,6 +348,7 @@ class IngestService:
                 await sleep_or_stop(stop, delay)
                 continue
             backoff.reset()
+            self._set_data_lag(body.decode("utf-8", "replace").split("\n"))
             await asyncio.to_thread(self.buffer.remove, batch)
             self.counters.replayed += batch.lines
             self.counters.written += batch.lines
@@ -356,6 +356,13 @@ class IngestService:
             if not len(self.buffer):
                 self.counters.influx_up = True
                 log.info("disk buffer replayed; writing to InfluxDB directly again")
+
+    def _set_data_lag(self, lines: list[str]) -> None:
+        """``kota_ingest_data_lag_seconds``: now minus the newest reading timestamp of the
+        batch just written to InfluxDB (dead-letter points, stamped on receipt, not counted)."""
+        newest = _newest_ms(lines)
+        if newest is not None:
+            self.counters.data_lag_s = max(0.0, time.time() - newest / 1000)
 
     async def _stats_loop(self, stop: asyncio.Event) -> None:
         series = series_key(STATS_MEASUREMENT, [("instance", self.settings.instance)])
@@ -376,6 +383,16 @@ def _safe_tag(text: str) -> str:
     return cleaned[:64] or "unknown"
 
 
-def _tls_context(ca_file: object) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
-    return context
+def _newest_ms(lines: list[str]) -> int | None:
+    """The largest millisecond timestamp (last word) of the readings' lines, or None."""
+    newest: int | None = None
+    for line in lines:
+        if line.startswith(DEADLETTER_MEASUREMENT):
+            continue
+        try:
+            stamp = int(line[line.rindex(" ") + 1:])
+        except ValueError:  # no timestamp, or a piece of a string field split at a newline
+            continue
+        if newest is None or stamp > newest:
+            newest = stamp
+    return newest
