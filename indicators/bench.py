@@ -29,11 +29,11 @@ from typing import Any
 
 import httpx
 
+from devstack.localstack import LocalService, start_influxdb
 from indicators.context import Context, load_districts
 from indicators.service import IndicatorService
 from indicators.settings import DATA_DIR, IndicatorSettings
 from kota.influx import InfluxSettings
-from kota.localstack import LocalService, start_influxdb
 from kota.registry import Device, Registry
 
 HOUR_MS = 3_600_000

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import os
-import signal
 import sys
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
 from kota import __version__
-from kota.config import ConfigError, dump_settings, find_config, load_settings, read_config
+from kota.config import (
+    SETTINGS_ENTRY_POINTS,
+    ConfigError,
+    dump_settings,
+    find_config,
+    load_settings,
+    read_config,
+    registered_sections,
+)
 
 
 def _fail(message: str | list[str]) -> NoReturn:
@@ -22,24 +30,24 @@ def _fail(message: str | list[str]) -> NoReturn:
     sys.exit(2)
 
 
-# Commands that live beside their code, imported only when used (keeps `kota --help` fast).
-LAZY_COMMANDS: dict[str, str] = {
-    "ingest": "ingest.cli:ingest",
-    "simulate": "simulators.cli:simulate",
-    "bench": "kota.bench.cli:bench",
-    "ispu": "kota.indices.cli:ispu",
-    "siaga": "kota.indices.cli:siaga",
-    "indicators": "indicators.cli:indicators",
-    "api": "api.cli:api",
-    "dashboards": "dashboards.cli:dashboards",
-    "broker": "kota.broker_cli:broker",
-}
+# Commands live beside their code and are registered as entry points in pyproject.toml
+# ([project.entry-points."kota.commands"]); each is imported only when used (keeps `kota --help`
+# fast and this package free of the services above it: docs/architecture.md).
+COMMANDS_GROUP = "kota.commands"
 
 
-def _module_present(target: str) -> bool:
+def registered(group: str) -> dict[str, EntryPoint]:
+    """The entry points of ``group`` by name, in the order pyproject.toml declares them (nothing
+    is imported)."""
+    found: dict[str, EntryPoint] = {}
+    for entry in entry_points(group=group):
+        found.setdefault(entry.name, entry)
+    return found
+
+
+def _module_present(module_name: str) -> bool:
     from importlib.util import find_spec
 
-    module_name = target.partition(":")[0]
     try:
         return find_spec(module_name) is not None
     except ModuleNotFoundError as exc:
@@ -47,21 +55,28 @@ def _module_present(target: str) -> bool:
         return not module_name.startswith(str(exc.name))
 
 
-class _LazyGroup(click.Group):
+class LazyEntryPointGroup(click.Group):
+    """A click group whose subcommands are the entry points of ``entry_point_group``, imported
+    only when one is used (or its short help shown)."""
+
+    def __init__(self, *args: Any, entry_point_group: str = COMMANDS_GROUP,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.entry_point_group = entry_point_group
+
     def list_commands(self, ctx: click.Context) -> list[str]:
-        present = [name for name, target in LAZY_COMMANDS.items() if _module_present(target)]
-        return sorted([*super().list_commands(ctx), *present])
+        present = [name for name, entry in registered(self.entry_point_group).items()
+                   if _module_present(entry.module)]
+        return sorted({*super().list_commands(ctx), *present})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = LAZY_COMMANDS.get(cmd_name)
-        if target is None or not _module_present(target):
+        entry = registered(self.entry_point_group).get(cmd_name)
+        if entry is None or not _module_present(entry.module):
             return super().get_command(ctx, cmd_name)
-        module_name, _, attribute = target.partition(":")
         try:
-            module = __import__(module_name, fromlist=[attribute])
+            command: click.Command = entry.load()
         except ModuleNotFoundError as exc:
             return _needs_server(cmd_name, str(exc.name))
-        command: click.Command = getattr(module, attribute)
         return command
 
 
@@ -80,7 +95,7 @@ def _needs_server(name: str, missing: str) -> click.Command:
                                            "allow_extra_args": True})
 
 
-@click.group(cls=_LazyGroup,
+@click.group(cls=LazyEntryPointGroup,
              context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="kota")
 def main() -> None:
@@ -99,67 +114,20 @@ def main() -> None:
     """
 
 
-# -- demo ------------------------------------------------------------------------------------
-@main.command()
-@click.option("--run-dir", type=click.Path(file_okay=False), default="run/demo", show_default=True,
-              help="Where the broker, database, logs and generated config live.")
-@click.option("--history", type=click.Choice(["backfill", "replay", "none"]),
-              default="backfill", show_default=True,
-              help="The past --days: backfill = written straight to InfluxDB in seconds, then "
-                   "live; replay = published at --speed through MQTT, then live; none = live.")
-@click.option("--speed", type=float, default=60.0, show_default=True,
-              help="With --history replay: simulated seconds per real second (60: a day in "
-                   "24 minutes).")
-@click.option("--days", type=float, default=1.0, show_default=True,
-              help="Simulated days of history (replay: per simulator run; it restarts).")
-def demo(run_dir: str, history: str, speed: float, days: float) -> None:
-    """Run broker, InfluxDB, ingest and a simulated Jakarta on loopback. Ctrl-C stops all.
-
-    Nothing touches the system's own Mosquitto or InfluxDB: the demo starts private copies
-    (preferring ports 1883 and 8086, else free ones) with their data under RUN_DIR. The last
-    day is backfilled in seconds, so the live page is current from the start.
-    """
-    from kota.demo import Demo
-
-    stop = {"requested": False}
-
-    def request_stop(_signum: int, _frame: object) -> None:
-        stop["requested"] = True
-
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
-    runner = Demo(Path(run_dir), speed, days * 86400, lambda text: click.echo(text, err=True),
-                  history)
-    try:
-        runner.start()
-        click.echo(runner.banner())
-        runner.supervise(lambda: stop["requested"])
-    except (FileNotFoundError, RuntimeError, TimeoutError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        click.echo("Run `make services` to install Mosquitto and InfluxDB.", err=True)
-    finally:
-        runner.stop()
-
-
 # -- config ----------------------------------------------------------------------------------
 @main.group()
 def config() -> None:
     """Check and show configuration files."""
 
 
-# Every service's settings model, by its section in kota.yaml.
-SECTIONS: dict[str, str] = {
-    "ingest": "ingest.settings:IngestSettings",
-    "simulate": "simulators.settings:SimulateSettings",
-    "api": "api.settings:ApiSettings",
-    "indicators": "indicators.settings:IndicatorSettings",
-}
+def _sections() -> dict[str, EntryPoint]:
+    """Every service's settings model, by its section in kota.yaml, in kota.example.yaml's order."""
+    models = registered(SETTINGS_ENTRY_POINTS)
+    return {name: models[name] for name in registered_sections() if name in models}
 
 
 def _section_model(name: str) -> Any:
-    module_name, _, attribute = SECTIONS[name].partition(":")
-    module = __import__(module_name, fromlist=[attribute])
-    return getattr(module, attribute)
+    return _sections()[name].load()
 
 
 @config.command("check")
@@ -181,13 +149,14 @@ def config_check(config_file: str | None) -> None:
         _fail("no configuration file to check: give one (kota config check FILE), set "
               "$KOTA_CONFIG, or start from kota.example.yaml (cp kota.example.yaml kota.yaml)")
         return
-    parsed = read_config(path)
+    sections = _sections()
+    parsed = read_config(path, tuple(sections))
     if parsed.fatal:
         _fail(parsed.problems)
         return
     problems = list(parsed.problems)
     checked, skipped = [], []
-    for name in SECTIONS:
+    for name in sections:
         variables = sorted(key for key, value in os.environ.items()
                            if key.startswith(f"KOTA_{name.upper()}__") and value)
         if name not in parsed.document and not variables:
@@ -216,7 +185,7 @@ def _section_problems(name: str, path: Path, environ: dict[str, str] | None) -> 
 
 
 @config.command("show")
-@click.argument("section", type=click.Choice(sorted(SECTIONS)))
+@click.argument("section", type=click.Choice(sorted(_sections())))
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),
               help="Configuration file (default: $KOTA_CONFIG or ./kota.yaml).")
 def config_show(section: str, config_file: str | None) -> None:
@@ -247,7 +216,7 @@ def configuration_markdown() -> str:
         "variable). A commented example of every section: `kota.example.yaml` at the "
         "repository root (copy it to `kota.yaml`).\n",
     ]
-    for name in SECTIONS:
+    for name in _sections():
         parts.append(f"## `{name}:`\n")
         parts.append(settings_markdown(_section_model(name), name) + "\n")
     return "\n".join(parts)
@@ -264,164 +233,6 @@ def config_docs(write_to: str | None) -> None:
         click.echo(f"wrote {write_to}", err=True)
     else:
         click.echo(text, nl=False)
-
-
-# -- dead letters ----------------------------------------------------------------------------
-# Where `make demo` / `kota demo` writes its configuration (kota/demo.py write_demo_config).
-DEMO_CONFIG = Path("run/demo/kota.yaml")
-# Reasons the store holds besides the parser's (kota.payload.REASONS): ingest/service.py.
-STORE_REASONS: dict[str, str] = {
-    "influx_refused": "InfluxDB refused a validated batch (HTTP 400)",
-}
-
-
-def _deadletter_folder(folder: str | None, config_file: str | None) -> tuple[Path, str]:
-    """The folder to read and, in words, where that choice came from."""
-    if folder:
-        return Path(folder), "--dir"
-    if (not config_file and not os.environ.get("KOTA_CONFIG") and not Path("kota.yaml").exists()
-            and DEMO_CONFIG.is_file()):
-        click.echo(f"no kota.yaml here; reading the demo's {DEMO_CONFIG}", err=True)
-        config_file = str(DEMO_CONFIG)
-    from ingest.settings import IngestSettings
-
-    try:
-        path = find_config(config_file)
-        settings = load_settings(IngestSettings, "ingest", path)
-    except ConfigError as exc:
-        _fail(exc.problems)
-    variable = "KOTA_INGEST__DEADLETTER__DIR"
-    if os.environ.get(variable):
-        source = f"ingest.deadletter.dir from ${variable}"
-    elif path is not None and (line := read_config(path).lines.get(
-            ("ingest", "deadletter", "dir"))):
-        source = f"ingest.deadletter.dir in {path}:{line}"
-    else:
-        where = f"not set in {path}" if path else "no kota.yaml here, no --config"
-        source = f"ingest.deadletter.dir default; {where}"
-    return Path(settings.deadletter.dir), source
-
-
-def _read_letters(folder: Path) -> tuple[list[dict[str, Any]], int]:
-    """Every record under ``folder`` (and the numbered folders of `kota ingest --workers`),
-    oldest file first, and how many lines could not be read (a crash mid-line)."""
-    import orjson
-
-    def part_order(path: Path) -> tuple[str, int]:  # deadletter-YYYYMMDD-NNN: -1000 after -999
-        _, day, number = [*path.stem.split("-", 2), "", ""][:3]
-        return day, int(number) if number.isdigit() else -1
-
-    folders = [folder, *sorted((child for child in folder.iterdir()
-                                if child.is_dir() and child.name.isdigit()),
-                               key=lambda child: int(child.name))]
-    files = [file for each in folders
-             for file in sorted(each.glob("deadletter-*.jsonl"), key=part_order)]
-    records: list[dict[str, Any]] = []
-    unreadable = 0
-    for file in files:
-        with file.open("rb") as handle:
-            for line in handle:
-                if not line.strip():
-                    continue
-                try:
-                    record = orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    unreadable += 1
-                    continue
-                if isinstance(record, dict):
-                    records.append(record)
-                else:
-                    unreadable += 1
-    return records, unreadable
-
-
-def _device(record: dict[str, Any]) -> str:
-    parts = str(record.get("topic") or "").split("/")
-    if len(parts) == 4 and parts[3]:
-        return parts[3]
-    return "(no device: InfluxDB batch)" if not record.get("topic") else "(no device in topic)"
-
-
-@main.command()
-@click.option("--config", "config_file", type=click.Path(dir_okay=False),
-              help="Configuration file whose ingest.deadletter.dir to read (default: "
-                   "$KOTA_CONFIG, ./kota.yaml, else the demo's run/demo/kota.yaml).")
-@click.option("--dir", "folder", type=click.Path(),
-              help="The dead-letter folder itself, instead of ingest.deadletter.dir.")
-@click.option("--reason", help="Only this reason code (e.g. out_of_range; docs/protocol.md).")
-@click.option("--summary", is_flag=True,
-              help="Counts per reason and per device, and a total, instead of records.")
-@click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True,
-              help="Records to print (the newest).")
-def deadletter(config_file: str | None, folder: str | None, reason: str | None, summary: bool,
-               limit: int) -> None:
-    """Show what ingest refused: reason, detail and the raw payload of each message.
-
-    The folder is --dir, else ingest.deadletter.dir of the configuration (as `kota ingest`
-    reads it); after `make demo`, with no kota.yaml here, the demo's run/demo/kota.yaml.
-    Records go to stdout as JSON lines; which folder was read goes to stderr.
-
-    \b
-    Examples:
-      kota deadletter --summary                     # counts per reason and per device
-      kota deadletter --reason out_of_range --limit 5
-      kota deadletter --dir /var/lib/kota/deadletter --summary
-    """
-    import json
-    from collections import Counter
-    from difflib import get_close_matches
-
-    from kota.payload import REASONS
-
-    path, source = _deadletter_folder(folder, config_file)
-    setting = "--dir" if folder else "ingest.deadletter.dir"
-    if not path.exists():
-        _fail(f"{path}: no such folder ({source}); has ingest run with this configuration? "
-              f"Give {'another --dir' if folder else '--config FILE or --dir FOLDER'}")
-    if not path.is_dir():
-        _fail(f"{path}: not a folder ({setting}; {source})")
-    try:
-        records, unreadable = _read_letters(path)
-    except OSError as exc:
-        _fail(f"{path}: cannot read the dead letters ({source}): {exc.strerror or exc}")
-        return
-    known = {**REASONS, **STORE_REASONS}
-    if reason is not None and reason not in known:
-        if any(r.get("reason") == reason for r in records):
-            known[reason] = ""  # written by another version of ingest: still show it
-        else:
-            close = get_close_matches(reason, list(known), n=1)
-            guess = f" (did you mean {close[0]!r}?)" if close else ""
-            _fail(f"--reason {reason!r} is not a reason code{guess}; known: "
-                  + ", ".join(known))
-    click.echo(f"reading {path} ({source})", err=True)
-    if unreadable:
-        click.echo(f"warning: {unreadable} line(s) in {path} are not JSON records (skipped)",
-                   err=True)
-    if reason is not None:
-        records = [r for r in records if r.get("reason") == reason]
-    only = f" with reason {reason}" if reason else ""
-    if summary:
-        by_reason = Counter(str(r.get("reason")) for r in records)
-        by_device = Counter(_device(r) for r in records)
-        if records:
-            click.echo("by reason:")
-            for name, count in by_reason.most_common():
-                click.echo(f"{count:8d}  {name:20s} {known.get(name, '')}".rstrip())
-            click.echo("by device:")
-            shown = by_device.most_common(20)
-            for name, count in shown:
-                click.echo(f"{count:8d}  {name}")
-            if len(by_device) > len(shown):
-                rest = sum(by_device.values()) - sum(count for _, count in shown)
-                click.echo(f"{rest:8d}  ({len(by_device) - len(shown)} more devices)")
-        click.echo(f"{len(records)} dead letters{only} in {path} ({len(by_reason)} reasons, "
-                   f"{len(by_device)} devices)")
-        return
-    for record in records[-limit:] if limit else []:
-        click.echo(json.dumps(record, ensure_ascii=False))
-    click.echo(f"{len(records)} dead letters{only} in {path} (showing the last "
-               f"{min(limit, len(records))})", err=True)
 
 
 if __name__ == "__main__":

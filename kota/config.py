@@ -36,9 +36,25 @@ __all__ = [
 
 DEFAULT_CONFIG_ENV = "KOTA_CONFIG"
 
-# Every top-level section kota.yaml may have, one per service (`kota config check` validates
-# each with its model; kota/cli.py SECTIONS maps them to the models).
-KNOWN_SECTIONS = ("ingest", "simulate", "api", "indicators")
+# The entry-point group naming each service's settings model by its kota.yaml section
+# ([project.entry-points."kota.settings"] in pyproject.toml; `kota config` loads the models).
+SETTINGS_ENTRY_POINTS = "kota.settings"
+# Installed metadata lists entry points alphabetically; messages and docs/configuration.md list
+# the sections in the order of kota.example.yaml: these first, any others after, by name.
+_SECTION_ORDER = ("ingest", "simulate", "api", "indicators")
+
+
+def registered_sections() -> tuple[str, ...]:
+    """Every top-level section kota.yaml may have: one per service, as registered (no import)."""
+    from importlib.metadata import entry_points
+
+    names = {entry.name for entry in entry_points(group=SETTINGS_ENTRY_POINTS)}
+    return tuple(sorted(names, key=lambda name: (name not in _SECTION_ORDER,
+                                                 _SECTION_ORDER.index(name)
+                                                 if name in _SECTION_ORDER else 0, name)))
+
+
+KNOWN_SECTIONS = registered_sections()
 
 # Values of settings whose name contains one of these are never echoed in messages.
 _SECRET_WORDS = ("password", "token", "secret")

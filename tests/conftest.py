@@ -16,7 +16,7 @@ import pytest
 from kota_testing import IngestProcess, make_certificates
 from programs_check import LaunchRecorder, declared_programs, unprovided
 
-from kota.localstack import LocalService, start_influxdb, start_mosquitto
+from devstack.localstack import LocalService, start_influxdb, start_mosquitto
 
 _counter = itertools.count(1)
 

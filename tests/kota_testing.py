@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import paho.mqtt.client as mqtt
 
-from kota.localstack import LocalService, free_port, stop_process
+from devstack.localstack import LocalService, free_port, stop_process
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -25,7 +25,7 @@ from kota_testing import REPO, count_points, influx_query, wait_until
 from agent.config import MqttSection
 from agent.publisher import Publisher, group_messages
 from agent.queue import ReadingQueue
-from kota.localstack import LocalService
+from devstack.localstack import LocalService
 
 BASE_TS = int(time.time()) - 3600
 

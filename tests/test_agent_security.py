@@ -14,7 +14,7 @@ from kota_testing import make_client_certificate, make_password_file, wait_until
 from agent.config import MqttSection, TlsSection
 from agent.publisher import Publisher
 from agent.queue import ReadingQueue
-from kota.localstack import LocalService, start_mosquitto
+from devstack.localstack import LocalService, start_mosquitto
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import httpx
 from click.testing import CliRunner
 
 from api.cli import api
-from kota.localstack import LocalService, free_port
+from devstack.localstack import LocalService, free_port
 
 
 def test_help_teaches() -> None:

@@ -20,7 +20,7 @@ from test_api_support import (  # noqa: F401  (fixtures)
 )
 
 from api.main import create_app
-from kota.localstack import LocalService, free_port
+from devstack.localstack import LocalService, free_port
 
 PROBLEM = "application/problem+json"
 

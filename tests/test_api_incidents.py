@@ -17,11 +17,11 @@ from test_api_support import (  # noqa: F401  (fixtures)
     write_lines,
 )
 
+from devstack.localstack import LocalService
 from indicators.context import Context, District, DistrictTable
 from indicators.service import IndicatorService
 from indicators.settings import IndicatorSettings
 from kota.influx import InfluxSettings
-from kota.localstack import LocalService
 
 HOUR = 60 * MINUTE
 

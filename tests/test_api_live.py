@@ -27,8 +27,8 @@ from api.routes.live import RETRY_MS
 from api.services.indicators import IndicatorsService
 from api.services.live import LiveCache
 from api.services.readings import Filters, ReadingsService
+from devstack.localstack import LocalService
 from kota.influx import InfluxClient
-from kota.localstack import LocalService
 
 
 def events(lines: Iterator[str]) -> Iterator[tuple[str, dict]]:

@@ -27,7 +27,7 @@ import pytest
 from test_api_support import api_registry, make_settings, seed, serve, tags, write_lines
 
 from api.main import create_app
-from kota.localstack import LocalService, free_port
+from devstack.localstack import LocalService, free_port
 
 CHROMIUM = shutil.which("chromium")
 

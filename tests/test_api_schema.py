@@ -19,7 +19,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from test_api_support import api_registry, make_settings, seed
 
 from api.main import create_app
-from kota.localstack import LocalService
+from devstack.localstack import LocalService
 
 
 @pytest.fixture

@@ -28,8 +28,8 @@ from fastapi.testclient import TestClient
 from api.main import create_app
 from api.services.readings import Filters, history_query, latest_query
 from api.settings import ApiSettings
+from devstack.localstack import LocalService, free_port
 from kota.influx import InfluxSettings
-from kota.localstack import LocalService, free_port
 from kota.registry import Device, Registry
 
 HOUR = 3_600_000

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from kota.bench.cli import bench
-from kota.bench.ingest import BenchConfig, run_ingest_bench
-from kota.bench.report import summary_table
+from devstack.cli import bench
+from ingest.bench.ingest import BenchConfig, run_ingest_bench
+from ingest.bench.report import summary_table
 
 
 def test_bench_harness_runs_every_phase(tmp_path: Path) -> None:
@@ -74,7 +74,7 @@ def test_bench_cli_json_and_output(tmp_path: Path) -> None:
 
 
 def test_subscriber_comparison_counts_every_message() -> None:
-    from kota.bench.subscribers import compare_subscribers
+    from ingest.bench.subscribers import compare_subscribers
 
     figures = compare_subscribers(2_000, timeout_s=60)
     assert figures.paho_received == figures.kota_received == 2_000

@@ -36,6 +36,7 @@ from test_compose import (
     make_secrets,
 )
 
+from devstack.localstack import free_port
 from kota.broker import (
     HEALTHCHECK_TOPIC,
     Account,
@@ -45,7 +46,6 @@ from kota.broker import (
     parse_passwords,
 )
 from kota.broker_cli import broker
-from kota.localstack import free_port
 from kota.registry import Device, Registry
 
 WAIT_S = 5.0  # bound on every wait for the broker

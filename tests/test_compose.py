@@ -32,10 +32,10 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
+from devstack.localstack import free_port, wait_for_port
 from ingest.metrics import IngestCounters, serve_metrics
 from ingest.settings import IngestSettings
 from kota.config import load_settings
-from kota.localstack import free_port, wait_for_port
 from kota.mqtt._packets import (
     CONNACK,
     PUBACK,

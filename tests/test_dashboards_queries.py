@@ -33,13 +33,13 @@ from dashboards.build import DASHBOARDS, JSON_DIR
 from dashboards.interpolate import interpolate, regex_escape
 from dashboards.lint import parse_query, targets, variable_queries
 from dashboards.schema import indicator_schema, raw_schema
+from devstack.localstack import LocalService
 from indicators.context import Context, load_districts
 from indicators.service import IndicatorService
 from indicators.settings import IndicatorSettings
 from ingest.metrics import IngestCounters
 from kota.influx import InfluxSettings
 from kota.lineproto import build_line, series_key
-from kota.localstack import LocalService
 from kota.payload import MessageParser
 from kota.registry import Registry
 from simulators import SimulateSettings, build_stream

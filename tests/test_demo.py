@@ -18,8 +18,8 @@ import httpx
 import yaml
 from kota_testing import count_points, wait_until
 
+from devstack.localstack import LocalService
 from ingest.settings import IngestSettings
-from kota.localstack import LocalService
 from simulators import SimulateSettings, build_stream, run
 from simulators.backfill import backfill
 

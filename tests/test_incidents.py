@@ -21,13 +21,13 @@ import httpx
 import pytest
 from kota_testing import count_points, influx_query
 
+from devstack.localstack import LocalService
 from indicators.context import Context, District, DistrictTable
 from indicators.safety import SafetyEvent, incident_points
 from indicators.service import IndicatorService
 from indicators.settings import IndicatorSettings
 from indicators.windows import Window
 from kota.influx import InfluxSettings
-from kota.localstack import LocalService
 from kota.payload import MessageParser, ParseRules
 from kota.registry import Device, Registry
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from kota_testing import REPO, count_points, influx_query
 
-from kota.localstack import LocalService
+from devstack.localstack import LocalService
 
 REGISTRY = REPO / "simulators" / "cities" / "jakarta" / "devices.yaml"
 

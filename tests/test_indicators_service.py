@@ -16,12 +16,12 @@ import httpx
 import pytest
 from kota_testing import count_points, influx_query
 
+from devstack.localstack import LocalService
 from indicators.context import Context, District, DistrictTable
 from indicators.service import IndicatorService
 from indicators.settings import IndicatorSettings
 from kota.indices import aqi, ispu, noise, rain, siaga
 from kota.influx import InfluxSettings
-from kota.localstack import LocalService
 from kota.registry import Device, Registry
 
 HOUR = 3_600_000
@@ -334,7 +334,7 @@ def test_hostile_tag_values_stay_inside_their_literal(influxdb: LocalService,
 
 
 def test_the_loop_passes_and_reports_on_metrics(influxdb: LocalService, database: str) -> None:
-    from kota.localstack import free_port
+    from devstack.localstack import free_port
 
     port = free_port()
     svc = service(influxdb, database, windows=["1h"], interval_s=0.05)

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from kota_testing import count_points, influx_query, wait_until
 
+from devstack.localstack import LocalService
 from indicators.context import Context, load_districts
 from indicators.service import IndicatorService
 from indicators.settings import DATA_DIR, IndicatorSettings
 from kota.indices import ispu
 from kota.influx import InfluxSettings
-from kota.localstack import LocalService
 from kota.registry import Registry
 from simulators import SimulateSettings, build_stream, run
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from kota_testing import influx_query, publish, wait_until
 
+from devstack.localstack import LocalService
 from ingest.deadletter import DeadLetter, DeadLetterStore, read_dead_letters
-from kota.localstack import LocalService
 
 NOW_S = int(time.time()) - 3600
 MIB = 2**20

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from kota_testing import count_points, influx_query, publish, wait_until
 
+from devstack.localstack import LocalService
 from ingest.deadletter import read_dead_letters
-from kota.localstack import LocalService
 
 NOW_S = int(time.time()) - 3600  # an hour ago: inside every plausibility window
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from kota_testing import count_points, publish, wait_until
 
-from kota.localstack import LocalService
+from devstack.localstack import LocalService
 
 NOW_S = int(time.time()) - 7200
 

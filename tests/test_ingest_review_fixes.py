@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 from kota_testing import count_points, influx_query, publish, wait_until
 
+from devstack.localstack import LocalService
 from ingest.buffer import DiskBuffer
 from ingest.deadletter import read_dead_letters
-from kota.localstack import LocalService
 
 NOW_S = int(time.time()) - 3600
 

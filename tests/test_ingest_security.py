@@ -13,7 +13,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from kota_testing import count_points, make_password_file, wait_until
 
-from kota.localstack import LocalService, free_port, start_mosquitto
+from devstack.localstack import LocalService, free_port, start_mosquitto
 
 NOW_S = int(time.time()) - 600
 

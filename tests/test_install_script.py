@@ -22,7 +22,7 @@ from programs_check import (
     unprovided,
 )
 
-from kota.localstack import INFLUXD_CANDIDATES, MOSQUITTO_CANDIDATES
+from devstack.localstack import INFLUXD_CANDIDATES, MOSQUITTO_CANDIDATES
 
 PYTHON_PACKAGES = ("kota", "ingest", "api", "simulators", "indicators", "agent", "dashboards",
                    "tests")

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
+from devstack.localstack import LocalService
 from kota.influx import quote_ident
 from kota.lineproto import (
     LineProtocolError,
@@ -25,7 +26,6 @@ from kota.lineproto import (
     series_key,
     split_lines,
 )
-from kota.localstack import LocalService
 
 FORBIDDEN = ("\n", "\r", "\t", "\\")
 # Characters line protocol treats specially, plus unicode beyond the BMP and control characters.

@@ -1,4 +1,4 @@
-"""kota.localstack never leaves a broker or database behind, even on Ctrl-C during start-up."""
+"""devstack.localstack never leaves a broker or database behind, even on Ctrl-C during start-up."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-import kota.localstack as localstack
+import devstack.localstack as localstack
 
 
 def test_ctrl_c_while_waiting_for_the_broker_stops_it(tmp_path: Path,

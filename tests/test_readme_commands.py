@@ -27,7 +27,7 @@ import httpx
 import yaml
 from kota_testing import wait_until
 
-from kota.localstack import stop_process
+from devstack.localstack import stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent

@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 from kota_testing import influx_query, wait_until
 
+from devstack.localstack import LocalService
 from indicators.rollup import (
     ROLLUPS_FILE,
     RollupPlan,
@@ -25,7 +26,6 @@ from indicators.rollup import (
 )
 from kota.cli import main
 from kota.influx import InfluxClient, InfluxDataError, InfluxSettings
-from kota.localstack import LocalService
 
 HOUR_S = 3600
 T = TypeVar("T")

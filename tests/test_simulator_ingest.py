@@ -11,7 +11,7 @@ from pathlib import Path
 
 from kota_testing import count_points, wait_until
 
-from kota.localstack import LocalService
+from devstack.localstack import LocalService
 from simulators import SimulateSettings, build_stream, run
 
 HOUR_S = 3600.0

@@ -18,8 +18,8 @@ import pytest
 from click.testing import CliRunner
 from kota_testing import wait_until
 
+from devstack.localstack import LocalService
 from kota.config import ConfigError, load_settings
-from kota.localstack import LocalService
 from kota.payload import MessageParser, ParseRules
 from kota.registry import Registry
 from simulators import SimulateSettings, build_stream, run, simulation_window

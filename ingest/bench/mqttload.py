@@ -21,7 +21,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from kota.bench.workload import CITY, KINDS, backlog_messages, live_message
+from ingest.bench.workload import CITY, KINDS, backlog_messages, live_message
 
 __all__ = ["LivePublisher", "create_session", "delete_session", "drain_bare_subscriber",
            "publish_backlog"]
@@ -228,7 +228,7 @@ def _live_part(port: int, kind_index: int, total: int, seconds: float, tick_s: f
 class LivePublisher:
     """Publish ``rate`` msg/s in total for ``seconds``: one process per kind, 10 ms ticks.
 
-    ``collect()`` moves the publish times of the latency probes (kota.bench.workload) that the
+    ``collect()`` moves the publish times of the latency probes (ingest.bench.workload) that the
     processes report into ``probe_ms[k]`` (epoch ms, also the payload's ``ts``, in publish
     order: one process per kind keeps each list ordered).
     """

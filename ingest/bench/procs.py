@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from kota.localstack import free_port, stop_process
+from devstack.localstack import free_port, stop_process
 
 __all__ = [
     "InfluxCounter",
@@ -316,7 +316,7 @@ def machine_facts() -> dict[str, Any]:
         pass
     import paho.mqtt
 
-    from kota.localstack import INFLUXD_CANDIDATES, MOSQUITTO_CANDIDATES, _binary
+    from devstack.localstack import INFLUXD_CANDIDATES, MOSQUITTO_CANDIDATES, _binary
 
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),

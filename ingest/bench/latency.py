@@ -19,8 +19,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from kota.bench.procs import InfluxCounter
-from kota.bench.workload import KINDS, PROBE_CITY
+from ingest.bench.procs import InfluxCounter
+from ingest.bench.workload import KINDS, PROBE_CITY
 
 __all__ = ["LatencyTracker", "percentile"]
 

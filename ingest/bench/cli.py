@@ -1,4 +1,5 @@
-"""``kota bench``: click commands; the measuring lives in kota.bench.ingest."""
+"""``kota bench ingest`` and ``kota bench subscribers`` (registered by the ``kota.bench`` entry
+points in pyproject.toml; the group is devstack.cli); the measuring lives in ingest.bench.ingest."""
 
 from __future__ import annotations
 
@@ -9,16 +10,11 @@ from pathlib import Path
 
 import click
 
-from kota.bench.ingest import BenchConfig, run_ingest_bench
-from kota.bench.report import summary_table
+from ingest.bench.ingest import BenchConfig, run_ingest_bench
+from ingest.bench.report import summary_table
 
 
-@click.group()
-def bench() -> None:
-    """Measure the pipeline on this machine (broker and InfluxDB included)."""
-
-
-@bench.command("ingest")
+@click.command("ingest")
 @click.option("--messages", type=click.IntRange(1, 10_000_000), default=200_000,
               show_default=True, help="Backlog size N (queued while ingest is away).")
 @click.option("--rate", type=click.FloatRange(1, 1_000_000), default=10_000, show_default=True,
@@ -75,7 +71,7 @@ def ingest(messages: int, rate: float, seconds: float, workers: int, skip_live: 
         click.echo(summary_table(result))
 
 
-@bench.command("subscribers")
+@click.command("subscribers")
 @click.option("--messages", type=click.IntRange(1, 5_000_000), default=100_000,
               show_default=True, help="Backlog queued for each subscriber.")
 def subscribers(messages: int) -> None:
@@ -83,7 +79,7 @@ def subscribers(messages: int) -> None:
 
     The measurement behind docs/decisions.md D1: both clients only count and acknowledge.
     """
-    from kota.bench.subscribers import compare_subscribers
+    from ingest.bench.subscribers import compare_subscribers
 
     figures = compare_subscribers(messages)
     paho = figures.rate(figures.paho_received, figures.paho_seconds)

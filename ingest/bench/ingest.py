@@ -1,16 +1,16 @@
 """``kota bench ingest``: backlog drain, live latency and two floors, on one machine.
 
-One run starts its own Mosquitto and InfluxDB (kota.localstack) in a temporary folder and stops
+One run starts its own Mosquitto and InfluxDB (devstack.localstack) in a temporary folder and stops
 them by PID at the end. Phases, in order:
 
 1. session: ingest starts once (its persistent session subscribes) and stops (SIGTERM).
 2. backlog: N messages at QoS 1 while it is away, so the broker queues N for it.
 3. drain: ingest starts; time until all N points are queryable (SELECT count per measurement).
-4. live: R msg/s for T s while ingest runs; publish -> queryable latency (kota.bench.latency).
+4. live: R msg/s for T s while ingest runs; publish -> queryable latency (ingest.bench.latency).
 5. floors: ingest's session is ended; a bare paho subscriber creates its own, the same N are
    queued for it and it drains them; then InfluxDB alone takes the same N lines in batches.
 
-Every wait is bounded; ``run_ingest_bench`` returns a JSON-able dict (see kota.bench.report).
+Every wait is bounded; ``run_ingest_bench`` returns a JSON-able dict (see ingest.bench.report).
 """
 
 from __future__ import annotations
@@ -25,15 +25,16 @@ from typing import Any
 
 import httpx
 
-from kota.bench.latency import LatencyTracker
-from kota.bench.mqttload import (
+from devstack.localstack import LocalService, start_influxdb, start_mosquitto
+from ingest.bench.latency import LatencyTracker
+from ingest.bench.mqttload import (
     LivePublisher,
     create_session,
     delete_session,
     drain_bare_subscriber,
     publish_backlog,
 )
-from kota.bench.procs import (
+from ingest.bench.procs import (
     InfluxCounter,
     IngestRunner,
     cpu_seconds,
@@ -41,10 +42,9 @@ from kota.bench.procs import (
     machine_facts,
     own_cpu_s,
 )
-from kota.bench.profile import PySpy, top_functions
-from kota.bench.report import evaluate_targets
-from kota.bench.workload import KINDS, PROBE_CITY, PROBE_EVERY, backlog_messages
-from kota.localstack import LocalService, start_influxdb, start_mosquitto
+from ingest.bench.profile import PySpy, top_functions
+from ingest.bench.report import evaluate_targets
+from ingest.bench.workload import KINDS, PROBE_CITY, PROBE_EVERY, backlog_messages
 from kota.payload import MessageParser
 
 __all__ = ["BenchConfig", "run_ingest_bench"]
@@ -71,7 +71,7 @@ class BenchConfig:
     publishers: int = 2  # backlog publisher processes
     workdir: Path | None = None  # default: a temporary folder, removed afterwards
     live_interval_s: float = 0.1
-    profile_dir: Path | None = None  # py-spy record ingest during the drain (kota.bench.profile)
+    profile_dir: Path | None = None  # py-spy record ingest during the drain (ingest.bench.profile)
 
     def drain_timeout_s(self) -> float:
         return max(60.0, self.messages / 1000)

@@ -11,10 +11,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from devstack.localstack import start_mosquitto
+from ingest.bench.mqttload import create_session, drain_bare_subscriber, publish_backlog
+from ingest.bench.workload import CITY
 from kota.aio import sleep_or_stop
-from kota.bench.mqttload import create_session, drain_bare_subscriber, publish_backlog
-from kota.bench.workload import CITY
-from kota.localstack import start_mosquitto
 from kota.mqtt import Message, Subscriber
 
 PAHO_ID, KOTA_ID = "bench-floor-paho", "bench-floor-kota"

@@ -1,5 +1,5 @@
 """``kota bench``: measurements of the pipeline on one machine, broker and InfluxDB included.
 
 Scripts, not tests: they report figures next to the targets and exit 0 either way.
-``kota bench ingest`` (kota.bench.ingest) times backlog drain, live latency and two floors.
+``kota bench ingest`` (ingest.bench.ingest) times backlog drain, live latency and two floors.
 """

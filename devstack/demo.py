@@ -32,7 +32,7 @@ from pathlib import Path
 import httpx
 import yaml
 
-from kota.localstack import (
+from devstack.localstack import (
     LocalService,
     free_port,
     start_influxdb,
