@@ -11,7 +11,7 @@ help:
 	@echo "make demo    run broker, InfluxDB, ingest and the simulated city (Ctrl-C stops all)"
 	@echo "make test    lint, type-check and run the test suite on real services"
 	@echo "make bench   kota bench ingest (drain, live, floors)"
-	@echo "make lint    ruff + mypy only"
+	@echo "make lint    ruff + mypy + lint-imports (the layering, docs/architecture.md) only"
 	@echo "make clean   remove .venv and run/"
 
 $(BIN)/.installed: pyproject.toml
@@ -31,6 +31,7 @@ demo: venv services
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 pytest: venv services
 	@bash scripts/install-services.sh test
