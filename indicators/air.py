@@ -1,4 +1,5 @@
-"""ISPU and US AQI per station, district and city, from hourly means. Pure functions.
+"""ISPU and US AQI per station, district and city, from hourly means. Pure functions; the step
+at the end (registered in indicators.steps) queries for them.
 
 Input: hourly means per device ``{DeviceKey: {hour_start_ms: {parameter: µg/m³}}}``, covering the
 averaging periods before the window end. The index arithmetic and the completeness rule are
@@ -13,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from indicators import steps
 from indicators.outputs import output
 from indicators.points import Point
 from indicators.queries import AIR_PARAMETERS, DeviceKey, hourly_aggregate_query, rows_by_device
@@ -248,3 +250,15 @@ def aqi_points(window: Window, hourly: Hourly, settings: AirSettings) -> list[Po
             summary.put("worst_device", key.device)
             points.append(summary)
     return points
+
+
+async def _span_step(span: steps.Span) -> list[Point]:
+    """ISPU and US AQI: hourly means of the 24 h before the window end (a day: its own day)."""
+    window = span.window
+    air_from = (window.start_ms if window.name == "1d" else window.end_ms) - 24 * HOUR_MS
+    span.hourly = await span.air_hourly(air_from, window.end_ms)
+    stations = compute_stations(window, span.hourly, span.settings.air)
+    return ispu_points(window, stations) + aqi_points(window, span.hourly, span.settings.air)
+
+
+steps.add("air", ("1h", "1d"), 10, _span_step)

@@ -1,4 +1,5 @@
-"""City indicators per district and for the city, per local day. Pure functions.
+"""City indicators per district and for the city, per local day. Pure functions; the step at the
+end (registered in indicators.steps) queries for them.
 
 Built from the same day's family results (hourly means, Siaga, noise, safety, uptime) and the
 hourly ISPU points read back from InfluxDB, plus the district table (area, population).
@@ -11,9 +12,11 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from indicators import steps
 from indicators.context import DistrictTable
 from indicators.outputs import output
 from indicators.points import Point
+from indicators.safety import EXCLUDED_EVENTS
 from indicators.windows import Window
 
 __all__ = ["CityInputs", "city_points"]
@@ -153,3 +156,42 @@ def city_points(window: Window, inputs: CityInputs, districts: DistrictTable,
         point.put("complete", complete)
         points.append(point)
     return points
+
+
+async def _day_step(span: steps.Span) -> list[Point]:
+    """The day's city indicators, from what the other steps left on the span."""
+    window = span.window
+    start, end = window.start_ms, window.end_ms
+    inputs = CityInputs()
+    inputs.ispu_ranks = await span.ispu_ranks(window)
+    for key, hours in span.hourly.items():
+        inside = {t: v["pm25"] for t, v in hours.items() if start <= t < end and "pm25" in v}
+        if inside:
+            inputs.pm25.setdefault((key.city, key.district), {})[key.device] = inside
+    for point in span.siaga:
+        group = (point.tags["city"], point.tags["district"])
+        hours_with = point.fields.get("hours_with_data")
+        hours_live = float(hours_with) if isinstance(hours_with, float) else 0.0
+        inputs.gauge_hours.setdefault(group, []).append(hours_live)
+        if point.tags.get("gauge") in span.gauges:
+            inputs.alerting_gauge_hours.setdefault(group, []).append(hours_live)
+        bad = point.fields.get("hours_siaga2_or_worse")
+        if isinstance(bad, float):
+            inputs.siaga2_hours[group] = inputs.siaga2_hours.get(group, 0.0) + bad
+    incidents: dict[tuple[str, str], float] = defaultdict(float)
+    for (c, d, event), (events, _) in span.safety_counts.items():
+        if event not in EXCLUDED_EVENTS:
+            incidents[(c, d)] += events
+    inputs.incidents = dict(incidents)
+    for point in span.noise:
+        if point.fields.get("exceeds_night") is True:
+            group = (point.tags["city"], point.tags["district"])
+            inputs.noise_night_exceedances[group] = (
+                inputs.noise_night_exceedances.get(group, 0.0) + 1.0)
+    if span.uptime is not None:
+        inputs.uptime = dict(span.uptime.district_share)
+        inputs.safety_heard = {(c, d) for c, d, kind in span.uptime.heard if kind == "safety"}
+    return city_points(window, inputs, span.context.districts, span.limits)
+
+
+steps.add("city", ("1d",), 90, _day_step)

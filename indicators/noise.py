@@ -1,4 +1,5 @@
-"""Noise per device: hourly LAeq, daily Ls / Lm / Lsm, exceedance of the zone's limit. Pure.
+"""Noise per device: hourly LAeq, daily Ls / Lm / Lsm, exceedance of the zone's limit. Pure
+functions; the step at the end (registered in indicators.steps) queries for them.
 
 The energy averages, the day/night split and the limits are kota.indices.noise's (Kepmen LH
 48/1996 via kota/standards/noise.yaml); the zone comes from the registry's ``params.zone``.
@@ -9,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 
+from indicators import queries as q
+from indicators import steps
 from indicators.context import Context
 from indicators.outputs import output
 from indicators.points import Point
@@ -79,3 +82,15 @@ def noise_points(window: Window, samples: Mapping[DeviceKey, list[Sample]], cont
                       and periods.ld_db is not None and periods.ln_db is not None)
         points.append(point)
     return points
+
+
+async def _span_step(span: steps.Span) -> list[Point]:
+    window = span.window
+    rows = q.rows_by_device(await span.query(
+        q.raw_query("noise", ["laeq_db", "lamax_db"], window.start_ms, window.end_ms, span.city)))
+    span.noise = noise_points(window, rows, span.context, span.zone,
+                              span.settings.noise.min_hours_per_day)
+    return span.noise
+
+
+steps.add("noise", ("1h", "1d"), 40, _span_step)

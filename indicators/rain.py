@@ -1,9 +1,12 @@
-"""BMKG rainfall intensity per gauge, hourly and daily. Pure functions over hourly sums."""
+"""BMKG rainfall intensity per gauge, hourly and daily. Pure functions over hourly sums;
+the step at the end (registered in indicators.steps) queries for them."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+from indicators import queries as q
+from indicators import steps
 from indicators.outputs import output
 from indicators.points import Point
 from indicators.queries import DeviceKey, Sample
@@ -52,3 +55,14 @@ def rain_points(window: Window, hourly: Mapping[DeviceKey, list[Sample]],
         point.put("complete", complete)
         points.append(point)
     return points
+
+
+async def _span_step(span: steps.Span) -> list[Point]:
+    window = span.window
+    rain = q.rows_by_device(await span.query(q.hourly_aggregate_query(
+        "rain", [("sum", "rain_mm", "rain_mm"), ("count", "rain_mm", "reports")],
+        window.start_ms, window.end_ms, span.city)))
+    return rain_points(window, rain, span.settings.rain)
+
+
+steps.add("rain", ("1h", "1d"), 30, _span_step)

@@ -1,5 +1,6 @@
 """Public-safety (trantibumlinmas) events per district and city, by category, and the incidents
-open at a window's end. Pure functions."""
+open at a window's end. Pure functions; the step at the
+end (registered in indicators.steps) queries for them."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from indicators import queries as q
+from indicators import steps
 from indicators.context import DistrictTable
 from indicators.outputs import output
 from indicators.points import Point
@@ -165,3 +168,33 @@ def _incident_point(window: Window, tags: dict[str, str], open_: float, stale: f
     point.put("open_incidents", open_)
     point.put("stale_incidents", stale)
     return point
+
+
+def monitored(span: steps.Span) -> set[tuple[str, str]]:
+    """(city, district) of every district with a registered safety device."""
+    return {(d.city, d.district) for d in span.context.registered("safety", span.city)}
+
+
+async def _minute_step(span: steps.Span) -> list[Point]:
+    """Open incidents minute by minute too: the operations centre's "what is open now"."""
+    return await span.open_incidents(span.window, monitored(span))
+
+
+async def _span_step(span: steps.Span) -> list[Point]:
+    window = span.window
+    series = await span.query(q.aggregate_query(
+        "safety", [("count", "count", "events"), ("sum", "count", "total")], window.start_ms,
+        window.end_ms, span.city, ["city", "district", "event"]))
+    counts: EventCounts = {}
+    for tags, rows in q.rows_by_tags(series):
+        for _, values in rows:
+            counts[(tags.get("city", ""), tags.get("district", ""), tags.get("event", ""))] = (
+                float(values.get("events") or 0.0), float(values.get("total") or 0.0))
+    span.safety_counts = counts
+    districts = monitored(span)
+    return (safety_points(window, counts, sorted(districts), span.context.districts)
+            + await span.open_incidents(window, districts))
+
+
+steps.add("safety-incidents-minute", ("1m",), 20, _minute_step)
+steps.add("safety", ("1h", "1d"), 50, _span_step)

@@ -12,37 +12,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+# Importing the indicator modules registers their steps: each ends with ``steps.add(...)``.
+from indicators import air, city, noise, rain, safety, steps, uptime, water  # noqa: F401
 from indicators import queries as q
-from indicators.air import (
-    Hourly,
-    aqi_points,
-    compute_stations,
-    hourly_air_query,
-    hourly_means,
-    ispu_points,
-)
-from indicators.city import CityInputs, Limits, city_points
+from indicators.air import Hourly, hourly_air_query, hourly_means
+from indicators.city import Limits
 from indicators.context import Context, load_districts
 from indicators.metrics import IndicatorCounters, serve_metrics
-from indicators.noise import noise_points
 from indicators.outputs import output, replaced_measurements
 from indicators.points import Point, to_lines
-from indicators.rain import rain_points
-from indicators.safety import (
-    EXCLUDED_EVENTS,
-    EventCounts,
-    events_from_series,
-    incident_points,
-    safety_points,
-)
+from indicators.safety import events_from_series, incident_points
 from indicators.settings import IndicatorSettings, WindowName
-from indicators.uptime import uptime_points
-from indicators.water import siaga_points
+from indicators.steps import Span
 from indicators.windows import (
     HOUR_MS,
     Window,
@@ -66,9 +51,6 @@ RUNS_MEASUREMENT = output("indicator_runs").measurement
 MEASUREMENTS = replaced_measurements()
 PREFETCH_MAX_MS = 8 * 24 * HOUR_MS  # longer recomputes query per window (bounded memory)
 ORDER: tuple[WindowName, ...] = ("1m", "1h", "1d")
-# Any of these makes a heartbeat row (a Last Will carries only online=false).
-HEARTBEAT_FIELDS = ["online", "uptime_s", "battery_pct", "battery_v", "rssi_dbm", "cpu_temp_c",
-                    "queue_depth", "clock_synced"]
 
 
 @dataclass
@@ -250,20 +232,13 @@ class IndicatorService:
         await self.influx.write(body)
 
     async def points_for(self, window: Window) -> list[Point]:
-        if window.name == "1m":
-            return await self._minute(window)
-        return await self._span(window)
-
-    async def _minute(self, window: Window) -> list[Point]:
-        siaga = self.settings.siaga
-        back_ms = int(max(siaga.rise_window_s, siaga.max_age_s) * 1000)
-        water = q.rows_by_device(await self._query(q.raw_query(
-            "water", ["level_cm"], window.end_ms - back_ms, window.end_ms, self.settings.city)))
-        points = siaga_points(window, water, self.context, self.gauges, siaga, self.settings.city)
-        # open incidents minute by minute too: the operations centre's "what is open now"
-        monitored = {(d.city, d.district)
-                     for d in self.context.registered("safety", self.settings.city)}
-        return points + await self._incidents(window, monitored)
+        """Every registered step of the window's length (indicators.steps), in order."""
+        span = Span(window, self.settings, self.context, self.gauges, self.zone, self.limits,
+                    self._query, self._air_hourly, self._incidents, self._ispu_ranks)
+        points: list[Point] = []
+        for step in steps.registered(window.name):
+            points += await step.compute(span)
+        return points
 
     async def _incidents(self, window: Window, monitored: set[tuple[str, str]]) -> list[Point]:
         """Incidents open and stale at the window end, from the events of the lookback."""
@@ -275,81 +250,6 @@ class IndicatorService:
         return incident_points(
             window, events_from_series(q.rows_by_tags(incident_series)), sorted(monitored),
             int(self.settings.safety.incident_open_horizon_h * HOUR_MS))
-
-    async def _span(self, window: Window) -> list[Point]:
-        city = self.settings.city
-        start, end = window.start_ms, window.end_ms
-        air_from = (start if window.name == "1d" else end) - 24 * HOUR_MS
-        hourly = await self._air_hourly(air_from, end)
-        stations = compute_stations(window, hourly, self.settings.air)
-        points = ispu_points(window, stations) + aqi_points(window, hourly, self.settings.air)
-
-        water = q.rows_by_device(await self._query(
-            q.raw_query("water", ["level_cm"], start, end, city)))
-        siaga = siaga_points(window, water, self.context, self.gauges, self.settings.siaga, city)
-        points += siaga
-
-        rain = q.rows_by_device(await self._query(q.hourly_aggregate_query(
-            "rain", [("sum", "rain_mm", "rain_mm"), ("count", "rain_mm", "reports")],
-            start, end, city)))
-        points += rain_points(window, rain, self.settings.rain)
-
-        noise_rows = q.rows_by_device(await self._query(
-            q.raw_query("noise", ["laeq_db", "lamax_db"], start, end, city)))
-        noise = noise_points(window, noise_rows, self.context, self.zone,
-                             self.settings.noise.min_hours_per_day)
-        points += noise
-
-        safety_series = await self._query(q.aggregate_query(
-            "safety", [("count", "count", "events"), ("sum", "count", "total")], start, end,
-            city, ["city", "district", "event"]))
-        counts: EventCounts = {}
-        for tags, rows in q.rows_by_tags(safety_series):
-            for _, values in rows:
-                counts[(tags.get("city", ""), tags.get("district", ""), tags.get("event", ""))] = (
-                    float(values.get("events") or 0.0), float(values.get("total") or 0.0))
-        monitored = {(d.city, d.district) for d in self.context.registered("safety", city)}
-        points += safety_points(window, counts, sorted(monitored), self.context.districts)
-        points += await self._incidents(window, monitored)
-
-        heartbeats = q.rows_by_device(await self._query(
-            q.raw_query("status", HEARTBEAT_FIELDS, start, end, city)))
-        uptime = uptime_points(window, heartbeats, self.context, self.settings.uptime.slot_s,
-                               city)
-        points += uptime.points
-
-        if window.name == "1d":
-            inputs = CityInputs()
-            inputs.ispu_ranks = await self._ispu_ranks(window)
-            for key, hours in hourly.items():
-                inside = {t: v["pm25"] for t, v in hours.items()
-                          if start <= t < end and "pm25" in v}
-                if inside:
-                    inputs.pm25.setdefault((key.city, key.district), {})[key.device] = inside
-            for point in siaga:
-                group = (point.tags["city"], point.tags["district"])
-                hours_with = point.fields.get("hours_with_data")
-                hours_live = float(hours_with) if isinstance(hours_with, float) else 0.0
-                inputs.gauge_hours.setdefault(group, []).append(hours_live)
-                if point.tags.get("gauge") in self.gauges:
-                    inputs.alerting_gauge_hours.setdefault(group, []).append(hours_live)
-                bad = point.fields.get("hours_siaga2_or_worse")
-                if isinstance(bad, float):
-                    inputs.siaga2_hours[group] = inputs.siaga2_hours.get(group, 0.0) + bad
-            incidents: dict[tuple[str, str], float] = defaultdict(float)
-            for (c, d, event), (events, _) in counts.items():
-                if event not in EXCLUDED_EVENTS:
-                    incidents[(c, d)] += events
-            inputs.incidents = dict(incidents)
-            for point in noise:
-                if point.fields.get("exceeds_night") is True:
-                    group = (point.tags["city"], point.tags["district"])
-                    inputs.noise_night_exceedances[group] = (
-                        inputs.noise_night_exceedances.get(group, 0.0) + 1.0)
-            inputs.uptime = dict(uptime.district_share)
-            inputs.safety_heard = {(c, d) for c, d, kind in uptime.heard if kind == "safety"}
-            points += city_points(window, inputs, self.context.districts, self.limits)
-        return points
 
     async def _ispu_ranks(self, window: Window) -> dict[tuple[str, str], dict[int, float]]:
         """Hourly category ranks of complete district and city ISPU points within the day."""

@@ -1,4 +1,5 @@
-"""Device uptime share from status heartbeats. Pure functions.
+"""Device uptime share from status heartbeats. Pure functions; the step at the
+end (registered in indicators.steps) queries for them.
 
 A device is up in a slot of ``slot_s`` seconds when it sent at least one heartbeat there that did
 not say ``online=false`` (a Last Will). A heartbeat from ``<id>-status`` stands for device
@@ -11,6 +12,8 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from indicators import queries as q
+from indicators import steps
 from indicators.context import Context
 from indicators.outputs import output
 from indicators.points import Point
@@ -20,6 +23,9 @@ from indicators.windows import Window
 __all__ = ["Uptime", "device_shares", "uptime_points"]
 
 DEVICE_UPTIME = output("device_uptime").measurement
+# Any of these makes a heartbeat row (a Last Will carries only online=false).
+HEARTBEAT_FIELDS = ["online", "uptime_s", "battery_pct", "battery_v", "rssi_dbm", "cpu_temp_c",
+                    "queue_depth", "clock_synced"]
 
 
 def device_shares(window: Window, heartbeats: Mapping[DeviceKey, list[Sample]],
@@ -84,3 +90,15 @@ def uptime_points(window: Window, heartbeats: Mapping[DeviceKey, list[Sample]],
         points.append(point)
     means = {group: sum(v) / len(v) for group, v in district_all.items()}
     return Uptime(points, means, heard)
+
+
+async def _span_step(span: steps.Span) -> list[Point]:
+    window = span.window
+    heartbeats = q.rows_by_device(await span.query(
+        q.raw_query("status", HEARTBEAT_FIELDS, window.start_ms, window.end_ms, span.city)))
+    span.uptime = uptime_points(window, heartbeats, span.context, span.settings.uptime.slot_s,
+                                span.city)
+    return span.uptime.points
+
+
+steps.add("uptime", ("1h", "1d"), 60, _span_step)

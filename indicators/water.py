@@ -1,5 +1,6 @@
 """Siaga status per gauge: latest level, status, rate of rise, time to the next threshold, and
-hours at Siaga 2 or worse. Pure functions over raw ``level_cm`` samples.
+hours at Siaga 2 or worse. Pure functions over raw ``level_cm`` samples; the steps at the end
+(registered in indicators.steps) query for them.
 
 The thresholds and the arithmetic are kota.indices.siaga's; a device maps to its gauge through
 the registry's ``params.gauge_id``.
@@ -10,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from indicators import queries as q
+from indicators import steps
 from indicators.context import Context
 from indicators.outputs import output
 from indicators.points import Point
@@ -118,3 +121,26 @@ def _span(point: Point, window: Window, levels: list[tuple[int, float]], gauge: 
     if gauge is not None:
         bad = sum(1 for v in hours.values() if float(_status(gauge, v).status) <= 2)
         point.put("hours_siaga2_or_worse", float(bad))
+
+
+async def _minute_step(span: steps.Span) -> list[Point]:
+    """Siaga per gauge from the latest level (and the rise over the readings before it)."""
+    siaga = span.settings.siaga
+    end = span.window.end_ms
+    back_ms = int(max(siaga.rise_window_s, siaga.max_age_s) * 1000)
+    water = q.rows_by_device(await span.query(q.raw_query(
+        "water", ["level_cm"], end - back_ms, end, span.city)))
+    return siaga_points(span.window, water, span.context, span.gauges, siaga, span.city)
+
+
+async def _span_step(span: steps.Span) -> list[Point]:
+    window = span.window
+    water = q.rows_by_device(await span.query(
+        q.raw_query("water", ["level_cm"], window.start_ms, window.end_ms, span.city)))
+    span.siaga = siaga_points(window, water, span.context, span.gauges, span.settings.siaga,
+                              span.city)
+    return span.siaga
+
+
+steps.add("siaga-minute", ("1m",), 10, _minute_step)
+steps.add("siaga", ("1h", "1d"), 20, _span_step)
