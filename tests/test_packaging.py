@@ -26,8 +26,7 @@ EXTRAS = PROJECT["optional-dependencies"]
 SERVER_MODULES = {"fastapi": "fastapi", "uvicorn": "uvicorn", "httpx": "httpx",
                   "grafana-foundation-sdk": "grafana_foundation_sdk",
                   "grafana-client": "grafana_client", "orjson": "orjson",
-                  "prometheus-client": "prometheus_client",
-                  "pydantic-settings": "pydantic_settings"}
+                  "prometheus-client": "prometheus_client"}
 
 
 def _names(requirements: list[str]) -> set[str]:
