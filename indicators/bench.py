@@ -33,10 +33,10 @@ from devstack.localstack import LocalService, start_influxdb
 from indicators.context import Context, load_districts
 from indicators.service import IndicatorService
 from indicators.settings import DATA_DIR, IndicatorSettings
+from indicators.windows import HOUR_MS
 from kota.influx import InfluxSettings
 from kota.registry import Device, Registry
 
-HOUR_MS = 3_600_000
 GAUGES = ("katulampa", "depok", "manggarai", "karet", "pulo_gadung", "pasar_ikan")
 MIX = (("air", 0.40), ("water", 0.15), ("rain", 0.15), ("noise", 0.20), ("safety", 0.10))
 EVENTS = ("panic", "fire", "smoke", "crowd", "theft", "accident")

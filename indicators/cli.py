@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 
 import click
 
+from indicators.windows import DAY_MS
 from kota.config import ConfigError, load_settings
 from kota.service_cli import EXIT_CODES, fail, load_or_exit, logging_from, run_until_signal
 from kota.settings_doc import settings_help
@@ -35,7 +36,6 @@ def _time_ms(text: str | None, option: str) -> int | None:
     return int(moment.timestamp() * 1000)
 
 
-DAY_MS = 86_400_000
 PROGRESS_EVERY_S = 5.0
 
 

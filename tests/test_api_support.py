@@ -29,10 +29,11 @@ from api.main import create_app
 from api.services.readings import Filters, history_query, latest_query
 from api.settings import ApiSettings
 from devstack.localstack import LocalService, free_port
+from indicators.windows import HOUR_MS
 from kota.influx import InfluxSettings
 from kota.registry import Device, Registry
 
-HOUR = 3_600_000
+HOUR = HOUR_MS
 MINUTE = 60_000
 
 

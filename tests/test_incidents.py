@@ -26,12 +26,12 @@ from indicators.context import Context, District, DistrictTable
 from indicators.safety import SafetyEvent, incident_points
 from indicators.service import IndicatorService
 from indicators.settings import IndicatorSettings
-from indicators.windows import Window
+from indicators.windows import HOUR_MS, Window
 from kota.influx import InfluxSettings
 from kota.payload import MessageParser, ParseRules
 from kota.registry import Device, Registry
 
-HOUR = 3_600_000
+HOUR = HOUR_MS
 MINUTE = 60_000
 T = int(datetime(2026, 11, 20, 6, tzinfo=UTC).timestamp() * 1000)  # end of the window
 

@@ -20,11 +20,12 @@ from devstack.localstack import LocalService
 from indicators.context import Context, District, DistrictTable
 from indicators.service import IndicatorService
 from indicators.settings import IndicatorSettings
+from indicators.windows import HOUR_MS
 from kota.indices import aqi, ispu, noise, rain, siaga
 from kota.influx import InfluxSettings
 from kota.registry import Device, Registry
 
-HOUR = 3_600_000
+HOUR = HOUR_MS
 MINUTE = 60_000
 # Local day 2026-11-20 in Jakarta (UTC+7) starts at 2026-11-19T17:00Z.
 DAY_START = int(datetime(2026, 11, 19, 17, tzinfo=UTC).timestamp() * 1000)

@@ -15,12 +15,13 @@ from devstack.localstack import LocalService
 from indicators.context import Context, load_districts
 from indicators.service import IndicatorService
 from indicators.settings import DATA_DIR, IndicatorSettings
+from indicators.windows import HOUR_MS
 from kota.indices import ispu
 from kota.influx import InfluxSettings
 from kota.registry import Registry
 from simulators import SimulateSettings, build_stream, run
 
-HOUR = 3_600_000
+HOUR = HOUR_MS
 DAY_START = int(datetime(2026, 11, 19, 17, tzinfo=UTC).timestamp() * 1000)  # 20 Nov, WIB
 DAY_END = DAY_START + 24 * HOUR
 

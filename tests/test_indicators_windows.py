@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from indicators.windows import closed_windows, floor_start, windows_between
+from indicators.windows import HOUR_MS, closed_windows, floor_start, windows_between
 
 JAKARTA = ZoneInfo("Asia/Jakarta")
-HOUR = 3_600_000
+HOUR = HOUR_MS
 T0 = int(datetime(2026, 11, 20, 3, 30, tzinfo=UTC).timestamp() * 1000)  # 10:30 WIB
 
 
