@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 __all__ = [
     "LineProtocolError",
     "build_line",
+    "encode_line",
     "escape_key",
     "escape_measurement",
     "escape_string_field",
@@ -104,6 +105,31 @@ def build_line(
     if timestamp is None:
         return f"{series} {field_text}"
     return f"{series} {field_text} {int(timestamp)}"
+
+
+def _text(value: FieldValue) -> str:
+    if type(value) is str:
+        return escape_string_field(value)
+    return format_field_value(value)
+
+
+def encode_line(series: str, fields: Mapping[str, FieldValue], timestamp: int) -> str:
+    """The encode step: one line from validated fields (kota/kinds/validation.py), fast.
+
+    Like :func:`build_line` with a timestamp, for fields already checked: the keys are written
+    as given, so they must need no escaping (a kind's field names match ``[a-z][a-z0-9_]*``,
+    kota/kinds/_spec.py), and floats are written without a finiteness check (JSON has no NaN
+    or infinity). Integers are written as floats, like everywhere else.
+    """
+    parts = []
+    for key, value in fields.items():  # a loop, not a comprehension: no extra frame in 3.11
+        if type(value) is float:
+            parts.append(f"{key}={value!r}")
+        else:
+            parts.append(f"{key}={_text(value)}")
+    if not parts:
+        raise LineProtocolError("a point needs at least one field")
+    return f"{series} {','.join(parts)} {timestamp}"
 
 
 def split_lines(body: str) -> list[str]:

@@ -6,13 +6,19 @@ in. Ingest validates every payload against this, so a unit or type is never gues
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 FieldType = Literal["float", "string", "bool"]
+
+# Field and tag-valued key names: written into line protocol as they are (no escaping needed,
+# kota/lineproto.py encode_line), and never one of the keys a format or ingest adds itself.
+NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,63}")
+RESERVED_NAMES = frozenset({"ts", "seq", "ts_from_receive", "time"})
 
 
 class FieldSpec(BaseModel):
@@ -60,6 +66,15 @@ class KindSpec(BaseModel):
         default_factory=dict,
         description="Per-device registry keys this kind uses, with what each means",
     )
+
+    @field_validator("fields", "tags", "defaults")
+    @classmethod
+    def _plain_names(cls, value: dict[str, object]) -> dict[str, object]:
+        for name in value:
+            if not NAME_PATTERN.fullmatch(name) or name in RESERVED_NAMES:
+                raise ValueError(f"{name!r}: names match [a-z][a-z0-9_]* and are not one of "
+                                 f"{', '.join(sorted(RESERVED_NAMES))}")
+        return value
 
     @classmethod
     def load(cls, folder: Path) -> KindSpec:
