@@ -20,7 +20,7 @@ from kota.formats._contract import Reading, Refusal
 from kota.kinds import Derive, Kind
 from kota.kinds._spec import TagFieldSpec
 
-__all__ = ["FieldCheck", "KindRules", "Valid", "validate"]
+__all__ = ["FieldCheck", "KindRules", "Valid", "complete", "validate"]
 
 FieldValue = float | bool | str
 FieldCheck = tuple[str, float, float, int]  # type, min, max, max length
@@ -43,6 +43,7 @@ class KindRules:
     required_tags: tuple[str, ...]
     defaults: tuple[tuple[str, float], ...]
     unknown_fields: Literal["reject", "ignore"] = "reject"
+    complete: bool = False  # required tags, a derivation or defaults: complete() has work
     max_future_ms: float = 300_000.0
     min_ms: float = 1_577_836_800_000.0
 
@@ -58,7 +59,10 @@ class KindRules:
         return cls(kind, kind.derive, fields, dict(spec.tags),
                    tuple(name for name, tag in spec.tags.items() if tag.required),
                    tuple((name, float(value)) for name, value in spec.defaults.items()),
-                   unknown_fields, max_future_s * 1000, min_timestamp_s * 1000)
+                   unknown_fields,
+                   bool(kind.derive or spec.defaults or any(t.required
+                                                            for t in spec.tags.values())),
+                   max_future_s * 1000, min_timestamp_s * 1000)
 
 
 class _Refused(Exception):
@@ -76,16 +80,22 @@ def validate(rules: KindRules, reading: Reading, params: Mapping[str, object],
         if ts_ms is not None and not rules.min_ms <= ts_ms <= received_ms + rules.max_future_ms:
             raise _time_refusal(rules, ts_ms, received_ms)
         values: dict[str, FieldValue] = {} if seq is None else {"seq": float(seq)}
-        tags = check_fields(rules, fields, values)
-        measured = len(values) if seq is None else len(values) - 1
-        if rules.derive is not None:
-            measured += derive(rules, values, params)
-        if measured <= 0 and not tags:
-            raise _Refused("no_fields", f"no field of kind {rules.kind.name!r} in the element "
-                           f"(fields: {', '.join(rules.fields)})")
-        for name, default in rules.defaults:
-            if name not in values:
-                values[name] = default
+        tags: dict[str, str] | None = None
+        checks = rules.fields
+        for key, value in fields.items():
+            check = checks.get(key)
+            if check is None:
+                tags = check_other_key(rules, key, value, tags)
+            elif value is None:  # a sensor that could not read this time
+                continue
+            elif check[0] == "float" and (type(value) is float or type(value) is int):
+                if not check[1] <= value <= check[2]:
+                    raise _out_of_range(key, value, check)
+                values[key] = float(value)
+            else:
+                values[key] = check_value(key, value, check)
+        if rules.complete or len(values) <= (seq is not None):
+            complete(rules, values, tags, seq is not None, params)
         return values, tags
     except _Refused as exc:
         return Refusal(exc.reason, exc.detail, index)
@@ -100,48 +110,36 @@ def _time_refusal(rules: KindRules, ts_ms: int, received_ms: int) -> _Refused:
                     "is the device clock set?")
 
 
-def check_fields(rules: KindRules, fields: Mapping[str, object],
-                 values: dict[str, FieldValue]) -> dict[str, str] | None:
-    """Check each key into ``values`` (fields) or the returned tag values."""
-    checks = rules.fields
-    tags: dict[str, str] | None = None
-    for key, value in fields.items():
-        check = checks.get(key)
-        if check is None:
-            if check_other_key(rules, key, value):
-                if tags is None:
-                    tags = {}
-                tags[key] = value  # type: ignore[assignment]  # a str: check_other_key says
-        elif value is None:  # a sensor that could not read this time
-            continue
-        elif check[0] == "float" and type(value) is float:
-            if not check[1] <= value <= check[2]:
-                raise _out_of_range(key, value, check)
-            values[key] = value
-        elif check[0] == "float" and type(value) is int:
-            if not check[1] <= value <= check[2]:
-                raise _out_of_range(key, value, check)
-            values[key] = float(value)
-        else:
-            values[key] = check_value(key, value, check)
+def complete(rules: KindRules, values: dict[str, FieldValue], tags: dict[str, str] | None,
+             has_seq: bool, params: Mapping[str, object]) -> None:
+    """Required tags, derivations, at least one measured value, defaults."""
     for name in rules.required_tags:
         if tags is None or name not in tags:
             raise _Refused("bad_tag", f"{name!r} is required for kind {rules.kind.name!r}")
-    return tags
+    measured = len(values) - has_seq
+    if rules.derive is not None:
+        measured += derive(rules, values, params)
+    if measured <= 0 and not tags:
+        raise _Refused("no_fields", f"no field of kind {rules.kind.name!r} in the element "
+                       f"(fields: {', '.join(rules.fields)})")
+    for name, default in rules.defaults:
+        if name not in values:
+            values[name] = default
 
 
-def check_other_key(rules: KindRules, key: str, value: object) -> bool:
-    """True for an accepted tag-valued key; False for a key to skip; raises otherwise."""
+def check_other_key(rules: KindRules, key: str, value: object,
+                    tags: dict[str, str] | None) -> dict[str, str] | None:
+    """A key that is not a field: a tag-valued key (added to ``tags``), skipped, or refused."""
     tag = rules.tags.get(key)
     if tag is not None:
         if not isinstance(value, str) or not (
                 value in tag.values or (tag.allow_other and value)):
             raise _Refused("bad_tag", f"{key} {value!r} is not one of {', '.join(tag.values)}")
-        return True
+        return {**(tags or {}), key: value}
     if value is not None and rules.unknown_fields == "reject":
         raise _Refused("unknown_field", f"{key!r} is not a field of kind {rules.kind.name!r} "
                        f"(fields: {', '.join(rules.fields)})")
-    return False
+    return tags
 
 
 def check_value(key: str, value: object, check: FieldCheck) -> FieldValue:
