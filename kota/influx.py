@@ -15,7 +15,6 @@ __all__ = [
     "InfluxDataError",
     "InfluxSettings",
     "InfluxUnavailable",
-    "WriteOutcome",
     "quote_ident",
     "quote_literal",
 ]
@@ -55,9 +54,6 @@ class InfluxDataError(Exception):
     """InfluxDB refused (some of) the batch's content (HTTP 400); retrying will not help."""
 
 
-WriteOutcome = Literal["written", "partial"]
-
-
 def quote_ident(name: str) -> str:
     """An InfluxQL identifier in double quotes, escaped so no input can leave the quotes."""
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
@@ -95,8 +91,10 @@ class InfluxClient:
             return False
         return response.status_code in (200, 204)
 
-    async def write(self, body: bytes) -> WriteOutcome:
-        """Write newline-separated lines with millisecond timestamps."""
+    async def write(self, body: bytes) -> None:
+        """Write newline-separated lines with millisecond timestamps. Returns once InfluxDB
+        stored them all; raises InfluxDataError (400, a partial write included) or
+        InfluxUnavailable."""
         headers = {"Content-Type": "text/plain; charset=utf-8"}
         if self.settings.gzip:
             body = gzip.compress(body, compresslevel=1)
@@ -109,7 +107,7 @@ class InfluxClient:
                                     f"{exc or type(exc).__name__}") from None
         status = response.status_code
         if status in (200, 204):
-            return "written"
+            return
         text = response.text[:500]
         if status == 400:
             if "partial write" in text:
