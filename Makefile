@@ -5,12 +5,13 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: help demo test pytest lint services venv bench clean
+.PHONY: help demo test test-fast pytest lint services venv bench clean
 
 help:
 	@echo "make demo    run broker, InfluxDB, ingest and the simulated city (Ctrl-C stops all)"
 	@echo "make test    lint, type-check and run the test suite on real services"
 	@echo "make bench   kota bench ingest (drain, live, floors)"
+	@echo "make test-fast  the tests not marked slow (under a minute): the inner loop"
 	@echo "make lint    ruff + mypy + lint-imports (the layering, docs/architecture.md) only"
 	@echo "make clean   remove .venv and run/"
 
@@ -38,6 +39,11 @@ pytest: venv services
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 test: lint pytest
+
+# The inner loop: every test not marked slow (docs/architecture.md, "Tests").
+test-fast: venv services
+	@bash scripts/install-services.sh test
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow" $(PYTEST_ARGS)
 
 bench: venv services
 	@bash scripts/install-services.sh bench

@@ -6,7 +6,7 @@
 #   scripts/install-services.sh [demo|test|bench|all]   install what that purpose needs (default demo)
 #   scripts/install-services.sh --list                  print the table: program, package, purposes
 #
-# The table below is the single list of programs: tests/test_install_script.py fails when the
+# The table below is the single list of programs: tests/deploy/test_install_script.py fails when the
 # test suite, the demo or a benchmark runs a program that is not in it, so a fresh machine that
 # runs `make test` has everything it needs.
 set -euo pipefail

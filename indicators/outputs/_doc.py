@@ -2,7 +2,8 @@
 
 ``python -m indicators.outputs._doc`` rewrites the text between each pair of markers
 (``<!-- outputs: <measurement> … -->`` … ``<!-- end of outputs: <measurement> -->``); the prose
-around them is hand-written. tests/test_indicators_outputs.py fails when the file is not current.
+around them is hand-written. tests/indicators/test_indicators_outputs.py fails when the file
+is not current.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The generated part of each kind's README: tables from ``kind.yaml``, then ``sample.json``.
 
 ``python -m kota.kinds._readme`` rewrites the text between the markers in every
-``kota/kinds/<kind>/README.md``; tests/test_kind_testcases.py fails when a README and its
+``kota/kinds/<kind>/README.md``; tests/kota/test_kind_testcases.py fails when a README and its
 ``kind.yaml`` disagree, so the docs cannot drift from the contract ingest enforces.
 """
 

@@ -290,8 +290,8 @@ def standards_document() -> str:
         "# Standards: every threshold, its source and how sure it is",
         "",
         f"<!-- Generated from kota/standards/*.yaml by `{REGENERATE}`. Do not edit by hand: "
-        "edit the YAML and regenerate (tests/test_docs_links.py fails when this file is out "
-        "of date). -->",
+        "edit the YAML and regenerate (tests/project/test_docs_links.py fails when this file is "
+        "out of date). -->",
         "",
         "The indices (`kota/indices/`, `kota ispu`, `kota siaga`, the indicator service) use "
         "only the numbers below. They live as data in `kota/standards/*.yaml`, each with its "

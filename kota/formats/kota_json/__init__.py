@@ -1,6 +1,7 @@
 """The Kota JSON format: ``kota/{city}/{kind}/{device_id}`` topics, JSON object or array payloads.
 
-See README.md beside this file; tests/test_formats.py decodes ``sample.topic``, ``sample.json``.
+See README.md beside this file; tests/kota/test_formats.py decodes ``sample.topic`` and
+``sample.json``.
 """
 
 from __future__ import annotations
