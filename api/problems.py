@@ -2,7 +2,8 @@
 
 Every error leaves the API as ``{"type", "title", "status", "detail", "instance"}``; validation
 errors add ``errors`` (which parameter, what was wrong). InfluxDB being away is a 503 with a
-``Retry-After``; anything unexpected is a 500 whose detail does not leak internals.
+``Retry-After``; a query it did not answer in time a 504 that says so (retrying the same request
+will likely time out again); anything unexpected is a 500 whose detail does not leak internals.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from kota.influx import InfluxDataError, InfluxUnavailable
+from kota.influx import InfluxDataError, InfluxTimeout, InfluxUnavailable
 
 __all__ = [
     "PROBLEM_RESPONSES",
@@ -74,7 +75,7 @@ ResponsesDoc = dict[int | str, dict[str, Any]]
 PROBLEM_RESPONSES: ResponsesDoc = {
     status: {"model": Problem, "description": HTTPStatus(status).phrase,
              "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
-    for status in (404, 422, 503)
+    for status in (404, 413, 422, 429, 503, 504)
 }
 
 
@@ -127,6 +128,16 @@ async def _influx_unavailable(request: Request, exc: Exception) -> JSONResponse:
                             headers={"Retry-After": "5"})
 
 
+async def _influx_timeout(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, InfluxTimeout)
+    log.warning("InfluxDB timeout on %s: %s", request.url.path, exc)
+    return problem_response(
+        request, 504, f"the time-series database did not answer within {exc.timeout_s:g} s "
+                      "(api.limits.query_timeout_s); ask for less (shorter range, coarser "
+                      "interval, fewer devices)",
+        type_=TYPE_BASE + "database-timeout", title="Database timeout")
+
+
 async def _influx_data(request: Request, exc: Exception) -> JSONResponse:
     # Our statements are built from validated input; a refusal is our bug, not the caller's.
     log.error("InfluxDB refused a query: %s", exc)
@@ -144,5 +155,6 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(ProblemError, _problem)
     app.add_exception_handler(InfluxUnavailable, _influx_unavailable)
+    app.add_exception_handler(InfluxTimeout, _influx_timeout)  # the subclass: its own handler
     app.add_exception_handler(InfluxDataError, _influx_data)
     app.add_exception_handler(Exception, _unexpected)

@@ -41,6 +41,13 @@ class LimitSettings(BaseModel):
                             description="Most series (devices) in one history answer")
     min_interval_s: int = Field(default=10, ge=1,
                                 description="Shortest downsampling interval")
+    max_total_points: int = Field(
+        default=200_000, ge=10, le=10_000_000,
+        description="Most points (rows of all series together) in one history answer; a "
+                    "request that could return more is refused (HTTP 413) before any query")
+    query_timeout_s: float = Field(
+        default=10, gt=0, le=600,
+        description="How long a query may take before the API answers HTTP 504")
 
 
 class PageSettings(BaseModel):
@@ -81,6 +88,10 @@ class ApiSettings(LoggingSettings):
         description="A stream ends after this long; browsers reconnect by themselves")
     sse_max_clients: int = Field(default=50, ge=1, le=10_000,
                                  description="Open streams at once; more get HTTP 503")
+    sse_max_clients_per_client: int = Field(
+        default=5, ge=1, le=10_000,
+        description="Open streams at once per client (its API key, else its address); more "
+                    "get HTTP 429")
     indicator_max_age_s: float = Field(
         default=3 * 3600, gt=0,
         description="An indicator-service point older than this is not 'current': the API "

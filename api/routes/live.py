@@ -4,7 +4,9 @@ Each stream sends a ``snapshot`` (latest readings, ISPU, Siaga), then every ``ss
 the readings that are newer than what it sent (``readings``) and, when air or water changed,
 fresh indicators (``indicators``). A stream ends after ``sse_max_duration_s`` with an ``end``
 event; browsers' EventSource reconnects by itself (``retry``). At most ``sse_max_clients``
-streams run at once. Streams with the same filters share their queries (api/services/live.py).
+streams run at once (more: 503), and at most ``sse_max_clients_per_client`` for one client (its
+API key, else its address; more: 429), so one client cannot take every slot.
+Streams with the same filters share their queries (api/services/live.py).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from starlette.types import Receive, Scope, Send
 from api.deps import ApiState, FiltersDep, StateDep
 from api.params import KindName
 from api.problems import TYPE_BASE, ProblemError, problem_responses
+from api.services.live import client_identity
 from api.services.readings import Filters
 from kota.influx import InfluxDataError, InfluxUnavailable
 from kota.kinds import KINDS
@@ -79,7 +82,7 @@ async def _events(request: Request, state: ApiState, kinds: list[str],
             responses={200: {"content": {"text/event-stream": {}},
                              "description": "Events: snapshot, readings, indicators, problem, "
                                             "end"},
-                       **problem_responses(404, 422, 503)})
+                       **problem_responses(404, 422, 429, 503)})
 async def stream(request: Request, state: StateDep, filters: FiltersDep,
                  kind: Annotated[list[KindName] | None,
                                  Query(max_length=6, description="Only these kinds (repeat the "
@@ -88,14 +91,23 @@ async def stream(request: Request, state: StateDep, filters: FiltersDep,
     """Server-sent events: `snapshot` first (readings, ispu, siaga), then `readings` with each
     device's newer points and `indicators` when air or water changed; `end` after
     `sse_max_duration_s` (the browser reconnects)."""
-    if state.open_streams >= state.settings.sse_max_clients:
+    settings = state.settings
+    if state.open_streams >= settings.sse_max_clients:
         raise ProblemError(503, "too many live streams are open; retry later",
                            type_=TYPE_BASE + "too-many-streams", headers={"Retry-After": "10"})
-    kinds: list[str] = list(dict.fromkeys(kind)) if kind else list(KINDS)
+    client = client_identity(request)
     # Counted here, in the same step as the check (simultaneous connects cannot both pass it),
     # and released when the response ends, even if the client left before the body started.
+    if not state.live.clients.acquire(client, settings.sse_max_clients_per_client):
+        raise ProblemError(429, f"this client has {settings.sse_max_clients_per_client} live "
+                                "streams open already (api.sse_max_clients_per_client); close "
+                                "one or retry later",
+                           type_=TYPE_BASE + "too-many-streams-per-client",
+                           title="Too many streams for this client",
+                           headers={"Retry-After": "10"})
+    kinds: list[str] = list(dict.fromkeys(kind)) if kind else list(KINDS)
     state.open_streams += 1
-    return _CountedStream(_events(request, state, kinds, filters), state,
+    return _CountedStream(_events(request, state, kinds, filters), state, client,
                           media_type="text/event-stream",
                           headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
@@ -103,9 +115,11 @@ async def stream(request: Request, state: StateDep, filters: FiltersDep,
 class _CountedStream(StreamingResponse):
     """A streaming response that gives its place in ``open_streams`` back when it ends."""
 
-    def __init__(self, content: AsyncIterator[str], state: ApiState, **kwargs: Any) -> None:
+    def __init__(self, content: AsyncIterator[str], state: ApiState, client: str,
+                 **kwargs: Any) -> None:
         super().__init__(content, **kwargs)
         self._state = state
+        self._client = client
         self._released = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -115,3 +129,4 @@ class _CountedStream(StreamingResponse):
             if not self._released:
                 self._released = True
                 self._state.open_streams -= 1
+                self._state.live.clients.release(self._client)

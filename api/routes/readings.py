@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
 
 from api.deps import FiltersDep, ReadingsDep, SettingsDep
 from api.params import (
@@ -69,7 +71,7 @@ def _as_utc(moment: datetime, name: str) -> datetime:
 
 
 @router.get("/history", response_model=HistoryResponse, summary="History of one kind",
-            responses=ERRORS)
+            responses=problem_responses(404, 413, 422, 503, 504))
 async def history(
     service: ReadingsDep, settings: SettingsDep, filters: FiltersDep, kind: KindName,
     fields: Annotated[list[Annotated[str, Query(pattern=FIELD_PATTERN)]] | None,
@@ -84,10 +86,11 @@ async def history(
                                           examples=["1h"])] = None,
     aggregate: Annotated[Aggregate, Query(description="Per bucket (with interval)")] = "mean",
     limit: Annotated[int, Query(ge=1, le=1_000_000, description="Points per series")] = 1000,
-) -> HistoryResponse:
+) -> StreamingResponse:
     """Points of one kind between `start` and `end`, per device, optionally downsampled with
     `GROUP BY time(interval)` and an aggregate. Ranges, intervals and sizes are bounded by the
-    `limits` settings."""
+    `limits` settings: a request that could return more than `limits.max_total_points` points
+    in all is refused (413) before any query; the answer is streamed, a series at a time."""
     spec = KINDS[kind].spec
     numeric = [name for name, f in spec.fields.items() if f.type == "float"]
     chosen = list(dict.fromkeys(fields)) if fields else numeric
@@ -114,5 +117,16 @@ async def history(
         if span_s / seconds > limits.max_points:
             raise _invalid(f"{interval} buckets over this range are more than "
                            f"{limits.max_points}; choose a longer interval", "interval")
-    return await service.history(kind, chosen, filters, start_at, end_at, interval,
-                                 aggregate if interval else None, limit, limits.max_series)
+    per_series = limit if interval is None else min(limit, math.ceil(span_s / seconds))
+    series = service.series_bound(kind, filters, limits.max_series)
+    if per_series * series > limits.max_total_points:
+        raise ProblemError(
+            413, f"this request could return {per_series * series:,} points ({series} series × "
+                 f"{per_series:,}), more than api.limits.max_total_points "
+                 f"({limits.max_total_points:,}); narrow it: a shorter range (start/end), a "
+                 "coarser interval, fewer devices (device, district or city) or a smaller limit",
+            type_=TYPE_BASE + "answer-too-large", title="Answer too large")
+    body = await service.history(kind, chosen, filters, start_at, end_at, interval,
+                                 aggregate if interval else None, limit, limits.max_series,
+                                 limits.max_total_points, limits.query_timeout_s)
+    return StreamingResponse(body, media_type="application/json")

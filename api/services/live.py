@@ -12,19 +12,58 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
+from starlette.requests import Request
+
 from api.schemas import LatestReading
 from api.services.indicators import IndicatorsService
 from api.services.readings import Filters, ReadingsService
 
-__all__ = ["LiveCache"]
+__all__ = ["ClientSlots", "LiveCache", "client_identity"]
 
 T = TypeVar("T")
 MAX_KEYS = 256  # distinct filter combinations kept; beyond that the oldest are dropped
 
 
+def client_identity(request: Request) -> str:
+    """Who is asking, for per-client limits: the API key (``request.state.api_key_id``, set by
+    the authentication dependency) when the request carries one, else the remote address
+    (behind a trusted proxy, uvicorn's ``proxy_headers`` make it the forwarded one)."""
+    key_id = getattr(request.state, "api_key_id", None)
+    if key_id is not None:
+        return f"key:{key_id}"
+    return f"addr:{request.client.host if request.client else 'unknown'}"
+
+
+class ClientSlots:
+    """Open streams per client, so one client cannot hold every slot of ``sse_max_clients``."""
+
+    def __init__(self) -> None:
+        self._open: dict[str, int] = {}
+
+    def acquire(self, client: str, cap: int) -> bool:
+        """Take a slot for ``client`` unless it holds ``cap`` already (check and count in one
+        step: the event loop runs one at a time)."""
+        held = self._open.get(client, 0)
+        if held >= cap:
+            return False
+        self._open[client] = held + 1
+        return True
+
+    def release(self, client: str) -> None:
+        held = self._open.get(client, 0) - 1
+        if held > 0:
+            self._open[client] = held
+        else:
+            self._open.pop(client, None)
+
+    def held(self, client: str) -> int:
+        return self._open.get(client, 0)
+
+
 class LiveCache:
     def __init__(self, readings: ReadingsService, indicators: IndicatorsService,
                  max_age_s: float) -> None:
+        self.clients = ClientSlots()  # streams open per client (api/routes/live.py)
         self.readings = readings
         self.indicators = indicators
         self.max_age_s = max_age_s

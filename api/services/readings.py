@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 from api.schemas import (
     DistrictLatest,
     FieldSummary,
     HistoryResponse,
-    HistorySeries,
     LatestReading,
 )
 from indicators.queries import eq, group_by, recent, where
@@ -29,6 +30,7 @@ __all__ = ["Filters", "ReadingsService", "district_summaries", "finite_number",
            "latest_query"]
 
 TAG_COLUMNS = ("city", "district", "kelurahan", "kind", "device")
+CHUNK_ROWS = 5000  # rows per chunk of a streamed history query
 AGGREGATES = frozenset({"mean", "median", "min", "max", "sum", "count", "first", "last",
                         "spread", "stddev"})
 
@@ -131,35 +133,112 @@ class ReadingsService:
         readings.sort(key=lambda r: (r.kind, r.device))
         return readings
 
+    def series_bound(self, kind: str, filters: Filters, max_series: int) -> int:
+        """How many series a history request can return, at most, for the size estimate: one
+        with a device filter; else the registry's matching devices (devices missing from it
+        may add series, which the streamed answer's total cap still bounds); ``max_series``
+        without a registry."""
+        if filters.device is not None:
+            return 1
+        if not len(self.registry):
+            return max_series
+        matching = sum(1 for d in self.registry
+                       if d.kind == kind and filters.city in (None, d.city)
+                       and filters.district in (None, d.district))
+        return max(1, min(max_series, matching))
+
     async def history(self, kind: str, fields: Sequence[str], filters: Filters,
                       start: datetime, end: datetime, interval: str | None,
-                      aggregate: str | None, limit: int, max_series: int) -> HistoryResponse:
+                      aggregate: str | None, limit: int, max_series: int, max_total: int,
+                      timeout_s: float | None = None) -> AsyncIterator[bytes]:
+        """The history answer as JSON bytes, produced a series at a time from a chunked query
+        (memory: one chunk and one series, whatever the answer's size).
+
+        The query is started, and its first chunk read, before this returns: a database that
+        is away, slow or refusing raises here, while the caller can still answer a problem.
+        Points beyond ``limit`` per series or ``max_total`` in all set ``truncated``."""
         measurement = KINDS[kind].spec.measurement
         # One more than asked, to tell the caller whether a series was cut.
         query = history_query(measurement, fields, filters, start, end, interval, aggregate,
                               limit + 1, max_series)
-        truncated = False
-        out = []
-        for series in await self.influx.query(query):
-            rows = series.get("values") or []
-            if len(rows) > limit:
-                truncated = True
-                rows = rows[:limit]
-            columns = series["columns"]
-            index = {name: columns.index(name) for name in fields if name in columns}
-            tags = series.get("tags") or {}
-            device_id = str(tags.get("device", ""))
-            device = self.registry.get(device_id)
-            out.append(HistorySeries(
-                device=device_id, district=device.district if device else "",
-                city=device.city if device else "",
-                times_ms=[int(row[0]) for row in rows],
-                values={name: [finite_number(row[index[name]]) if name in index else None
-                               for row in rows] for name in fields}))
-        out.sort(key=lambda s: s.device)
-        return HistoryResponse(kind=kind, fields=list(fields), start=start, end=end,
+        chunks = self.influx.query_chunks(query, chunk_size=CHUNK_ROWS, timeout_s=timeout_s)
+        try:
+            first = await anext(chunks, None)
+        except BaseException:
+            await chunks.aclose()
+            raise
+        head = HistoryResponse(kind=kind, fields=list(fields), start=start, end=end,
                                interval=interval, aggregate=aggregate if interval else None,
-                               truncated=truncated, series=out)
+                               truncated=False, series=[]).model_dump(mode="json")
+        del head["series"], head["truncated"]
+        return self._history_body(head, first, chunks, list(fields), limit, max_total)
+
+    async def _history_body(self, head: dict[str, Any], first: list[dict[str, Any]] | None,
+                            chunks: AsyncGenerator[list[dict[str, Any]], None], fields: list[str],
+                            limit: int, max_total: int) -> AsyncIterator[bytes]:
+        # {"kind": ..., "series": [...], "truncated": ...}: truncated comes last, once known.
+        yield orjson.dumps(head)[:-1] + b',"series":['
+        truncated = False
+        total = 0
+        written = 0
+        current: _SeriesBuffer | None = None
+        try:
+            pending = first
+            while pending is not None:
+                for series in pending:
+                    device_id = str((series.get("tags") or {}).get("device", ""))
+                    if current is None or current.device != device_id:
+                        if current is not None:
+                            yield await _encoded(current, written)
+                            written += 1
+                        device = self.registry.get(device_id)
+                        current = _SeriesBuffer(device_id, device.district if device else "",
+                                                device.city if device else "", fields)
+                    rows = series.get("values") or []
+                    room = min(limit - len(current.times), max_total - total)
+                    if len(rows) > room:
+                        truncated = True
+                        rows = rows[:max(room, 0)]
+                    current.add(series["columns"], rows)
+                    total += len(rows)
+                if total >= max_total:
+                    truncated = truncated or await anext(chunks, None) is not None
+                    break
+                pending = await anext(chunks, None)
+            if current is not None:
+                yield await _encoded(current, written)
+        finally:
+            await chunks.aclose()
+        yield b'],"truncated":' + (b"true" if truncated else b"false") + b"}"
+
+
+class _SeriesBuffer:
+    """One device's rows, column-wise, while its chunks arrive."""
+
+    def __init__(self, device: str, district: str, city: str, fields: list[str]) -> None:
+        self.device = device
+        self.district = district
+        self.city = city
+        self.fields = fields
+        self.times: list[int] = []
+        self.values: dict[str, list[float | None]] = {name: [] for name in fields}
+
+    def add(self, columns: list[str], rows: list[list[Any]]) -> None:
+        index = {name: columns.index(name) for name in self.fields if name in columns}
+        self.times.extend(int(row[0]) for row in rows)
+        for name in self.fields:
+            at = index.get(name)
+            self.values[name].extend(finite_number(row[at]) if at is not None else None
+                                     for row in rows)
+
+
+async def _encoded(series: _SeriesBuffer, position: int) -> bytes:
+    document = {"device": series.device, "district": series.district, "city": series.city,
+                "times_ms": series.times, "values": series.values}
+    # A long series is encoded in a worker thread: the event loop keeps serving others.
+    data = (await asyncio.to_thread(orjson.dumps, document) if len(series.times) > CHUNK_ROWS
+            else orjson.dumps(document))
+    return data if position == 0 else b"," + data
 
 
 def finite_number(value: Any) -> float | None:
