@@ -75,8 +75,11 @@ def api(config_file: str | None, host: str | None, port: int | None, influx_url:
     logging_from(settings)
     import uvicorn
 
+    from kota.influx import redact_url
+
     click.echo(f"Kota Cerdas API on http://{settings.host}:{settings.port}/ "
-               f"(docs: /docs; InfluxDB {settings.influx.url}, database "
+               f"(docs: /docs; InfluxDB {redact_url(settings.influx.url)}, database "
                f"{settings.influx.database})", err=True)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,
-                proxy_headers=True, access_log=settings.log_level == "debug")
+                proxy_headers=True, access_log=settings.log_level == "debug",
+                server_header=False)  # no "server: uvicorn" (issue 10)

@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from api.deps import ApiState
+from api.headers import SecurityHeaders
 from api.problems import install_problem_handlers
 from api.routes import devices, health, indicators, live, meta, readings
 from api.services.indicators import IndicatorsService
@@ -76,6 +77,7 @@ def create_app(settings: ApiSettings, registry: Registry | None = None) -> FastA
     if settings.cors.origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors.origins,
                            allow_methods=["GET"], allow_headers=["*"])
+    app.add_middleware(SecurityHeaders, tile_url=settings.page.tile_url)
     _add_docs(app)
     app.include_router(health.router)
     for module in (devices, readings, indicators, live, meta):

@@ -213,7 +213,7 @@ def indicators(ctx: click.Context, config_file: str | None, influx_url: str | No
                 await service.close()
             click.echo(f"computed {len(report.windows)} windows, {report.points} points")
 
-    from kota.influx import InfluxDataError, InfluxUnavailable
+    from kota.influx import InfluxDataError, InfluxUnavailable, redact_url
 
     try:
         if once or since_ms is not None:
@@ -223,7 +223,8 @@ def indicators(ctx: click.Context, config_file: str | None, influx_url: str | No
     except OSError as exc:  # e.g. the metrics port is taken
         raise click.ClickException(str(exc)) from None
     except InfluxUnavailable as exc:  # --once or --since/--until (the service waits for it)
-        raise click.ClickException(f"{exc}; is InfluxDB running at {settings.influx.url}?"
+        raise click.ClickException(f"{exc}; is InfluxDB running at "
+                                   f"{redact_url(settings.influx.url)}?"
                                    ) from None
     except InfluxDataError as exc:
         raise click.ClickException(f"InfluxDB refused a query or write: {exc}") from None
@@ -304,7 +305,7 @@ def rollup_plan(config_file: str | None, influx_url: str | None, database: str |
 
 
 def _run_rollup(settings: Any, action: Any) -> list[str]:
-    from kota.influx import InfluxClient, InfluxDataError, InfluxUnavailable
+    from kota.influx import InfluxClient, InfluxDataError, InfluxUnavailable, redact_url
 
     async def go() -> list[str]:
         # a backfill over months is one long statement: allow it minutes, not the usual 10 s
@@ -319,7 +320,8 @@ def _run_rollup(settings: Any, action: Any) -> list[str]:
     try:
         return asyncio.run(go())
     except InfluxUnavailable as exc:
-        raise click.ClickException(f"{exc}; is InfluxDB running at {settings.influx.url}?"
+        raise click.ClickException(f"{exc}; is InfluxDB running at "
+                                   f"{redact_url(settings.influx.url)}?"
                                    ) from None
     except ValueError as exc:  # e.g. the roll-up policy is the raw data's
         raise click.ClickException(str(exc)) from None

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from api.deps import StateDep
 from api.problems import PROBLEM_RESPONSES, TYPE_BASE, ProblemError
+from kota.influx import redact_url
 
 router = APIRouter(tags=["health"])
 
@@ -35,7 +36,8 @@ async def healthz() -> Health:
 async def readyz(state: StateDep) -> Ready:
     """InfluxDB answers its ping: the API can serve data. 503 problem otherwise."""
     if not await state.influx.ping():
-        raise ProblemError(503, f"InfluxDB at {state.settings.influx.url} does not answer",
+        raise ProblemError(503, f"InfluxDB at {redact_url(state.settings.influx.url)} does not "
+                                "answer",
                            type_=TYPE_BASE + "database-unavailable", title="Not ready",
                            headers={"Retry-After": "5"})
     return Ready(status="ready", influx="up", database=state.settings.influx.database,
