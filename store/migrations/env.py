@@ -1,0 +1,13 @@
+"""Alembic's environment: run from Python only (store.db), with the engine it is given."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from store.models import Base
+
+engine = context.config.attributes["engine"]
+with engine.begin() as connection:
+    context.configure(connection=connection, target_metadata=Base.metadata,
+                      render_as_batch=engine.dialect.name == "sqlite")
+    context.run_migrations()
