@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +21,11 @@ import httpx
 
 __all__ = [
     "LocalService",
+    "PostgresService",
     "free_port",
     "start_influxdb",
     "start_mosquitto",
+    "start_postgres",
     "stop_process",
     "wait_for_port",
 ]
@@ -208,3 +211,84 @@ def _wait_influx_ready(port: int, timeout_s: float) -> None:
                 return
         time.sleep(0.1)
     raise TimeoutError(f"InfluxDB on port {port} did not answer /ping")
+
+
+POSTGRES_BIN_GLOB = "/usr/lib/postgresql/*/bin"
+
+
+def _postgres_bin(name: str) -> str:
+    """``initdb`` / ``postgres`` of Debian's package (not on PATH: /usr/lib/postgresql/N/bin)."""
+    found = shutil.which(name)
+    if found:
+        return found
+    for folder in sorted(Path("/").glob(POSTGRES_BIN_GLOB.lstrip("/")), reverse=True):
+        if (folder / name).exists():
+            return str(folder / name)
+    raise FileNotFoundError(f"{name} not found: install the Debian package 'postgresql' "
+                            "(sudo apt-get install postgresql) or run 'make services'")
+
+
+@dataclass
+class PostgresService(LocalService):
+    """A throw-away PostgreSQL: ``url`` for its superuser ``kota`` (trust auth, loopback only)."""
+
+    cluster_dir: Path | None = None
+    private_cluster: bool = False
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://kota@127.0.0.1:{self.port}/postgres"
+
+    def url_for(self, database: str) -> str:
+        return f"postgresql://kota@127.0.0.1:{self.port}/{database}"
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        super().stop(timeout_s)
+        if self.private_cluster and self.cluster_dir is not None:
+            shutil.rmtree(self.cluster_dir, ignore_errors=True)
+
+
+def start_postgres(data_dir: Path, port: int | None = None) -> PostgresService:
+    """PostgreSQL on ``127.0.0.1:port`` with a fresh cluster, superuser ``kota``, trust auth.
+
+    initdb and postgres refuse to run as root: as root both run as Debian's ``postgres`` user
+    (``runuser``), and the cluster lives in a private folder under the system's temp folder that
+    it owns (pytest's folders are closed to other users); :meth:`PostgresService.stop` removes
+    it. Otherwise the cluster is ``data_dir/cluster``. Stopped by PID, like the others.
+    """
+    port = port or free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    as_root = os.geteuid() == 0
+    if as_root:
+        cluster = Path(tempfile.mkdtemp(prefix="kota-postgres-"))
+        shutil.chown(cluster, "postgres", "postgres")
+        run_as = ["runuser", "-u", "postgres", "--"]
+    else:
+        cluster = data_dir / "cluster"
+        cluster.mkdir(exist_ok=True)
+        run_as = []
+    pgdata, sockets = cluster / "data", cluster / "sockets"
+    log_path = data_dir / "postgres.log"
+    try:
+        subprocess.run([*run_as, "mkdir", "-p", str(sockets)], check=True, timeout=30)
+        with log_path.open("ab") as log:
+            subprocess.run([*run_as, _postgres_bin("initdb"), "-D", str(pgdata), "-U", "kota",
+                            "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"],
+                           stdout=log, stderr=subprocess.STDOUT, check=True, timeout=120)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        tail = log_path.read_text(errors="replace")[-2000:] if log_path.exists() else ""
+        if as_root:
+            shutil.rmtree(cluster, ignore_errors=True)
+        raise RuntimeError(f"initdb failed: {exc}\n--- {log_path}:\n{tail}") from None
+    command = [*run_as, _postgres_bin("postgres"), "-D", str(pgdata), "-p", str(port),
+               "-h", "127.0.0.1", "-k", str(sockets), "-c", "fsync=off",
+               "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+    service = PostgresService("postgres", port, data_dir, command, log_path,
+                              cluster_dir=cluster, private_cluster=as_root)
+    try:
+        service.start()
+    except BaseException:
+        if as_root:
+            shutil.rmtree(cluster, ignore_errors=True)
+        raise
+    return service

@@ -23,6 +23,8 @@ curl               curl                demo,test
 git                git                 test
 chromium           chromium            test
 systemd-analyze    systemd             test
+initdb             postgresql          test
+postgres           postgresql          test
 "
 
 usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
@@ -38,7 +40,8 @@ case "${1:-}" in
 esac
 
 present() {
-  command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ]
+  command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ] ||
+    compgen -G "/usr/lib/postgresql/*/bin/$1" >/dev/null  # Debian's postgresql: not on PATH
 }
 
 need=()
