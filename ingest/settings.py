@@ -16,8 +16,11 @@ from kota.settings import LoggingSettings, MqttConnection
 class MqttSettings(MqttConnection):
     """The shared connection settings (kota.settings.MqttConnection) plus the subscription's."""
 
-    client_id: str = Field(default="kota-ingest", min_length=1, max_length=64,
-                           description="Fixed client id: the persistent session is keyed on it")
+    client_id: str = Field(
+        default="kota-ingest", min_length=1, max_length=64,
+        description="Fixed client id: the persistent session is keyed on it. With a password "
+                    "and no username, also the broker user (the Kota broker binds client ids "
+                    "to users, so --workers logs worker n in as <client_id>-<n>)")
     session_expiry_s: int = Field(
         default=7 * 24 * 3600, ge=0,
         description="How long the broker keeps our queue while we are away")
@@ -28,6 +31,15 @@ class MqttSettings(MqttConnection):
     share_group: str | None = Field(
         default=None, pattern=r"^[A-Za-z0-9_-]{1,32}$",
         description="Subscribe as $share/<group>/<topic> to split load across processes")
+
+    @model_validator(mode="after")
+    def _username_is_client_id(self) -> MqttSettings:
+        # deploy/mosquitto/mosquitto.conf sets use_username_as_clientid: the session is the
+        # user's, so each worker (client id <client_id>-<n>) logs in as its own account.
+        if self.username is None and (self.password is not None
+                                      or self.password_file is not None):
+            self.username = self.client_id
+        return self
 
     def subscriptions(self) -> list[str]:
         if self.share_group:

@@ -65,12 +65,16 @@ def broker() -> None:
 @broker.command()
 @_registry
 @_agents
-def acl(registry_file: Path, agents: tuple[str, ...]) -> None:
+@click.option("--ingest-workers", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Also grant kota-ingest-1 .. kota-ingest-N, the accounts of "
+                   "`kota ingest --workers N` (each worker logs in as its client id)")
+def acl(registry_file: Path, agents: tuple[str, ...], ingest_workers: int) -> None:
     """Print Mosquitto's acl_file: service accounts, then one account per device or agent."""
     registry = _load(registry_file)
     _check_agents(registry, agents, registry_file)
     try:
-        click.echo(acl_text(registry, agents, source=registry_file.name), nl=False)
+        click.echo(acl_text(registry, agents, source=registry_file.name,
+                            ingest_workers=ingest_workers), nl=False)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
 

@@ -5,7 +5,9 @@
 #                                    [--out DIR] [--rotate USER]... [--renew-cert]
 #
 # Reads the service passwords from .env (MOSQUITTO_INGEST_PASSWORD, MOSQUITTO_SIMULATOR_PASSWORD,
-# MOSQUITTO_HEALTHCHECK_PASSWORD) and the TLS names (MOSQUITTO_TLS_NAMES), and the device registry
+# MOSQUITTO_HEALTHCHECK_PASSWORD), the TLS names (MOSQUITTO_TLS_NAMES), how many ingest worker
+# accounts to make (MOSQUITTO_INGEST_WORKERS, default 4: kota-ingest-1 .. kota-ingest-4 for
+# `kota ingest --workers`, same password and rights as kota-ingest), and the device registry
 # (default: simulators/cities/jakarta/devices.yaml). Writes, into DIR (deploy/mosquitto/secrets,
 # git-ignored; docs/broker.md):
 #
@@ -71,6 +73,11 @@ if [ -n "$(env_value MOSQUITTO_SIMULATOR_PASSWORD)" ]; then
   simulator_password="$(secret MOSQUITTO_SIMULATOR_PASSWORD)"
 fi
 tls_names="$(env_value MOSQUITTO_TLS_NAMES)"
+# mosquitto.conf binds client ids to user names (use_username_as_clientid), so each ingest
+# worker logs in with an account of its own: kota-ingest-<n>, its client id.
+ingest_workers="$(env_value MOSQUITTO_INGEST_WORKERS)"
+ingest_workers="${ingest_workers:-4}"
+[[ "$ingest_workers" =~ ^[0-9]+$ ]] || die "MOSQUITTO_INGEST_WORKERS must be a number, not $ingest_workers"
 
 read -r -a kota_broker <<< "${KOTA_BROKER:-kota broker}"
 read -r -a mosquitto_passwd <<< "${MOSQUITTO_PASSWD:-mosquitto_passwd}"
@@ -88,7 +95,8 @@ chmod 700 "$out"        # ca.key and device-passwords.txt: this user only
 chmod 755 "$out/broker" # mounted into the container, whose mosquitto user (uid 1883) reads it
 
 # -- ACL and device passwords from the registry -----------------------------------------------
-"${kota_broker[@]}" acl --registry "$registry" ${agents[@]+"${agents[@]}"} > "$out/broker/acl.new"
+"${kota_broker[@]}" acl --registry "$registry" --ingest-workers "$ingest_workers" \
+  ${agents[@]+"${agents[@]}"} > "$out/broker/acl.new"
 "${kota_broker[@]}" passwords --registry "$registry" ${agents[@]+"${agents[@]}"} ${rotate[@]+"${rotate[@]}"} \
   --file "$out/device-passwords.txt"
 
@@ -96,6 +104,10 @@ chmod 755 "$out/broker" # mounted into the container, whose mosquitto user (uid 
 plain="$out/broker/passwd.new"
 {
   printf 'kota-ingest:%s\n' "$ingest_password"
+  counted=""  # its length counts the workers (no $((...)): tests/support/programs_check.py)
+  while [ "${#counted}" -lt "$ingest_workers" ]; do
+    counted="${counted}x"; printf 'kota-ingest-%s:%s\n' "${#counted}" "$ingest_password"
+  done
   printf 'kota-healthcheck:%s\n' "$healthcheck_password"
   [ -z "$simulator_password" ] || printf 'kota-simulator:%s\n' "$simulator_password"
   cat "$out/device-passwords.txt"

@@ -42,6 +42,7 @@ from kota.broker import (
     Account,
     accounts,
     acl_text,
+    ingest_users,
     merge_passwords,
     parse_passwords,
 )
@@ -100,6 +101,7 @@ def test_accounts(devices: list[Device], agents: tuple[str, ...],
 @pytest.mark.parametrize(("devices", "agents"), [
     ([_device("kota-ingest")], ()),
     ([_device("aq-1")], ("kota-simulator",)),
+    ([_device("kota-ingest-7")], ()),  # an ingest worker's account, whatever N is
 ])
 def test_accounts_refuse_a_service_account_name(devices: list[Device],
                                                 agents: tuple[str, ...]) -> None:
@@ -122,6 +124,24 @@ def test_acl_text_grants_services_and_devices_exactly() -> None:
         "user wl-2": ["topic write kota/jakarta/water/wl-2"],
     }
     assert "pattern" not in acl_text(registry)
+
+
+def test_acl_grants_ingest_workers_what_ingest_has() -> None:
+    text = acl_text(Registry([_device("aq-1")]), ingest_workers=2)
+    assert "user kota-ingest-1\ntopic read kota/#\n" in text
+    assert "user kota-ingest-2\ntopic read kota/#\n" in text
+    assert "kota-ingest-3" not in text
+    assert ingest_users(0) == ["kota-ingest"]
+
+
+def test_ingest_logs_in_as_its_client_id() -> None:
+    """The broker makes the user name the client id: each worker needs its own account."""
+    from ingest.settings import MqttSettings
+
+    worker = MqttSettings(client_id="kota-ingest-2", password="x")  # type: ignore[arg-type]
+    assert worker.username == "kota-ingest-2"
+    assert MqttSettings(client_id="a", username="b", password="x").username == "b"  # type: ignore[arg-type]
+    assert MqttSettings().username is None  # no password: anonymous (the dev broker)
 
 
 @pytest.mark.parametrize(("existing", "names", "rotate", "expected"), [
@@ -191,6 +211,8 @@ def secured_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]
     registry = tmp / "devices.yaml"
     registry.write_text(REGISTRY_YAML)
     passwords = make_secrets(tmp / "secrets", registry, agents=("pi-01",))
+    # make-secrets.sh's default MOSQUITTO_INGEST_WORKERS=4: the worker accounts share the password
+    passwords.update({f"kota-ingest-{n}": passwords["kota-ingest"] for n in range(1, 5)})
     port, tls_port, data_dir = free_port(), free_port(), tmp / "data"
     data_dir.mkdir()
     conf = tmp / "mosquitto.conf"
@@ -318,7 +340,8 @@ def _mark(broker_: Broker, watchers: list[Client]) -> None:
 
 
 def test_devices_publish_only_to_their_own_topics(secured_broker: Broker) -> None:
-    watcher = _connect(secured_broker, "kota-ingest")
+    # A worker account: kota-ingest itself publishes below, and one account is one session.
+    watcher = _connect(secured_broker, "kota-ingest-1")
     try:
         assert watcher.subscribe("kota/#")
         for user, topic, allowed in PUBLISH_CASES:
@@ -341,7 +364,7 @@ def test_devices_publish_only_to_their_own_topics(secured_broker: Broker) -> Non
 
 def test_ingest_receives_plain_and_shared(secured_broker: Broker) -> None:
     plain = _connect(secured_broker, "kota-ingest", protocol=mqtt.MQTTv5)
-    shared = _connect(secured_broker, "kota-ingest", protocol=mqtt.MQTTv5)
+    shared = _connect(secured_broker, "kota-ingest-1", protocol=mqtt.MQTTv5)
     try:
         assert plain.subscribe("kota/+/+/+")
         assert shared.subscribe("$share/kota-ingest/kota/+/+/+")
@@ -466,3 +489,87 @@ def test_make_secrets_refuses_placeholders(tmp_path: Path) -> None:
                                  "KOTA_BROKER": f"{sys.executable} -m kota.broker_cli"})
     assert result.returncode != 0 and "placeholder" in result.stderr
     assert not (tmp_path / "secrets").exists()
+
+
+# -- client ids are bound to accounts (issue 10: a device took over ingest's session) -------
+def _session_client(broker_: Broker, user: str, client_id: str, *, clean_start: bool,
+                    tls: bool = False) -> tuple[mqtt.Client, list[bytes], threading.Event]:
+    """An MQTT 5 client with a chosen client id and a 1-hour session; waits for CONNACK."""
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                         protocol=mqtt.MQTTv5)
+    client.username_pw_set(user, broker_.passwords[user])
+    if tls:
+        client.tls_set(ca_certs=str(broker_.ca_file))
+    received: list[bytes] = []
+    connected, dropped = threading.Event(), threading.Event()
+    client.on_message = lambda _c, _u, m: received.append(bytes(m.payload))
+
+    def on_connect(_c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if not reason.is_failure:
+            connected.set()
+
+    client.on_connect = on_connect
+    client.on_disconnect = lambda *_args: dropped.set()
+    properties = Properties(PacketTypes.CONNECT)
+    properties.SessionExpiryInterval = 3600
+    client.connect("localhost" if tls else "127.0.0.1",
+                   broker_.tls_port if tls else broker_.port, 30,
+                   clean_start=clean_start, properties=properties)
+    client.loop_start()
+    assert connected.wait(WAIT_S), f"{user} as {client_id}: no successful CONNACK"
+    return client, received, dropped
+
+
+def _stop(client: mqtt.Client) -> None:
+    client.disconnect()
+    client.loop_stop()
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+def test_a_device_cannot_take_over_ingests_session(secured_broker: Broker, tls: bool) -> None:
+    """The attack of issue 10, on the generated configuration: a device logs in with its own
+    password and client id kota-ingest, clean start. Before the fix it disconnected ingest and
+    deleted its queue (ingest then got 0 of 5); now its client id is its user name."""
+    ingest_id = f"kota-ingest-{3 if tls else 4}"  # a session of its own per parametrisation
+    ingest, received, dropped = _session_client(secured_broker, ingest_id, ingest_id,
+                                                clean_start=True, tls=tls)
+    _, mid = ingest.subscribe("kota/+/+/+", qos=1)
+    assert _wait(lambda: mid not in ingest._in_messages and ingest.is_connected())
+    time.sleep(0.2)  # SUBACK
+    # 1. While ingest is connected: the device's login does not disconnect it.
+    attacker, _, _ = _session_client(secured_broker, "aq-1", ingest_id, clean_start=True,
+                                     tls=tls)
+    assert not dropped.wait(QUIET_S) and ingest.is_connected(), "device kicked ingest off"
+    _stop(attacker)
+    _stop(ingest)  # ingest away: the broker queues for its persistent session
+    device = _connect(secured_broker, "wl-2", tls_ca=secured_broker.ca_file if tls else None)
+    payloads = [f"queued-{tls}-{n}-{uuid.uuid4().hex}".encode() for n in range(5)]
+    for payload in payloads:
+        device.publish("kota/jakarta/water/wl-2", payload)
+    device.close()
+    # 2. While ingest is away: a clean-start login with ingest's client id wipes nothing.
+    attacker, _, _ = _session_client(secured_broker, "aq-1", ingest_id, clean_start=True,
+                                     tls=tls)
+    _stop(attacker)
+    ingest, received, _ = _session_client(secured_broker, ingest_id, ingest_id,
+                                          clean_start=False, tls=tls)
+    try:
+        assert _wait(lambda: len(received) >= 5), f"ingest got {len(received)} of 5 queued"
+        assert received == payloads
+    finally:
+        _stop(ingest)
+
+
+def test_one_account_is_one_session(secured_broker: Broker) -> None:
+    """What the binding costs: two connections of one account share one session, so the second
+    disconnects the first, whatever client ids they send; ingest workers use an account each."""
+    first, _, dropped = _session_client(secured_broker, "aq-1", "first", clean_start=True)
+    second, _, _ = _session_client(secured_broker, "aq-1", "second", clean_start=True)
+    try:
+        assert dropped.wait(WAIT_S), "a second login of one account kept both sessions"
+    finally:
+        _stop(second)
+        first.loop_stop()

@@ -63,7 +63,7 @@ from kota.mqtt._packets import (
 # Bind mounts whose files are generated (secrets, never committed), with the script making them.
 GENERATED_MOUNTS = {"./deploy/mosquitto/secrets/broker": MAKE_SECRETS}
 # .env.example entries read by a script, not by docker-compose.yml.
-SCRIPT_VARIABLES = {"MOSQUITTO_TLS_NAMES": MAKE_SECRETS}
+SCRIPT_VARIABLES = {"MOSQUITTO_TLS_NAMES": MAKE_SECRETS, "MOSQUITTO_INGEST_WORKERS": MAKE_SECRETS}
 INIT_DIR = REPO / "deploy" / "influxdb" / "init"
 DEMO_ONLY = {"simulator"}  # the platform runs without it; the simulated city is opt-in
 ALWAYS_ON = {"mosquitto", "influxdb"}
@@ -488,7 +488,9 @@ def test_ingest_health_check_follows_the_mqtt_gauge(connected: bool) -> None:
 def test_mosquitto_conf_values_ingest_relies_on() -> None:
     options = mosquitto_options(MOSQUITTO_CONF.read_text(encoding="utf-8"))
     values = dict(options)
-    once = [k for k, _ in options if k not in ("log_type", "listener")]
+    # use_username_as_clientid is a listener option in Mosquitto 2.0: once per listener.
+    once = [k for k, _ in options if k not in ("log_type", "listener",
+                                               "use_username_as_clientid")]
     assert len(once) == len(set(once)), "an option is set twice"
     defaults = IngestSettings()
     assert values["persistence"] == "true" and values["persistence_location"].endswith("/")
@@ -507,6 +509,10 @@ def test_mosquitto_conf_values_ingest_relies_on() -> None:
     assert [v for k, v in options if k == "listener"] == ["1883", "8883"]
     assert values["allow_anonymous"] == "false"
     assert {"password_file", "acl_file", "cafile", "certfile", "keyfile"} <= set(values)
+    # Every listener binds client ids to user names (the option follows its listener line).
+    per_listener = [k for k, _ in options if k in ("listener", "use_username_as_clientid")]
+    assert per_listener == ["listener", "use_username_as_clientid"] * 2, per_listener
+    assert {v for k, v in options if k == "use_username_as_clientid"} == {"true"}
 
 
 
