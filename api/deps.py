@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from api.auth import Principal, principal_of
 from api.params import CityQuery, DeviceQuery, DistrictQuery
 from api.problems import TYPE_BASE, ProblemError
 from api.services.indicators import IndicatorsService
@@ -18,12 +19,15 @@ from api.services.readings import Filters, ReadingsService
 from api.settings import ApiSettings
 from kota.influx import InfluxClient
 from kota.registry import Registry
+from store.keys import KeyStore
 
 __all__ = [
     "UNREGISTERED",
     "ApiState",
     "FiltersDep",
     "IndicatorsDep",
+    "KeysDep",
+    "PrincipalDep",
     "ReadingsDep",
     "RegistryDep",
     "SettingsDep",
@@ -45,6 +49,7 @@ class ApiState:
     live: LiveCache
     open_streams: int = 0
     districts: frozenset[str] = field(default_factory=frozenset)
+    keys: KeyStore | None = None
 
 
 def get_state(request: Request) -> ApiState:
@@ -89,3 +94,14 @@ def get_filters(state: StateDep, city: CityQuery = None, district: DistrictQuery
 
 
 FiltersDep = Annotated[Filters, Depends(get_filters)]
+
+
+def get_keys(state: StateDep) -> KeyStore:
+    if state.keys is None:
+        raise ProblemError(503, "the key store is not open", type_=TYPE_BASE + "no-key-store")
+    return state.keys
+
+
+KeysDep = Annotated[KeyStore, Depends(get_keys)]
+# Who asks (api/auth.py): the role of their key, or public.
+PrincipalDep = Annotated[Principal, Depends(principal_of)]

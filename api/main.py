@@ -6,20 +6,33 @@ Routes live in ``api/routes/<resource>.py``; queries in ``api/services``; the li
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
+from api.auth import (
+    AUTH_RESPONSES,
+    PUBLIC,
+    ROLE_DEPENDENCIES,
+    STATIC_ROLES,
+    AuthMiddleware,
+    Role,
+    sensitive_kind_guard,
+)
 from api.deps import ApiState
 from api.headers import SecurityHeaders
 from api.problems import install_problem_handlers
-from api.routes import devices, health, indicators, live, meta, readings
+from api.routes import devices, health, indicators, keys, live, meta, readings
 from api.services.indicators import IndicatorsService
 from api.services.live import LiveCache
 from api.services.readings import ReadingsService
@@ -27,9 +40,12 @@ from api.settings import ApiSettings
 from kota import __version__
 from kota.influx import InfluxClient
 from kota.registry import Registry
+from store.db import SchemaError, ensure_schema, make_engine
+from store.keys import KeyStore
 
 __all__ = ["STATIC_DIR", "create_app"]
 
+log = logging.getLogger("kota.api")
 STATIC_DIR = Path(__file__).parent / "static"
 API_PREFIX = "/api/v1"
 
@@ -38,6 +54,10 @@ Read API of **Kota Cerdas**: devices, latest readings, history and current indic
 (ISPU, Siaga) from InfluxDB, plus a server-sent-event stream for the live page at `/`.
 
 Errors are problem details (RFC 9457, `application/problem+json`). Times are UTC.
+
+Public data needs no key; incident details, exact positions of safety devices and the key
+routes need an API key (`Authorization: Bearer kota_...` or `X-API-Key`) of role operator or
+admin (docs/security.md).
 """
 
 
@@ -55,12 +75,22 @@ def create_app(settings: ApiSettings, registry: Registry | None = None) -> FastA
         settings=settings, influx=influx, registry=registry, readings=readings_service,
         indicators=indicators_service,
         live=LiveCache(readings_service, indicators_service, settings.sse_interval_s * 0.8),
-        districts=frozenset(d.district for d in registry))
+        districts=frozenset(d.district for d in registry),
+        keys=(keys_store := KeyStore(make_engine(settings.database.url))))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # The key store's schema: brought up to date, or a refusal to start that says to run
+        # `kota db upgrade` (database.migrate_on_start; docs/security.md).
+        try:
+            await asyncio.to_thread(ensure_schema, keys_store.engine,
+                                    settings.database.migrate_on_start)
+        except SchemaError as exc:
+            log.error("%s", exc)
+            raise
         yield
         await influx.close()
+        keys_store.engine.dispose()
 
     app = FastAPI(title="Kota Cerdas API", version=__version__, description=DESCRIPTION,
                   root_path=settings.root_path, lifespan=lifespan, docs_url=None,
@@ -74,23 +104,42 @@ def create_app(settings: ApiSettings, registry: Registry | None = None) -> FastA
                   ])
     app.state.kota = state
     install_problem_handlers(app)
+    # Innermost of the middleware: its 401s get the CORS and security headers too.
+    app.add_middleware(AuthMiddleware, keys=lambda: state.keys,
+                       position_decimals=lambda: settings.auth.public_position_decimals)
     if settings.cors.origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors.origins,
                            allow_methods=["GET"], allow_headers=["*"])
     app.add_middleware(SecurityHeaders, tile_url=settings.page.tile_url)
     _add_docs(app)
-    app.include_router(health.router)
-    for module in (devices, readings, indicators, live, meta):
-        app.include_router(module.router, prefix=API_PREFIX)
+    # Every route declares its role here; app.state.route_roles lists them
+    # (tests/api/test_api_auth.py fails on a route that is not there).
+    roles: dict[tuple[str, str], Role] = {("GET", "/docs"): "public", **STATIC_ROLES}
+    _include(app, roles, health.router, "public", "")
+    for module in (devices, indicators, live, meta):
+        _include(app, roles, module.router, "public")
+    _include(app, roles, readings.router, "public", extra=[Depends(sensitive_kind_guard)])
+    _include(app, roles, keys.router, "admin")
+    app.state.route_roles = roles
     if settings.page.enabled:
         app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="page")
     return app
 
 
+def _include(app: FastAPI, roles: dict[tuple[str, str], Role], router: APIRouter, role: Role,
+             prefix: str = API_PREFIX, extra: list[Any] | None = None) -> None:
+    """``router`` under ``prefix``, every route of it requiring ``role`` (api/auth.py)."""
+    app.include_router(router, prefix=prefix, responses=AUTH_RESPONSES,
+                       dependencies=[Depends(ROLE_DEPENDENCIES[role]), *(extra or [])])
+    for route in router.routes:
+        if isinstance(route, APIRoute):
+            roles.update({(method, prefix + route.path): role for method in route.methods or ()})
+
+
 def _add_docs(app: FastAPI) -> None:
     """Swagger UI at /docs from the vendored copy: operations centres are often offline."""
 
-    @app.get("/docs", include_in_schema=False)
+    @app.get("/docs", include_in_schema=False, dependencies=[Depends(PUBLIC)])
     async def docs(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "").rstrip("/")
         return get_swagger_ui_html(

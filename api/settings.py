@@ -12,8 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kota.influx import InfluxSettings
 from kota.settings import LoggingSettings
+from store.settings import DatabaseSettings
 
-__all__ = ["ApiSettings", "CorsSettings", "LimitSettings", "PageSettings"]
+__all__ = ["ApiSettings", "AuthSettings", "CorsSettings", "LimitSettings", "PageSettings"]
 
 
 class CorsSettings(BaseModel):
@@ -66,6 +67,18 @@ class PageSettings(BaseModel):
                                   description="Attribution the tile provider requires")
 
 
+class AuthSettings(BaseModel):
+    """Roles and API keys (docs/security.md): keys live in ``database``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    public_position_decimals: int = Field(
+        default=2, ge=0, le=4,
+        description="Public answers give safety devices' (panic buttons', cameras') positions "
+                    "rounded to this many decimals of a degree (2: about 1 km); operator keys "
+                    "see them exactly")
+
+
 class ApiSettings(LoggingSettings):
     """Everything ``kota api`` needs. Every setting can come from the file or environment."""
 
@@ -81,6 +94,8 @@ class ApiSettings(LoggingSettings):
     cors: CorsSettings = Field(default_factory=CorsSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     page: PageSettings = Field(default_factory=PageSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
     sse_interval_s: float = Field(default=5.0, ge=0.2, le=300,
                                   description="How often the live stream looks for new readings")
     sse_max_duration_s: float = Field(

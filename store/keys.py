@@ -103,7 +103,7 @@ class KeyStore:
             key = f"kota_{prefix}_{secrets.token_urlsafe(32)}"
             row = ApiKey(name=name.strip(), role=role, scopes=" ".join(scopes) or None,
                          prefix=prefix, secret_hash=_hash(key), created_at=now,
-                         expires_at=now + expires_in if expires_in else None,
+                         expires_at=now + expires_in if expires_in is not None else None,
                          created_by=created_by[:100])
             try:
                 with Session(self.engine) as session, session.begin():

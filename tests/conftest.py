@@ -16,7 +16,13 @@ import pytest
 from kota_testing import IngestProcess, make_certificates
 from programs_check import LaunchRecorder, declared_programs, unprovided
 
-from devstack.localstack import LocalService, start_influxdb, start_mosquitto
+from devstack.localstack import (
+    LocalService,
+    PostgresService,
+    start_influxdb,
+    start_mosquitto,
+    start_postgres,
+)
 
 _counter = itertools.count(1)
 
@@ -99,3 +105,28 @@ def ingest_factory(tmp_path: Path) -> Iterator[type[IngestProcess]]:
 def certificates(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     """A throw-away CA and server certificate for 127.0.0.1 (CA, certificate, key)."""
     return make_certificates(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresService]:
+    """A real PostgreSQL 15 for the session (the store's city deployment), on loopback."""
+    service = start_postgres(tmp_path_factory.mktemp("postgres"))
+    yield service
+    service.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty relational database per test: a SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'kota.db'}"
+        return
+    import psycopg
+
+    service: PostgresService = request.getfixturevalue("postgres")
+    name = f"kota_test_{next(_counter)}"
+    with psycopg.connect(service.url, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    yield service.url_for(name)
+    with psycopg.connect(service.url, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

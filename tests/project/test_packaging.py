@@ -26,7 +26,8 @@ EXTRAS = PROJECT["optional-dependencies"]
 SERVER_MODULES = {"fastapi": "fastapi", "uvicorn": "uvicorn", "httpx": "httpx",
                   "grafana-foundation-sdk": "grafana_foundation_sdk",
                   "grafana-client": "grafana_client", "orjson": "orjson",
-                  "prometheus-client": "prometheus_client"}
+                  "prometheus-client": "prometheus_client", "sqlalchemy": "sqlalchemy",
+                  "alembic": "alembic", "psycopg": "psycopg"}
 
 
 def _names(requirements: list[str]) -> set[str]:
