@@ -25,10 +25,13 @@ MAX_KEYS = 256  # distinct filter combinations kept; beyond that the oldest are 
 
 
 def client_identity(request: Request) -> str:
-    """Who is asking, for per-client limits: the API key (``request.state.api_key_id``, set by
-    the authentication dependency) when the request carries one, else the remote address
+    """Who is asking, for per-client limits: the API key (``request.state.api_key_id``, or the
+    ``key_id`` of the principal api/auth.py puts on the scope) when the request carries one,
+    else the remote address
     (behind a trusted proxy, uvicorn's ``proxy_headers`` make it the forwarded one)."""
     key_id = getattr(request.state, "api_key_id", None)
+    if key_id is None:  # api/auth.py's AuthMiddleware puts its Principal on the scope
+        key_id = getattr(request.scope.get("kota.principal"), "key_id", None)
     if key_id is not None:
         return f"key:{key_id}"
     return f"addr:{request.client.host if request.client else 'unknown'}"

@@ -62,6 +62,14 @@ def test_client_identity_is_the_key_when_there_is_one() -> None:
     keyed = Request({"type": "http", "client": ("10.1.2.3", 5000), "headers": [],
                      "state": {"api_key_id": 42}})
     assert client_identity(keyed) == "key:42"
+    import dataclasses
+
+    from api.auth import SCOPE_KEY, principal_of
+
+    principal = principal_of(anonymous)  # the middleware's Principal type, with a key id
+    signed_in = Request({"type": "http", "client": ("10.1.2.3", 5000), "headers": [],
+                         SCOPE_KEY: dataclasses.replace(principal, key_id=7)})
+    assert client_identity(signed_in) == "key:7"
 
 
 def test_history_over_the_total_cap_is_refused_before_any_query() -> None:
