@@ -97,6 +97,9 @@ class MqttSection(_Strict):
 
     def resolved_password(self) -> str | None:
         if self.password_file is not None:
+            if self.password_file.stat().st_mode & stat.S_IROTH:
+                raise ValueError(f"mqtt.password_file: {self.password_file} is readable by "
+                                 f"every user: refused (chmod 0640, group kota-agent)")
             return self.password_file.read_text(encoding="utf-8").strip()
         return self.password
 
@@ -379,9 +382,23 @@ def _file_problems(config: AgentConfig) -> list[Problem]:
         if path_keys[-1] in ("password_file", "key_file"):
             mode = path.stat().st_mode
             if mode & stat.S_IROTH:
+                # A password readable by every user is refused (issue 10); a key stays a warning.
                 found.append(Problem(where, f"{dotted}: {path} is readable by every user "
-                                            f"(chmod 0640, group kota-agent)", warning=True))
+                                            f"(chmod 0640, group kota-agent)",
+                                     warning=path_keys[-1] != "password_file"))
     return found
+
+
+def _plain_password_problems(config: AgentConfig) -> list[Problem]:
+    """A password over plain MQTT crosses the network in clear text: a warning."""
+    mqtt = config.mqtt
+    if mqtt.tls is not None or (mqtt.password is None and mqtt.password_file is None):
+        return []
+    key = "password_file" if mqtt.password_file is not None else "password"
+    return [Problem(config.where("mqtt", key),
+                    f"mqtt.{key}: the password is sent in clear text over plain MQTT to "
+                    f"{mqtt.host}:{mqtt.port}; add [mqtt.tls] and use port 8883",
+                    warning=True)]
 
 
 def _sensor_problems(config: AgentConfig, need_sensors: bool) -> list[Problem]:
@@ -414,8 +431,9 @@ def problems(config: AgentConfig, *, files: bool = True,
              need_sensors: bool = True) -> list[Problem]:
     """What the schema cannot see: no sensors (a warning only without ``need_sensors``: `run`
     still drains a queue and sends heartbeats), two sensors writing the same field of the same
-    device and, with ``files``, the password, CA and client-certificate files (each must
-    exist and be readable; a password or key readable by every user is a warning)."""
-    found = (_sensor_problems(config, need_sensors)
+    device, a password sent over plain MQTT (a warning) and, with ``files``, the password, CA
+    and client-certificate files (each must exist and be readable; a password file readable by
+    every user is an error, such a key a warning)."""
+    found = (_sensor_problems(config, need_sensors) + _plain_password_problems(config)
              + (_file_problems(config) if files else []))
     return sorted(found, key=lambda problem: _line_number(f"{problem}: "))

@@ -80,6 +80,7 @@ class Publisher:
         self._acked: list[tuple[int, bool]] = []
         self._connected = False
         self._refused: str | None = None
+        self._warned_plain = False
 
     # -- paho callbacks (run in our own thread, inside client.loop) -------------------------
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any,
@@ -126,7 +127,13 @@ class Publisher:
         client.max_inflight_messages_set(self.max_inflight)
         client.max_queued_messages_set(0)
         if self.config.username is not None:
-            client.username_pw_set(self.config.username, self.config.resolved_password())
+            password = self.config.resolved_password()
+            if password is not None and self.config.tls is None and not self._warned_plain:
+                self._warned_plain = True
+                log.warning("MQTT %s:%s: the password is sent in clear text (plain MQTT); "
+                            "add [mqtt.tls] and use port 8883", self.config.host,
+                            self.config.port)
+            client.username_pw_set(self.config.username, password)
         if self.config.tls is not None:
             tls = self.config.tls
             client.tls_set(ca_certs=str(tls.ca_file) if tls.ca_file else None,

@@ -48,6 +48,7 @@ def test_per_device_password_over_tls(secured_broker: LocalService,
     tls_port = secured_broker.extra_ports["tls"]
 
     password_file.write_text("a-guess\n")
+    password_file.chmod(0o600)  # readable by every user is refused
     publisher, stop, thread = _run(queue, MqttSection(
         port=tls_port, username="jkt-pi-01", password_file=password_file,
         tls=TlsSection(ca_file=certificates[0]), reconnect_max_s=0.5))
@@ -71,6 +72,26 @@ def test_per_device_password_over_tls(secured_broker: LocalService,
         stop.set()
         thread.join(10)
         queue.close()
+
+
+def test_a_password_over_plain_mqtt_is_a_warning(secured_broker: LocalService, tmp_path: Path,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 10: the password crosses plain MQTT in clear text: the publisher says so (once)."""
+    queue = ReadingQueue(tmp_path / "q.sqlite3")
+    queue.put("kota/jakarta/air/jkt-pi-01-air", "jkt-pi-01-air", {"pm25": 10.0}, time.time())
+    caplog.set_level("WARNING", logger="kota_agent.publisher")
+    publisher, stop, thread = _run(queue, MqttSection(
+        port=secured_broker.port, username="jkt-pi-01", password="s3cret-pi",
+        reconnect_max_s=0.5))
+    try:
+        wait_until(lambda: publisher.stats.readings_acked == 1, 15, "the reading over plain MQTT")
+    finally:
+        stop.set()
+        thread.join(10)
+        queue.close()
+    plain = [r.getMessage() for r in caplog.records if "clear text" in r.getMessage()]
+    assert plain == [f"MQTT 127.0.0.1:{secured_broker.port}: the password is sent in clear "
+                     f"text (plain MQTT); add [mqtt.tls] and use port 8883"]
 
 
 def test_a_broker_that_never_answers_is_reported(tmp_path: Path) -> None:

@@ -66,19 +66,25 @@ def test_missing_password_and_certificate_files_are_errors_with_their_line(
     assert not (tmp_path / "state").exists()
 
 
-def test_password_file_readable_by_everyone_is_a_warning(tmp_path: Path) -> None:
+def test_password_file_readable_by_everyone_is_refused(tmp_path: Path) -> None:
     password = tmp_path / "mqtt.password"
     password.write_text("s3cret\n")
     password.chmod(0o644)
     config = _write(tmp_path, f'[mqtt]\npassword_file = "{password}"\n' + SDS)
-    done = _cli("validate", "-c", str(config))
-    assert done.returncode == 0, done.stderr
-    assert done.stderr == (f"warning: {config}:6: mqtt.password_file: {password} is readable "
-                           f"by every user (chmod 0640, group kota-agent)\n")
+    plain = (f"warning: {config}:6: mqtt.password_file: the password is sent in clear text "
+             f"over plain MQTT to 127.0.0.1:1883; add [mqtt.tls] and use port 8883")
+    assert _refused(config) == [f"error: {config}:6: mqtt.password_file: {password} is "
+                                f"readable by every user (chmod 0640, group kota-agent)"]
+    assert _refused(config, "run") == _refused(config)
+    assert not (tmp_path / "state").exists()
+    # and the publisher never reads it either
+    with pytest.raises(ValueError, match="readable by every user: refused"):
+        parse_config(config.read_text(), str(config)).mqtt.resolved_password()
     password.chmod(0o640)
-    assert _cli("validate", "-c", str(config)).stderr == ""
+    done = _cli("validate", "-c", str(config))
+    assert done.returncode == 0 and done.stderr == plain + "\n"
     password.write_text("\n")
-    assert _refused(config) == [f"error: {config}:6: mqtt.password_file: {password} is empty"]
+    assert _refused(config)[0] == f"error: {config}:6: mqtt.password_file: {password} is empty"
 
 
 def test_two_sensors_publishing_one_field_of_one_device(tmp_path: Path) -> None:
