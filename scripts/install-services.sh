@@ -40,8 +40,10 @@ case "${1:-}" in
 esac
 
 present() {
-  command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ] ||
-    compgen -G "/usr/lib/postgresql/*/bin/$1" >/dev/null  # Debian's postgresql: not on PATH
+  command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/usr/bin/$1" ] && return 0
+  local found  # Debian's postgresql keeps its programs off PATH
+  for found in /usr/lib/postgresql/*/bin/"$1"; do [ -x "$found" ] && return 0; done
+  return 1
 }
 
 need=()
