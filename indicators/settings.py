@@ -143,6 +143,16 @@ class IndicatorSettings(LoggingSettings):
     metrics_host: str = Field(default="127.0.0.1", description="Prometheus /metrics address")
     metrics_port: int = Field(default=9110, ge=0, le=65535, description="0 turns /metrics off")
 
+    @field_validator("influx")
+    @classmethod
+    def _no_placeholders(cls, influx: InfluxSettings) -> InfluxSettings:
+        # .env.example's "change-me" values must not reach a running service (issue 10).
+        for name, secret in (("token", influx.token), ("password", influx.password)):
+            if secret is not None and "change-me" in secret.get_secret_value():
+                raise ValueError(f"influx.{name} is still the change-me placeholder: set a "
+                                 f"real one")
+        return influx
+
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:

@@ -103,6 +103,16 @@ class IngestSettings(LoggingSettings):
                           description="Name of this process among several (tag on kota_ingest)")
 
     @model_validator(mode="after")
+    def _no_placeholders(self) -> IngestSettings:
+        # .env.example's "change-me" values must not reach a running service (issue 10).
+        for name, secret in (("influx.token", self.influx.token),
+                             ("influx.password", self.influx.password),
+                             ("mqtt.password", self.mqtt.password)):
+            if secret is not None and "change-me" in secret.get_secret_value():
+                raise ValueError(f"{name} is still the change-me placeholder: set a real one")
+        return self
+
+    @model_validator(mode="after")
     def _timezone(self) -> IngestSettings:
         if self.min_timestamp.tzinfo is None:
             raise ValueError("min_timestamp needs a time zone, e.g. 2020-01-01T00:00:00Z")

@@ -45,9 +45,10 @@ from broker_setup import (
 from pydantic import BaseModel
 
 from devstack.localstack import free_port
+from indicators.settings import IndicatorSettings
 from ingest.metrics import IngestCounters, serve_metrics
 from ingest.settings import IngestSettings
-from kota.config import load_settings
+from kota.config import ConfigError, load_settings
 from kota.mqtt._packets import (
     CONNACK,
     PUBACK,
@@ -379,8 +380,30 @@ def test_variables_match_env_example() -> None:
         interpolate("${A:?set A}", {"A": ""})
 
 
+def _filled_env_example() -> dict[str, str]:
+    """.env.example with each change-me placeholder replaced, as an operator would."""
+    return {name: value.replace("change-me", "filled-in")
+            for name, value in env_example().items()}
+
+
+@pytest.mark.parametrize(("service", "settings_class", "variable"), [
+    ("ingest", IngestSettings, "INFLUXDB_ADMIN_TOKEN"),
+    ("ingest", IngestSettings, "MOSQUITTO_INGEST_PASSWORD"),
+    ("indicators", IndicatorSettings, "INFLUXDB_ADMIN_TOKEN"),
+])
+def test_services_refuse_change_me_placeholders(service: str, settings_class: Any,
+                                                variable: str) -> None:
+    """Issue 10: a placeholder left in .env stops the service at start, naming the setting."""
+    defined = {**_filled_env_example(), variable: env_example()[variable]}
+    env = {key: interpolate(value, defined) for key, value in service_env(service).items()}
+    with pytest.raises(ConfigError, match="is still the change-me placeholder") as caught:
+        load_settings(settings_class, service, None, environ=env)
+    assert len(str(caught.value).splitlines()) == 1
+    assert ("mqtt.password" if "MOSQUITTO" in variable else "influx.token") in str(caught.value)
+
+
 def test_ingest_container_settings_resolve_and_match_influxdb() -> None:
-    defined = env_example()
+    defined = _filled_env_example()
     env = {key: interpolate(value, defined) for key, value in service_env("ingest").items()}
     influx_env = {k: interpolate(v, defined) for k, v in service_env("influxdb").items()}
     targets = {target: source for source, target, _ in mounts("ingest")}
