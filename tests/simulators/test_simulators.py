@@ -480,10 +480,12 @@ def test_live_after_the_window_follows_the_real_clock() -> None:
     assert all(sim <= real + 0.001 for sim, real in sent)
     live = [(sim, real) for sim, real in sent if sim > summary.window.start_s + 300]
     assert len(live) > 10
-    assert all(real - sim < 0.5 for sim, real in live)  # published as it happens
+    # Published as it happens: never ahead of the clock (above) and never a replay's worth behind
+    # (a replay at x600 would be minutes behind). The bound leaves room for a loaded CI machine.
+    assert all(real - sim < 2.0 for sim, real in live)
     # 0.5 s accelerated, then 2 s live; the run ends with the last message, which comes within
     # the live window's last second (1 s intervals), not necessarily at its very end
-    assert 1.5 <= summary.elapsed_s < 6
+    assert 1.5 <= summary.elapsed_s < 10
     assert "then 2 s live" in summary.line()
 
 
