@@ -127,8 +127,10 @@ def test_large_history_is_streamed_capped_and_does_not_block(influxdb: LocalServ
             probes += 1
         worker.join()
     assert answer["status"] == 200
-    # (Streamed by the route; a middleware that collects JSON bodies may still buffer it: the
-    # service-level test below checks the pieces.)
+    # Streamed end to end, through every middleware: chunked, never one Content-Length body.
+    headers = answer["headers"]
+    assert isinstance(headers, httpx.Headers)
+    assert headers.get("transfer-encoding") == "chunked" and "content-length" not in headers
     body = httpx.Response(200, content=answer["body"]).json()  # valid JSON, all of it
     assert [(s["device"], len(s["times_ms"])) for s in body["series"]] == [
         ("air-ghost", POINTS), ("air-menteng", POINTS)]
