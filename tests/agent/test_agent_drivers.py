@@ -54,6 +54,7 @@ def test_sample_config_validates_and_is_in_the_readme(name: str, tmp_path: Path)
         assert driver.kind == kind_of(sensor)
 
 
+@pytest.mark.slow
 def test_complete_sample_config_validates(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "agent", "sample-config"], cwd=REPO,
                           capture_output=True, text=True, check=True, timeout=60)
@@ -123,6 +124,7 @@ def test_command_driver_reads_json_objects_and_arrays() -> None:
                                                     (1764201660.0, {"laeq_db": 63.0})]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("code", "error"), [
     ("print('not json')", "printed no JSON"),
     ("import sys; sys.exit(3)", "exited with 3"),
@@ -225,6 +227,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=60, check=False)
 
 
+@pytest.mark.slow
 def test_cli_check_reads_each_sensor_once_and_flags(tmp_path: Path) -> None:
     config = tmp_path / "agent.toml"
     config.write_text(HEADER.format(state=tmp_path) + (
@@ -240,6 +243,7 @@ def test_cli_check_reads_each_sensor_once_and_flags(tmp_path: Path) -> None:
     assert not (tmp_path / "queue.sqlite3").exists()  # check publishes nothing
 
 
+@pytest.mark.slow
 def test_cli_validate_and_config_errors(tmp_path: Path) -> None:
     config = tmp_path / "agent.toml"
     config.write_text(HEADER.format(state=tmp_path) + '[[sensor]]\ndriver = "sds011"\n')
@@ -253,6 +257,7 @@ def test_cli_validate_and_config_errors(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_cli_help_teaches() -> None:
     done = _cli("--help")
     assert done.returncode == 0

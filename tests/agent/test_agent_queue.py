@@ -116,6 +116,7 @@ def test_rows_of_several_topics_are_grouped_per_topic_in_order(tmp_path: Path) -
 
 # -- against the real broker ---------------------------------------------------------------
 
+@pytest.mark.slow
 def test_backlog_goes_out_oldest_first_as_batches(mosquitto: LocalService,
                                                   tmp_path: Path) -> None:
     queue = ReadingQueue(tmp_path / "q.sqlite3")
@@ -139,6 +140,7 @@ def test_backlog_goes_out_oldest_first_as_batches(mosquitto: LocalService,
     assert publisher.stats.readings_acked == 200
 
 
+@pytest.mark.slow
 def test_broker_away_and_back_loses_and_doubles_nothing(
         own_mosquitto: LocalService, influxdb: LocalService, database: str, tmp_path: Path,
         ingest_factory: type) -> None:
@@ -226,6 +228,7 @@ def _paused(broker: LocalService) -> Any:
     return pause()
 
 
+@pytest.mark.slow
 def test_rows_are_deleted_only_after_the_brokers_acknowledgement(
         own_mosquitto: LocalService, tmp_path: Path) -> None:
     queue = ReadingQueue(tmp_path / "q.sqlite3")

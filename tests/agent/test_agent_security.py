@@ -37,6 +37,7 @@ def _run(queue: ReadingQueue, mqtt_config: MqttSection) -> tuple[Publisher, thre
     return publisher, stop, thread
 
 
+@pytest.mark.slow
 def test_per_device_password_over_tls(secured_broker: LocalService,
                                       certificates: tuple[Path, Path, Path],
                                       tmp_path: Path) -> None:
@@ -74,6 +75,7 @@ def test_per_device_password_over_tls(secured_broker: LocalService,
         queue.close()
 
 
+@pytest.mark.slow
 def test_a_password_over_plain_mqtt_is_a_warning(secured_broker: LocalService, tmp_path: Path,
                                                  caplog: pytest.LogCaptureFixture) -> None:
     """Issue 10: the password crosses plain MQTT in clear text: the publisher says so (once)."""
@@ -94,6 +96,7 @@ def test_a_password_over_plain_mqtt_is_a_warning(secured_broker: LocalService, t
                      f"text (plain MQTT); add [mqtt.tls] and use port 8883"]
 
 
+@pytest.mark.slow
 def test_a_broker_that_never_answers_is_reported(tmp_path: Path) -> None:
     # A listener that accepts the TCP connection but never sends CONNACK (a hung broker or a
     # captive proxy): the heartbeat's last_error must say so, and nothing leaves the queue.
@@ -120,6 +123,7 @@ def test_a_broker_that_never_answers_is_reported(tmp_path: Path) -> None:
         silent.close()
 
 
+@pytest.mark.slow
 def test_per_device_client_certificate(certificates: tuple[Path, Path, Path],
                                        tmp_path: Path) -> None:
     # A broker that requires a client certificate on its TLS listener and takes the

@@ -153,6 +153,7 @@ def test_sds011_skips_corrupt_and_truncated_frames_and_resynchronises(fake_senso
     assert driver.scanner.bad_frames >= 2
 
 
+@pytest.mark.slow
 def test_sds011_without_a_valid_frame_fails_the_read(fake_sensor) -> None:
     garbage = sds_frame(10, 10, corrupt=True) * 3 + sds_frame(10, 10)[:9]
     sensor = fake_sensor(19, lambda c: garbage if c == work_command(1) else b"")
@@ -243,6 +244,7 @@ def test_pms7003_skips_corrupt_and_truncated_frames_and_resynchronises(fake_sens
     assert driver.scanner.bad_frames >= 2
 
 
+@pytest.mark.slow
 def test_pms5003_cf1_values_on_request(fake_sensor) -> None:
     sensor = fake_sensor(7, _scripted([pms_frame(8, 15, 22, cf1=(9, 16, 25))]))
     driver = _pms(sensor.path, samples=1, values="cf1", duty_cycle=False)
@@ -254,6 +256,7 @@ def test_pms5003_cf1_values_on_request(fake_sensor) -> None:
     assert sensor.received(3, timeout_s=0.3) == [PASSIVE, READ]  # no wake, no sleep
 
 
+@pytest.mark.slow
 def test_pms5003_silent_sensor_fails_the_read_in_bounded_time(fake_sensor) -> None:
     sensor = fake_sensor(7, _scripted([pms_frame(1, 2, 3, corrupt=True)]))
     driver = _pms(sensor.path, timeout_s=0.3)

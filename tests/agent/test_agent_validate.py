@@ -47,6 +47,7 @@ def _refused(config: Path, command: str = "validate") -> list[str]:
 
 # -- what the schema cannot see --------------------------------------------------------------
 
+@pytest.mark.slow
 def test_missing_password_and_certificate_files_are_errors_with_their_line(
         tmp_path: Path) -> None:
     config = _write(tmp_path, (
@@ -66,6 +67,7 @@ def test_missing_password_and_certificate_files_are_errors_with_their_line(
     assert not (tmp_path / "state").exists()
 
 
+@pytest.mark.slow
 def test_password_file_readable_by_everyone_is_refused(tmp_path: Path) -> None:
     password = tmp_path / "mqtt.password"
     password.write_text("s3cret\n")
@@ -87,6 +89,7 @@ def test_password_file_readable_by_everyone_is_refused(tmp_path: Path) -> None:
     assert _refused(config)[0] == f"error: {config}:6: mqtt.password_file: {password} is empty"
 
 
+@pytest.mark.slow
 def test_two_sensors_publishing_one_field_of_one_device(tmp_path: Path) -> None:
     config = _write(tmp_path, (
         SDS                                                                 # line 5
@@ -101,6 +104,7 @@ def test_two_sensors_publishing_one_field_of_one_device(tmp_path: Path) -> None:
         f"its own device_id"]
 
 
+@pytest.mark.slow
 def test_zero_sensors_is_an_error(tmp_path: Path) -> None:
     config = _write(tmp_path, '[mqtt]\nhost = "127.0.0.1"\n')
     errors = _refused(config)
@@ -112,6 +116,7 @@ def test_zero_sensors_is_an_error(tmp_path: Path) -> None:
         (True, "no [[sensor]] table")]
 
 
+@pytest.mark.slow
 def test_sample_conf_is_refused_for_what_this_machine_lacks(tmp_path: Path) -> None:
     if Path("/etc/kota-agent/mqtt.password").exists():
         pytest.skip("this machine has the sample's password file")
@@ -143,6 +148,7 @@ def test_every_driver_says_which_fields_it_publishes() -> None:
 
 # -- typos, wrong types and broken files: one line each, no traceback ------------------------
 
+@pytest.mark.slow
 def test_typo_in_mqtt_names_the_setting_and_no_driver_readme(tmp_path: Path) -> None:
     config = _write(tmp_path, '[mqtt]\nprot = 8883\n[mqtt.tls]\ncafile = "x"\n[mqqt]\n' + SDS)
     assert _refused(config) == [
@@ -152,6 +158,7 @@ def test_typo_in_mqtt_names_the_setting_and_no_driver_readme(tmp_path: Path) -> 
     ]
 
 
+@pytest.mark.slow
 def test_typo_in_a_sensor_points_at_its_drivers_readme(tmp_path: Path) -> None:
     config = _write(tmp_path, SDS + '[[sensor]]\ndriver = "ultrasonic"\ntrigger_pin = 23\n'
                                     'echo_pin = 24\nmount_height = 300\n')
@@ -180,6 +187,7 @@ BROKEN = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["validate", "check", "run"])
 @pytest.mark.parametrize("case", sorted(BROKEN))
 def test_broken_files_get_one_line_each(tmp_path: Path, command: str, case: str) -> None:
@@ -191,6 +199,7 @@ def test_broken_files_get_one_line_each(tmp_path: Path, command: str, case: str)
                                          errors[0]), errors
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["validate", "check", "run"])
 def test_missing_unreadable_and_binary_files(tmp_path: Path, command: str) -> None:
     missing = tmp_path / "nope.toml"
@@ -219,6 +228,7 @@ def _no_raw_warnings(stderr: str) -> None:
         assert noise not in stderr, stderr
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(Path("/proc/device-tree/model").exists(), reason="this may be a Pi")
 def test_without_gpio_validate_and_check_say_so_in_one_line(tmp_path: Path) -> None:
     config = _write(tmp_path, GPIO_CONFIG)
@@ -239,6 +249,7 @@ def test_without_gpio_validate_and_check_say_so_in_one_line(tmp_path: Path) -> N
     assert "gas (jkt-pi-01-air, air): co=1.0" in done.stdout  # the others are still read
 
 
+@pytest.mark.slow
 def test_with_the_mock_pin_factory_gpio_sensors_are_read(tmp_path: Path) -> None:
     config = _write(tmp_path, GPIO_CONFIG)
     done = _cli("check", "-c", str(config), env={"GPIOZERO_PIN_FACTORY": "mock"})
@@ -247,6 +258,7 @@ def test_with_the_mock_pin_factory_gpio_sensors_are_read(tmp_path: Path) -> None
     assert "sensor 1 (gpio_event) (jkt-pi-01-safety): no event since start" in done.stdout
 
 
+@pytest.mark.slow
 def test_drivers_raise_one_sentence_without_gpio(tmp_path: Path) -> None:
     """In `run`, a GPIO sensor's open() fails with the same advice (logged, retried)."""
     script = (

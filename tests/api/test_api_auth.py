@@ -115,6 +115,7 @@ def _call(env: Env, method: str, path: str, headers: dict[str, str]) -> int:
     return response.status_code
 
 
+@pytest.mark.slow
 def test_every_route_declares_a_role_and_is_listed_here(env: Env) -> None:
     app: Any = env.client.app
     declared = app.state.route_roles
@@ -125,6 +126,7 @@ def test_every_route_declares_a_role_and_is_listed_here(env: Env) -> None:
     assert declared == EXPECTED_ROLES
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("caller", CALLERS)
 def test_route_role_matrix(env: Env, caller: str) -> None:
     wrong = {}
@@ -151,6 +153,7 @@ def test_x_api_key_header_and_problem_documents(env: Env) -> None:
     assert "secret_hash" not in listing
 
 
+@pytest.mark.slow
 def test_public_answers_carry_no_safety_details(env: Env) -> None:
     operator = _headers(env, "operator")
     for headers, full in (({}, False), (_headers(env, "public"), False), (operator, True)):
@@ -171,6 +174,7 @@ def test_public_answers_carry_no_safety_details(env: Env) -> None:
         assert history.status_code == (200 if full else 401 if not headers else 403)
 
 
+@pytest.mark.slow
 def test_public_stream_carries_no_safety_details(env: Env) -> None:
     for headers, full in (({}, False), (_headers(env, "operator"), True)):
         body = env.client.get("/api/v1/stream", params={"kind": "safety"}, headers=headers).text

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from click.testing import CliRunner
 
 from api.cli import api
@@ -48,6 +49,7 @@ def test_bad_settings_and_registry_are_clear_errors(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "registry.yaml" in result.output
 
 
+@pytest.mark.slow
 def test_kota_api_serves_until_sigterm(influxdb: LocalService, database: str,
                                        tmp_path: Path) -> None:
     port = free_port()

@@ -57,6 +57,7 @@ def test_devices(api_client: TestClient) -> None:
     assert missing.json()["instance"] == "/api/v1/devices/no-such-device"
 
 
+@pytest.mark.slow
 def test_latest_per_device(api_client: TestClient, seeded: Seeded) -> None:
     body = api_client.get("/api/v1/readings/latest").json()
     assert body["count"] == 6
@@ -73,6 +74,7 @@ def test_latest_per_device(api_client: TestClient, seeded: Seeded) -> None:
         seeded.menteng_latest_ms / 1000, tz=UTC)
 
 
+@pytest.mark.slow
 def test_latest_filtered_by_kind_district_and_device(api_client: TestClient,
                                                      seeded: Seeded) -> None:
     air = api_client.get("/api/v1/readings/latest", params={"kind": "air"}).json()
@@ -88,6 +90,7 @@ def test_latest_filtered_by_kind_district_and_device(api_client: TestClient,
     assert nothing == {"count": 0, "readings": []}
 
 
+@pytest.mark.slow
 def test_latest_per_district(api_client: TestClient, influxdb: LocalService, database: str,
                              seeded: Seeded) -> None:
     # A second Tebet air station so the district has something to summarise.
@@ -115,6 +118,7 @@ HISTORY = {"kind": "air", "device": "air-menteng", "start": "2026-01-01T07:00:00
            "end": "2026-01-01T02:00:00Z"}
 
 
+@pytest.mark.slow
 def test_history_downsampled(api_client: TestClient, history_points: None) -> None:
     body = api_client.get("/api/v1/readings/history",
                           params={**HISTORY, "fields": "pm25", "interval": "1h"}).json()
@@ -130,6 +134,7 @@ def test_history_downsampled(api_client: TestClient, history_points: None) -> No
                                              "pm10": [30.0, 60.0, 90.0, 120.0]}
 
 
+@pytest.mark.slow
 def test_history_raw_with_limit(api_client: TestClient, history_points: None) -> None:
     raw = api_client.get("/api/v1/readings/history", params={**HISTORY, "fields": "pm25"}).json()
     assert raw["interval"] is None and raw["truncated"] is False
@@ -140,6 +145,7 @@ def test_history_raw_with_limit(api_client: TestClient, history_points: None) ->
     assert cut["series"][0]["values"]["pm25"] == [1.0, 2.0, 3.0, 4.0, 5.0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("params", "word"), [
     ({"fields": "level_cm"}, "fields"),                       # not a field of air
     ({"start": "2026-01-02T00:00:00Z"}, "start"),             # start after end
@@ -180,6 +186,7 @@ def test_ispu_computed_from_readings(api_client: TestClient, seeded: Seeded) -> 
     assert by_name["Tebet"]["ispu"] is None and by_name["Tebet"]["stations"] == 0
 
 
+@pytest.mark.slow
 def test_ispu_from_the_indicator_service(api_client: TestClient, influxdb: LocalService,
                                          database: str, seeded: Seeded) -> None:
     hour = seeded.now_ms // HOUR * HOUR - HOUR
@@ -202,6 +209,7 @@ def test_ispu_from_the_indicator_service(api_client: TestClient, influxdb: Local
         ("Menteng", "air-menteng", 1)]
 
 
+@pytest.mark.slow
 def test_siaga_computed_from_levels(api_client: TestClient, seeded: Seeded) -> None:
     body = api_client.get("/api/v1/indicators/siaga").json()
     assert body["source"] == "computed"
@@ -216,6 +224,7 @@ def test_siaga_computed_from_levels(api_client: TestClient, seeded: Seeded) -> N
     assert kali["status"] is None and kali["level_cm"] == 120.0
 
 
+@pytest.mark.slow
 def test_siaga_from_the_indicator_service(api_client: TestClient, influxdb: LocalService,
                                           database: str, seeded: Seeded) -> None:
     minute = seeded.now_ms // MINUTE * MINUTE - MINUTE
@@ -232,6 +241,7 @@ def test_siaga_from_the_indicator_service(api_client: TestClient, influxdb: Loca
     assert {i["source"] for d, i in items.items() if d != "water-manggarai"} == {"computed"}
 
 
+@pytest.mark.slow
 def test_siaga_ignores_incomplete_service_minutes(api_client: TestClient,
                                                   influxdb: LocalService, database: str,
                                                   seeded: Seeded) -> None:

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from api_data import api_registry, make_settings, serve
 
 from api.headers import content_security_policy
@@ -32,6 +33,7 @@ def _check_headers(response: httpx.Response, what: str) -> None:
     assert "http:" not in csp and "https:" not in csp  # nothing from outside by default
 
 
+@pytest.mark.slow
 def test_kota_api_sends_security_headers_and_never_prints_the_password(tmp_path: Path) -> None:
     port = free_port()
     closed = free_port()  # nothing listens: /readyz answers 503 and names the database's URL
@@ -76,6 +78,7 @@ def test_kota_api_sends_security_headers_and_never_prints_the_password(tmp_path:
     assert SECRET not in output
 
 
+@pytest.mark.slow
 def test_streams_and_problems_carry_the_headers_too(influxdb: LocalService,
                                                     database: str) -> None:
     app = create_app(make_settings(influxdb, database, sse_max_duration_s=1),

@@ -7,6 +7,7 @@ import asyncio
 import time
 from datetime import UTC, datetime
 
+import pytest
 from api_data import MINUTE, api_registry, tags, write_lines
 from fastapi.testclient import TestClient
 
@@ -44,6 +45,7 @@ def test_none_before_the_service_wrote_anything(api_client: TestClient) -> None:
     assert body == {"source": "none", "window": None, "as_of": None, "items": []}
 
 
+@pytest.mark.slow
 def test_open_incidents_from_the_service_minutes(api_client: TestClient, influxdb: LocalService,
                                                  database: str) -> None:
     minute = time.time_ns() // 1_000_000 // MINUTE * MINUTE
@@ -90,6 +92,7 @@ def test_hourly_points_when_the_service_computes_no_minutes(api_client: TestClie
     assert counts(body) == {("Gambir", "all"): (3, 1)}
 
 
+@pytest.mark.slow
 def test_each_city_its_newest_minute_and_no_outdated_district(api_client: TestClient,
                                                               influxdb: LocalService,
                                                               database: str) -> None:

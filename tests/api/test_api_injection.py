@@ -61,6 +61,7 @@ def statements(api_app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> Iterator[li
     yield sent
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("path", "name"), ENDPOINTS)
 def test_hostile_parameter_is_a_422_problem(api_client: TestClient, statements: list[str],
                                             path: str, name: str) -> None:
@@ -77,6 +78,7 @@ def test_hostile_parameter_is_a_422_problem(api_client: TestClient, statements: 
     assert statements == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("value", ["x'y", "..", "a b", "%27"])
 def test_hostile_path_parameter(api_client: TestClient, statements: list[str],
                                 value: str) -> None:

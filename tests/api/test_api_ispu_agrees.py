@@ -23,6 +23,7 @@ from indicators.windows import HOUR_MS, MINUTE_MS, Window
 from kota.influx import InfluxSettings
 
 
+@pytest.mark.slow
 def test_api_fallback_ispu_equals_the_indicator_service_s(influxdb: LocalService,
                                                           database: str) -> None:
     now_ms = int(time.time() * 1000)

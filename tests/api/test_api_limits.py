@@ -9,6 +9,7 @@ import threading
 import time
 
 import httpx
+import pytest
 from api_data import api_registry, make_settings, serve, tags, write_lines
 from starlette.requests import Request
 
@@ -31,6 +32,7 @@ def _big_history(influx: LocalService, database: str) -> int:
     return start_ms
 
 
+@pytest.mark.slow
 def test_one_client_cannot_take_every_stream(influxdb: LocalService, database: str) -> None:
     app = create_app(make_settings(influxdb, database, sse_max_clients=10,
                                    sse_max_clients_per_client=2, sse_max_duration_s=30),
@@ -72,6 +74,7 @@ def test_client_identity_is_the_key_when_there_is_one() -> None:
     assert client_identity(signed_in) == "key:7"
 
 
+@pytest.mark.slow
 def test_history_over_the_total_cap_is_refused_before_any_query() -> None:
     # Nothing listens at influx.url: a 413 (not a 503) proves no query was sent.
     settings = ApiSettings.model_validate({
@@ -96,6 +99,7 @@ def test_history_over_the_total_cap_is_refused_before_any_query() -> None:
         assert absent.status_code == 503 and "retry-after" in absent.headers
 
 
+@pytest.mark.slow
 def test_large_history_is_streamed_capped_and_does_not_block(influxdb: LocalService,
                                                              database: str) -> None:
     start_ms = _big_history(influxdb, database)
@@ -143,6 +147,7 @@ def test_large_history_is_streamed_capped_and_does_not_block(influxdb: LocalServ
     assert slowest < 1.5, slowest  # typically ~0.3 s here; the issue measured a 4.3 s block
 
 
+@pytest.mark.slow
 def test_a_query_that_times_out_is_a_504_that_says_so(influxdb: LocalService,
                                                       database: str) -> None:
     _big_history(influxdb, database)
@@ -161,6 +166,7 @@ def test_a_query_that_times_out_is_a_504_that_says_so(influxdb: LocalService,
     assert "did not answer within 0.001 s (api.limits.query_timeout_s)" in problem["detail"]
 
 
+@pytest.mark.slow
 def test_history_is_produced_a_series_at_a_time(influxdb: LocalService, database: str) -> None:
     import asyncio
     from datetime import UTC, datetime, timedelta

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 
 import httpx
+import pytest
 from api_data import Seeded, api_registry, make_settings, serve, tags, write_lines
 from fastapi.testclient import TestClient
 from kota_testing import wait_until
@@ -31,6 +32,7 @@ def events(lines: Iterator[str]) -> Iterator[tuple[str, dict]]:
             yield name, json.loads(line[len("data: "):])
 
 
+@pytest.mark.slow
 def test_stream_pushes_new_readings_and_ends(influxdb: LocalService, database: str,
                                              seeded: Seeded) -> None:
     settings = make_settings(influxdb, database, sse_interval_s=0.3, sse_max_duration_s=6)
@@ -72,6 +74,7 @@ def test_stream_pushes_new_readings_and_ends(influxdb: LocalService, database: s
     assert app.state.kota.open_streams == 0
 
 
+@pytest.mark.slow
 def test_stream_of_some_kinds(influxdb: LocalService, database: str, seeded: Seeded) -> None:
     app = create_app(make_settings(influxdb, database, sse_max_duration_s=1),
                      registry=api_registry())
@@ -97,6 +100,7 @@ def test_stream_refuses_beyond_max_clients(influxdb: LocalService, database: str
     assert response.json()["type"] == "urn:kota-cerdas:problem:too-many-streams"
 
 
+@pytest.mark.slow
 def test_the_stream_limit_holds_for_concurrent_clients_and_frees_places(
         influxdb: LocalService, database: str) -> None:
     app = create_app(make_settings(influxdb, database, sse_max_clients=1, sse_interval_s=0.3,
@@ -142,6 +146,7 @@ def test_a_client_gone_before_the_body_starts_gives_its_place_back(
     asyncio.run(call())
 
 
+@pytest.mark.slow
 def test_streams_with_the_same_filters_share_their_queries(influxdb: LocalService,
                                                            database: str,
                                                            seeded: Seeded) -> None:

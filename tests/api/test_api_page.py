@@ -43,6 +43,7 @@ def browser(served_api: str) -> Iterator[Browsed]:
     assert browsed.errors == [], f"uncaught errors in the page: {browsed.errors}"
 
 
+@pytest.mark.slow
 def test_page_shows_devices_and_updates_live(browser: Browsed, served_api: str,
                                              influxdb: LocalService, database: str) -> None:
     page = browser.page
@@ -93,6 +94,7 @@ def test_page_shows_devices_and_updates_live(browser: Browsed, served_api: str,
     assert "#d7261e" in fills  # Awas red
 
 
+@pytest.mark.slow
 def test_docs_render_offline(browser: Browsed, served_api: str) -> None:
     """Swagger UI comes from api/static/vendor: /docs lists the operations with no internet."""
     page = browser.page

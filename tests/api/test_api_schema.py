@@ -30,6 +30,7 @@ def schema_app(influxdb: LocalService, database: str) -> FastAPI:
                                     sse_max_duration_s=1), registry=api_registry())
 
 
+@pytest.mark.slow
 def test_no_server_errors(schema_app: FastAPI) -> None:
     """Every operation, up to 25 generated requests each (schemathesis' default checks).
 

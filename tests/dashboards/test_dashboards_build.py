@@ -29,6 +29,7 @@ def test_build_is_deterministic() -> None:
     assert build.render_all() == build.render_all()
 
 
+@pytest.mark.slow
 def test_check_passes_then_fails_on_drift(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(build, "JSON_DIR", tmp_path / "json")
     monkeypatch.setattr(build, "GAZETTEER_DIR", tmp_path / "gazetteer")

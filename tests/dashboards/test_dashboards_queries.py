@@ -44,6 +44,9 @@ from kota.payload import MessageParser
 from kota.registry import Registry
 from simulators import SimulateSettings, build_stream
 
+# The module's fixture writes a simulated city into InfluxDB (about 20 s): make test-fast skips it.
+pytestmark = pytest.mark.slow
+
 HOUR_S = 3600.0
 SIMULATED_H = 50
 _database_counter = iter(range(1, 1000))
@@ -207,6 +210,7 @@ def _has_data(series: list[dict[str, Any]]) -> bool:
                for value in row[1:])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["all-relative", "all-absolute", "one-value"])
 @pytest.mark.parametrize(("name", "panel_id", "ref_id"), CASES)
 def test_panel_query_returns_data(pipeline: Pipeline, name: str, panel_id: int, ref_id: str,
@@ -222,6 +226,7 @@ def test_panel_query_returns_data(pipeline: Pipeline, name: str, panel_id: int, 
     assert _has_data(series), f"no data for {panel['title']!r} ({variant}):\n{query}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(DASHBOARDS))
 def test_variables_list_values(pipeline: Pipeline, name: str) -> None:
     dashboard = dict(_dashboards())[name]
@@ -233,6 +238,7 @@ def test_variables_list_values(pipeline: Pipeline, name: str) -> None:
             assert values == ["jakarta"]
 
 
+@pytest.mark.slow
 def test_indicator_service_writes_what_the_docs_say(pipeline: Pipeline) -> None:
     """The schema the name check uses (parsed from docs/indicators.md) covers every tag and
     field the real indicator service wrote, and raw_schema covers ingest's measurements."""
@@ -252,6 +258,7 @@ def test_indicator_service_writes_what_the_docs_say(pipeline: Pipeline) -> None:
     assert not missing, f"written but not in the schema: {missing}"
 
 
+@pytest.mark.slow
 def test_every_name_a_panel_reads_exists_in_the_database(pipeline: Pipeline) -> None:
     """Not only declared: each field and tag a panel names was really written here."""
     absent = []

@@ -287,6 +287,7 @@ def _connect(broker_: Broker, user: str, **kwargs: Any) -> Client:
     return client
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("user", "password", "tls"), [
     (None, None, False),
     (None, None, True),
@@ -339,6 +340,7 @@ def _mark(broker_: Broker, watchers: list[Client]) -> None:
     time.sleep(QUIET_S)
 
 
+@pytest.mark.slow
 def test_devices_publish_only_to_their_own_topics(secured_broker: Broker) -> None:
     # A worker account: kota-ingest itself publishes below, and one account is one session.
     watcher = _connect(secured_broker, "kota-ingest-1")
@@ -362,6 +364,7 @@ def test_devices_publish_only_to_their_own_topics(secured_broker: Broker) -> Non
         watcher.close()
 
 
+@pytest.mark.slow
 def test_ingest_receives_plain_and_shared(secured_broker: Broker) -> None:
     plain = _connect(secured_broker, "kota-ingest", protocol=mqtt.MQTTv5)
     shared = _connect(secured_broker, "kota-ingest-1", protocol=mqtt.MQTTv5)
@@ -378,6 +381,7 @@ def test_ingest_receives_plain_and_shared(secured_broker: Broker) -> None:
         shared.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("user", ["aq-1", "pi-01", "kota-simulator", "kota-healthcheck"])
 @pytest.mark.parametrize("topic", ["kota/+/+/+", "$share/g/kota/#", "#"])
 def test_only_ingest_receives_readings(secured_broker: Broker, user: str, topic: str) -> None:
@@ -394,6 +398,7 @@ def test_only_ingest_receives_readings(secured_broker: Broker, user: str, topic:
         other.close()
 
 
+@pytest.mark.slow
 def test_tls_listener_serves_the_generated_ca(secured_broker: Broker) -> None:
     client = _connect(secured_broker, "aq-1", tls_ca=secured_broker.ca_file)
     client.close()
@@ -420,6 +425,7 @@ def test_compose_health_check_logs_in(secured_broker: Broker, password: str,
     assert (result.returncode == 0) == exit_ok, result.stderr
 
 
+@pytest.mark.slow
 def test_add_a_device_and_rotate_a_password_with_sighup(tmp_path: Path) -> None:
     """docs/broker.md's procedure: edit the registry, rerun make-secrets.sh, SIGHUP mosquitto."""
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -528,6 +534,7 @@ def _stop(client: mqtt.Client) -> None:
     client.loop_stop()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
 def test_a_device_cannot_take_over_ingests_session(secured_broker: Broker, tls: bool) -> None:
     """The attack of issue 10, on the generated configuration: a device logs in with its own
@@ -563,6 +570,7 @@ def test_a_device_cannot_take_over_ingests_session(secured_broker: Broker, tls: 
         _stop(ingest)
 
 
+@pytest.mark.slow
 def test_one_account_is_one_session(secured_broker: Broker) -> None:
     """What the binding costs: two connections of one account share one session, so the second
     disconnects the first, whatever client ids they send; ingest workers use an account each."""

@@ -489,6 +489,7 @@ def _serve(body: bytes) -> tuple[HTTPServer, str]:
     return server, f"http://127.0.0.1:{server.server_address[1]}/metrics"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("connected", [True, False])
 def test_ingest_health_check_follows_the_mqtt_gauge(connected: bool) -> None:
     from prometheus_client import generate_latest
@@ -641,6 +642,7 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
 
 
 
+@pytest.mark.slow
 def test_mosquitto_conf_keeps_a_large_backlog_across_a_restart(tmp_path: Path) -> None:
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     if not os.access(binary, os.X_OK):

@@ -70,6 +70,7 @@ def test_the_table_names_installed_packages_for_every_test_program() -> None:
             assert status.stdout.endswith("installed"), f"{package} (for {program}) missing"
 
 
+@pytest.mark.slow
 def test_programs_named_in_the_code_are_provided() -> None:
     named = literal_programs(_python_sources())
     named |= {Path(name).name for name in (*MOSQUITTO_CANDIDATES, *INFLUXD_CANDIDATES)}
@@ -77,6 +78,7 @@ def test_programs_named_in_the_code_are_provided() -> None:
     assert unprovided(named, declared_programs()) == []
 
 
+@pytest.mark.slow
 def test_shell_scripts_the_tests_run_use_only_provided_programs() -> None:
     for name in sorted(SCRIPTS_RUN_HERE):
         script = REPO / name
@@ -92,6 +94,7 @@ def test_compose_health_checks_that_tests_run_are_provided() -> None:
     assert unprovided(programs, declared_programs()) == []
 
 
+@pytest.mark.slow
 def test_the_check_catches_a_program_the_script_does_not_install(tmp_path: Path) -> None:
     # The defect this guards against: mosquitto_sub was run by a test, never installed.
     trimmed = tmp_path / "install-services.sh"

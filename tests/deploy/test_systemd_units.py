@@ -67,6 +67,7 @@ def test_verify_catches_a_broken_unit(tmp_path: Path) -> None:
     assert "NoNewPrivilege" in output and INSTALLED_KOTA in output
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SERVICES)
 def test_exec_start_uses_real_subcommands_and_options(name: str) -> None:
     argv = _exec_start(name)
@@ -118,6 +119,7 @@ def test_target_wants_every_service() -> None:
     assert target["Install"]["WantedBy"] == "multi-user.target"
 
 
+@pytest.mark.slow
 def test_sample_config_is_valid() -> None:
     result = subprocess.run([str(KOTA), "config", "check", str(SYSTEMD / "kota.yaml")],
                             capture_output=True, text=True, timeout=60, check=False)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import yaml
 from kota_testing import count_points, wait_until
 
@@ -62,6 +63,7 @@ def _get(url: str, **params: str) -> Any:
     return response.json() if response.status_code == 200 else None
 
 
+@pytest.mark.slow
 def test_demo_backfills_the_day_is_current_at_once_and_stops_cleanly(tmp_path: Path) -> None:
     run_dir = tmp_path / "demo"
     log = (tmp_path / "demo.out").open("wb")
@@ -171,6 +173,7 @@ def test_demo_backfills_the_day_is_current_at_once_and_stops_cleanly(tmp_path: P
         log.close()
 
 
+@pytest.mark.slow
 def test_backfill_stores_what_ingest_stores(tmp_path: Path, mosquitto: LocalService,
                                             influxdb: LocalService, database: str,
                                             client_id: str, ingest_factory: type) -> None:

@@ -113,6 +113,7 @@ def loaded(influxdb: LocalService, database: str) -> tuple[LocalService, str]:
     return influxdb, database
 
 
+@pytest.mark.slow
 def test_open_resolved_own_and_stale_incidents(loaded: tuple[LocalService, str]) -> None:
     influx, database = loaded
     assert _recompute(_service(influx, database), T - HOUR, T) == 1
@@ -133,6 +134,7 @@ def test_open_resolved_own_and_stale_incidents(loaded: tuple[LocalService, str])
     assert not {event for _, event in got} & {"resolved", "test"}
 
 
+@pytest.mark.slow
 def test_resolution_counts_from_its_time_on(loaded: tuple[LocalService, str]) -> None:
     influx, database = loaded
     # the hour ending at T-1h: inc-b is still open, the id-less panics have not happened yet
@@ -143,6 +145,7 @@ def test_resolution_counts_from_its_time_on(loaded: tuple[LocalService, str]) ->
     assert got[("city", "all")] == (2.0, 1.0)
 
 
+@pytest.mark.slow
 def test_open_incidents_minute_by_minute(loaded: tuple[LocalService, str]) -> None:
     # inc-b's resolution is stamped T-30min: open at the end of the minute ending then (events
     # at the window end are not in it), closed at the end of the next one
@@ -156,6 +159,7 @@ def test_open_incidents_minute_by_minute(loaded: tuple[LocalService, str]) -> No
     assert after[("Tebet", "all")] == (0.0, 0.0)
 
 
+@pytest.mark.slow
 def test_recomputing_a_window_gives_the_same_points(loaded: tuple[LocalService, str]) -> None:
     influx, database = loaded
     assert _recompute(_service(influx, database), T - HOUR, T) == 1
@@ -165,6 +169,7 @@ def test_recomputing_a_window_gives_the_same_points(loaded: tuple[LocalService, 
     assert count_points(influx, database, "safety_incidents") == len(first) == 9
 
 
+@pytest.mark.slow
 def test_events_counts_leave_resolutions_out(loaded: tuple[LocalService, str]) -> None:
     influx, database = loaded
     assert _recompute(_service(influx, database), T - HOUR, T) == 1
@@ -191,6 +196,7 @@ def test_horizon_is_a_setting() -> None:
 
 # -- the simulator's incidents --------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_simulated_incidents_are_resolved_after_a_plausible_delay() -> None:
     from simulators import SimulateSettings
     from simulators.city import load_city

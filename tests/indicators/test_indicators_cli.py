@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from kota_testing import REPO, count_points, influx_query
 
 from devstack.localstack import LocalService
@@ -29,6 +30,7 @@ def run(influx: LocalService, database: str, *args: str) -> subprocess.Completed
                           capture_output=True, text=True, timeout=60, cwd=Path(REPO))
 
 
+@pytest.mark.slow
 def test_check_validates_settings_and_data(influxdb: LocalService, database: str) -> None:
     result = run(influxdb, database, "--check")
     assert result.returncode == 0, result.stderr
@@ -39,6 +41,7 @@ def test_check_validates_settings_and_data(influxdb: LocalService, database: str
     assert int(match.group(1)) == 118 and int(match.group(2)) >= 30
 
 
+@pytest.mark.slow
 def test_once_computes_what_is_due_and_a_second_run_nothing_twice(influxdb: LocalService,
                                                                   database: str) -> None:
     first = run(influxdb, database, "--once")
@@ -54,6 +57,7 @@ def test_once_computes_what_is_due_and_a_second_run_nothing_twice(influxdb: Loca
     assert count_points(influxdb, database, "indicator_runs") == total
 
 
+@pytest.mark.slow
 def test_since_until_recomputes_a_range(influxdb: LocalService, database: str) -> None:
     result = run(influxdb, database, "--since", "2026-11-20T00:00:00+07:00",
                  "--until", "2026-11-20T06:00:00+07:00")
@@ -66,6 +70,7 @@ def test_since_until_recomputes_a_range(influxdb: LocalService, database: str) -
     assert bad.returncode != 0 and "time zone" in bad.stderr
 
 
+@pytest.mark.slow
 def test_until_alone_recomputes_the_day_before_with_progress_and_exits(
         influxdb: LocalService, database: str) -> None:
     # the endless service would never return: subprocess.run's timeout would fail the test
@@ -84,6 +89,7 @@ def test_until_alone_recomputes_the_day_before_with_progress_and_exits(
     assert count_points(influxdb, database, "indicator_runs") == 24
 
 
+@pytest.mark.slow
 def test_range_mistakes_are_one_line_errors(influxdb: LocalService, database: str) -> None:
     backwards = run(influxdb, database, "--since", "2026-11-21T00:00:00+07:00",
                     "--until", "2026-11-20T00:00:00+07:00")

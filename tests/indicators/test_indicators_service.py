@@ -97,6 +97,7 @@ def pm25_values() -> list[float]:
     return [12.0 + 1.5 * hour for hour in range(24)]  # 12.0 .. 46.5, crosses Baik -> Sedang
 
 
+@pytest.mark.slow
 def test_hourly_ispu_and_aqi_equal_the_pure_functions(influxdb: LocalService,
                                                       database: str) -> None:
     lines = []
@@ -139,6 +140,7 @@ def test_hourly_ispu_and_aqi_equal_the_pure_functions(influxdb: LocalService,
     assert whole["aqi"] == us["aqi"] and whole["worst_device"] == "air-a"
 
 
+@pytest.mark.slow
 def test_a_gap_is_flagged_not_invented(influxdb: LocalService, database: str) -> None:
     # 10 of 24 hours: below the 18-hour completeness rule for the 24-h PM2.5 mean.
     lines = [air_line("air-b", "Menteng", DAY_START + hour * HOUR + 5 * MINUTE, pm25=30.0)
@@ -159,6 +161,7 @@ def test_a_gap_is_flagged_not_invented(influxdb: LocalService, database: str) ->
     assert us["complete"] is False and us.get("aqi") is None
 
 
+@pytest.mark.slow
 def test_siaga_status_rise_and_time_to_threshold(influxdb: LocalService, database: str) -> None:
     # Manggarai rising 5 cm every 5 minutes: 700 -> 755 cm over 55 minutes.
     samples = [(DAY_START + i * 5 * MINUTE, 700.0 + 5.0 * i) for i in range(12)]
@@ -187,6 +190,7 @@ def test_siaga_status_rise_and_time_to_threshold(influxdb: LocalService, databas
     assert stale.get("status") is None and stale.get("level_cm") is None
 
 
+@pytest.mark.slow
 def test_restart_computes_missed_windows_exactly_once(influxdb: LocalService,
                                                       database: str) -> None:
     lines = []
@@ -234,6 +238,7 @@ def test_restart_computes_missed_windows_exactly_once(influxdb: LocalService,
     assert row["category"] == rain.bmkg_hourly_category(0.4).name
 
 
+@pytest.mark.slow
 def test_a_day_of_city_indicators(influxdb: LocalService, database: str) -> None:
     lines = []
     for hour in range(24):
@@ -318,6 +323,7 @@ def test_a_day_of_city_indicators(influxdb: LocalService, database: str) -> None
                         "WHERE \"window\"='1h' AND \"event\"='panic'") == 6  # 3 district, 3 city
 
 
+@pytest.mark.slow
 def test_hostile_tag_values_stay_inside_their_literal(influxdb: LocalService,
                                                       database: str) -> None:
     from indicators import queries
@@ -334,6 +340,7 @@ def test_hostile_tag_values_stay_inside_their_literal(influxdb: LocalService,
         queries.hourly_aggregate_query("air", [("sum) FROM x; --", "pm25", "a")], 0, 1, None)
 
 
+@pytest.mark.slow
 def test_the_loop_passes_and_reports_on_metrics(influxdb: LocalService, database: str) -> None:
     from devstack.localstack import free_port
 
@@ -350,6 +357,7 @@ def test_the_loop_passes_and_reports_on_metrics(influxdb: LocalService, database
     assert count_points(influxdb, database, "indicator_runs") == 1  # three passes, one window
 
 
+@pytest.mark.slow
 def test_replace_leaves_no_stale_field_from_an_earlier_computation(influxdb: LocalService,
                                                                    database: str) -> None:
     hours = range(24)
@@ -377,6 +385,7 @@ def test_replace_leaves_no_stale_field_from_an_earlier_computation(influxdb: Loc
     assert count_points(influxdb, database, "ispu", "WHERE \"scope\"='device'") == 2
 
 
+@pytest.mark.slow
 def test_refresh_recomputes_recent_windows_without_duplicates(influxdb: LocalService,
                                                               database: str) -> None:
     svc = service(influxdb, database, windows=["1h"], interval_s=0.05, refresh_h=3,
@@ -390,6 +399,7 @@ def test_refresh_recomputes_recent_windows_without_duplicates(influxdb: LocalSer
     assert svc.counters.windows["1h"] >= runs + 2  # computed again by each pass's refresh
 
 
+@pytest.mark.slow
 def test_a_window_with_indigestible_data_is_skipped_not_retried_forever(
         influxdb: LocalService, database: str) -> None:
     # Another writer put a negative rain depth into hour 11 (ingest would refuse it).
@@ -422,6 +432,7 @@ def test_a_window_with_indigestible_data_is_skipped_not_retried_forever(
     assert count_points(influxdb, database, "rain_category", where) == 2
 
 
+@pytest.mark.slow
 def test_recompute_reports_progress_and_beyond_horizon_logs_iso_times(
         influxdb: LocalService, database: str, caplog: pytest.LogCaptureFixture) -> None:
     calls: list[tuple[int, int]] = []

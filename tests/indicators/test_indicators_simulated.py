@@ -26,6 +26,7 @@ DAY_START = int(datetime(2026, 11, 19, 17, tzinfo=UTC).timestamp() * 1000)  # 20
 DAY_END = DAY_START + 24 * HOUR
 
 
+@pytest.mark.slow
 def test_a_simulated_day_gets_its_indicators(tmp_path: Path, mosquitto: LocalService,
                                              influxdb: LocalService, database: str,
                                              client_id: str, ingest_factory: type) -> None:

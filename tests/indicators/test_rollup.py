@@ -123,6 +123,7 @@ def test_the_raw_retention_policy_is_never_the_target(influxdb: LocalService,
     assert _run(influxdb, database, lambda client: installed(client, onto_default)) == {}
 
 
+@pytest.mark.slow
 def test_a_refused_continuous_query_leaves_the_old_one_in_place(influxdb: LocalService,
                                                                 database: str) -> None:
     rollup = _plan(database)
@@ -144,6 +145,7 @@ def test_statements_quote_names_and_keep_tags() -> None:
         '"kota"."kota_1h"."safety" FROM "kota".."safety" GROUP BY time(1h), * END')
 
 
+@pytest.mark.slow
 def test_continuous_queries_roll_up_the_raw_readings(influxdb: LocalService,
                                                      database: str) -> None:
     rollup = _plan(database)
@@ -193,6 +195,7 @@ def test_continuous_queries_roll_up_the_raw_readings(influxdb: LocalService,
     assert _run(influxdb, database, lambda client: installed(client, fewer)) == {}
 
 
+@pytest.mark.slow
 def test_backfill_rolls_up_whole_hours_before_the_resample_span(influxdb: LocalService,
                                                                 database: str) -> None:
     old_hour = int(time.time()) // HOUR_S * HOUR_S - 10 * HOUR_S  # outside FOR 3h
@@ -211,6 +214,7 @@ def test_backfill_rolls_up_whole_hours_before_the_resample_span(influxdb: LocalS
         old_hour * 1000, 760.0, 700.0, 820.0)
 
 
+@pytest.mark.slow
 def test_the_command_line(influxdb: LocalService, database: str) -> None:
     runner = CliRunner()
     target = ["--influx-url", f"http://127.0.0.1:{influxdb.port}", "--database", database]

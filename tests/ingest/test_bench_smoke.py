@@ -10,6 +10,7 @@ import json
 import time
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from devstack.cli import bench
@@ -17,6 +18,7 @@ from ingest.bench.ingest import BenchConfig, run_ingest_bench
 from ingest.bench.report import summary_table
 
 
+@pytest.mark.slow
 def test_bench_harness_runs_every_phase(tmp_path: Path) -> None:
     started = time.monotonic()
     messages: list[str] = []
@@ -59,6 +61,7 @@ def test_bench_harness_runs_every_phase(tmp_path: Path) -> None:
     assert "PASS" in table and "drain >= 40,000 msg/s" in table
 
 
+@pytest.mark.slow
 def test_bench_cli_json_and_output(tmp_path: Path) -> None:
     output = tmp_path / "bench.jsonl"
     run = CliRunner().invoke(bench, ["ingest", "--messages", "300", "--skip-live",
@@ -73,6 +76,7 @@ def test_bench_cli_json_and_output(tmp_path: Path) -> None:
     assert printed["targets"][-1]["result"] == "n/a"
 
 
+@pytest.mark.slow
 def test_subscriber_comparison_counts_every_message() -> None:
     from ingest.bench.subscribers import compare_subscribers
 

@@ -41,6 +41,7 @@ def _kota(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]
                           capture_output=True, text=True, timeout=60, env={**environ, **env})
 
 
+@pytest.mark.slow
 def test_summary_reads_the_demo_config_and_counts_per_reason_and_device(tmp_path: Path) -> None:
     demo = tmp_path / "run" / "demo"
     _write_letters(demo / "ingest" / "deadletter")
@@ -64,6 +65,7 @@ def test_summary_reads_the_demo_config_and_counts_per_reason_and_device(tmp_path
     assert lines[-1] == ("6 dead letters in run/demo/ingest/deadletter (3 reasons, 4 devices)")
 
 
+@pytest.mark.slow
 def test_the_configuration_beats_the_demo_and_records_are_json_lines(tmp_path: Path) -> None:
     _write_letters(tmp_path / "mine")
     (tmp_path / "run" / "demo").mkdir(parents=True)
@@ -90,6 +92,7 @@ def test_the_configuration_beats_the_demo_and_records_are_json_lines(tmp_path: P
     assert "reading mine (--dir)" in result.stderr and "6 dead letters" in result.stdout
 
 
+@pytest.mark.slow
 def test_worker_subfolders_and_a_torn_line_are_read(tmp_path: Path) -> None:
     _write_letters(tmp_path / "dl" / "1")
     _write_letters(tmp_path / "dl" / "2")
@@ -102,6 +105,7 @@ def test_worker_subfolders_and_a_torn_line_are_read(tmp_path: Path) -> None:
     assert "1 line(s)" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("args", "expected"), [
     (["--dir", "/nonexistent/dl"], "error: /nonexistent/dl: no such folder (--dir)"),
     (["--reason", "bogus"], "error: --reason 'bogus' is not a reason code; known: bad_topic, "),
@@ -121,6 +125,7 @@ def test_bad_folder_and_reason_are_one_line_errors(tmp_path: Path, args: list[st
         assert "influx_refused" in result.stderr and all(r in result.stderr for r in REASONS)
 
 
+@pytest.mark.slow
 def test_missing_default_folder_names_the_setting(tmp_path: Path) -> None:
     result = _kota(tmp_path, "--summary")
     assert result.returncode == 2

@@ -50,6 +50,7 @@ def test_a_refused_message_under_the_size_limit_is_kept_whole(tmp_path: Path) ->
     assert str(refused["payload"]).encode() == over and "truncated" not in refused
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("batch", [7, 50, 5000])
 def test_a_burst_stays_within_max_mb_and_drops_the_oldest_first(
         tmp_path: Path, batch: int, caplog: pytest.LogCaptureFixture) -> None:
@@ -82,6 +83,7 @@ def test_a_burst_stays_within_max_mb_and_drops_the_oldest_first(
     assert json.loads(str(read_dead_letters(tmp_path)[-1]["payload"]) + "}")["n"] == total
 
 
+@pytest.mark.slow
 def test_parts_past_999_keep_their_order(tmp_path: Path) -> None:
     store = DeadLetterStore(tmp_path, 64 * MIB)
     store.part_bytes = 1  # one record per part
@@ -105,6 +107,7 @@ def test_a_record_larger_than_the_store_is_cut_to_fit(tmp_path: Path) -> None:
 
 
 # -- through MQTT, ingest and InfluxDB ---------------------------------------------------------
+@pytest.mark.slow
 def test_newlines_round_trip_and_a_100kb_refusal_is_kept_whole(
         mosquitto: LocalService, influxdb: LocalService, database: str, client_id: str,
         tmp_path: Path, ingest_factory: type) -> None:
@@ -131,6 +134,7 @@ def test_newlines_round_trip_and_a_100kb_refusal_is_kept_whole(
     assert str(cut["payload"]).encode() == oversized[:65_536]
 
 
+@pytest.mark.slow
 def test_a_dead_letter_burst_stays_within_max_mb(
         mosquitto: LocalService, influxdb: LocalService, database: str, client_id: str,
         tmp_path: Path, ingest_factory: type) -> None:

@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 
+import pytest
 from kota_testing import count_points, influx_query, publish, wait_until
 
 from devstack.localstack import LocalService
@@ -38,6 +39,7 @@ def _registry(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_every_kind_arrives_with_tags_fields_and_timestamps(
         mosquitto: LocalService, influxdb: LocalService, database: str, client_id: str,
         tmp_path: Path, ingest_factory: type) -> None:
@@ -78,6 +80,7 @@ def test_every_kind_arrives_with_tags_fields_and_timestamps(
     assert ingest.metric("kota_ingest_rejected") == 0
 
 
+@pytest.mark.slow
 def test_repeated_message_creates_one_point(
         mosquitto: LocalService, influxdb: LocalService, database: str, client_id: str,
         tmp_path: Path, ingest_factory: type) -> None:
@@ -90,6 +93,7 @@ def test_repeated_message_creates_one_point(
     assert count_points(influxdb, database, "noise") == 1
 
 
+@pytest.mark.slow
 def test_missing_ts_uses_receive_time_and_says_so(
         mosquitto: LocalService, influxdb: LocalService, database: str, client_id: str,
         tmp_path: Path, ingest_factory: type) -> None:
@@ -125,6 +129,7 @@ BAD_MESSAGES = [
 ]
 
 
+@pytest.mark.slow
 def test_garbage_goes_to_deadletter_and_the_consumer_keeps_running(
         mosquitto: LocalService, influxdb: LocalService, database: str, client_id: str,
         tmp_path: Path, ingest_factory: type) -> None:

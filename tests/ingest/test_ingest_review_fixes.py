@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from kota_testing import count_points, influx_query, publish, wait_until
 
 from devstack.localstack import LocalService
@@ -16,6 +17,7 @@ from ingest.deadletter import read_dead_letters
 NOW_S = int(time.time()) - 3600
 
 
+@pytest.mark.slow
 def test_readings_without_ts_arriving_together_stay_distinct(
         mosquitto: LocalService, influxdb: LocalService, database: str, client_id: str,
         tmp_path: Path, ingest_factory: type) -> None:
@@ -33,6 +35,7 @@ def test_readings_without_ts_arriving_together_stay_distinct(
     assert count_points(influxdb, database, "noise") == 53
 
 
+@pytest.mark.slow
 def test_a_batch_influxdb_refuses_is_kept_whole(
         mosquitto: LocalService, influxdb: LocalService, database: str, client_id: str,
         tmp_path: Path, ingest_factory: type) -> None:
@@ -56,6 +59,7 @@ def test_a_batch_influxdb_refuses_is_kept_whole(
     assert not any(r.get("truncated") for r in refused)
 
 
+@pytest.mark.slow
 def test_an_array_of_garbage_is_stored_once_and_counted_once(
         mosquitto: LocalService, influxdb: LocalService, database: str, client_id: str,
         tmp_path: Path, ingest_factory: type) -> None:

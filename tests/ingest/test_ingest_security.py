@@ -45,6 +45,7 @@ def _publish_with_password(port: int, count: int) -> None:
     assert all(info.is_published() for info in infos)
 
 
+@pytest.mark.slow
 def test_wrong_password_is_reported_and_right_one_over_tls_works(
         secured_broker: LocalService, certificates: tuple[Path, Path, Path],
         influxdb: LocalService, database: str, client_id: str, tmp_path: Path,
@@ -70,6 +71,7 @@ def test_wrong_password_is_reported_and_right_one_over_tls_works(
     assert "connected to MQTT broker" in ingest.log()
 
 
+@pytest.mark.slow
 def test_workers_option_starts_processes_on_a_shared_subscription(
         mosquitto: LocalService, influxdb: LocalService, database: str, client_id: str,
         tmp_path: Path) -> None:

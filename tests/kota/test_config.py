@@ -122,6 +122,7 @@ def _kota(*args: str, env: dict[str, str] | None = None,
                           timeout=60, env={**environ, **(env or {})}, cwd=cwd)
 
 
+@pytest.mark.slow
 def test_config_check_command_points_at_the_bad_line(tmp_path: Path) -> None:
     good = _write(tmp_path, "ingest:\n  mqtt:\n    host: 127.0.0.1\n")
     result = _kota("config", "check", str(good))
@@ -138,6 +139,7 @@ def test_config_check_command_points_at_the_bad_line(tmp_path: Path) -> None:
     assert result.stderr.splitlines()[-1] == f"error: {bad}: 2 problem(s)"
 
 
+@pytest.mark.slow
 def test_config_check_broken_and_missing_files(tmp_path: Path) -> None:
     broken = _write(tmp_path, "ingest:\n  mqtt:\n    host: [127.0.0.1\n")
     result = _kota("config", "check", str(broken))
@@ -153,6 +155,7 @@ def test_config_check_broken_and_missing_files(tmp_path: Path) -> None:
     assert result.returncode == 2 and "kota.example.yaml" in result.stderr
 
 
+@pytest.mark.slow
 def test_config_check_blames_environment_variables(tmp_path: Path) -> None:
     path = _write(tmp_path, "ingest:\n  mqtt:\n    port: 1883\n")
     result = _kota("config", "check", str(path), env={"KOTA_INGEST__MQTT__PORT": "abc"})
@@ -165,6 +168,7 @@ def test_config_check_blames_environment_variables(tmp_path: Path) -> None:
     assert "ingest: OK (with KOTA_INGEST__MQTT__PORT from the environment)" in result.stdout
 
 
+@pytest.mark.slow
 def test_example_config_passes_check_and_loads_every_section() -> None:
     example = REPO / "kota.example.yaml"
     result = _kota("config", "check", str(example), cwd=REPO)
@@ -175,6 +179,7 @@ def test_example_config_passes_check_and_loads_every_section() -> None:
     assert text.count("#") > 40, "the example explains its settings"
 
 
+@pytest.mark.slow
 def test_ingest_help_documents_every_setting() -> None:
     result = subprocess.run([sys.executable, "-m", "kota", "ingest", "--help"],
                             capture_output=True, text=True, timeout=60)

@@ -175,6 +175,7 @@ def test_every_service_command_exits_2_on_bad_settings() -> None:
 
 
 # -- against the real broker -----------------------------------------------------------------
+@pytest.mark.slow
 def test_simulator_publishes_over_tls(tmp_path: Path, mosquitto: LocalService,
                                       certificates: tuple[Path, Path, Path]) -> None:
     ca_file, _cert, _key = certificates
@@ -199,6 +200,7 @@ def test_simulator_publishes_over_tls(tmp_path: Path, mosquitto: LocalService,
         broker.stop()
 
 
+@pytest.mark.slow
 def test_data_lag_is_the_age_of_the_newest_reading(tmp_path: Path, mosquitto: LocalService,
                                                    influxdb: LocalService, database: str,
                                                    client_id: str, ingest_factory: type) -> None:

@@ -17,6 +17,7 @@ def kota(*args: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=60, check=False)
 
 
+@pytest.mark.slow
 def test_ispu_text_output() -> None:
     run = kota("ispu", "pm25=80", "pm10=120")
     assert run.returncode == 0, run.stderr
@@ -28,6 +29,7 @@ def test_ispu_text_output() -> None:
     assert f"{ispu_sub_index('pm10', 120):.1f}" in run.stdout
 
 
+@pytest.mark.slow
 def test_ispu_json_output() -> None:
     run = kota("ispu", "pm2.5=80", "co=6000", "--json")
     assert run.returncode == 0, run.stderr
@@ -39,6 +41,7 @@ def test_ispu_json_output() -> None:
     assert data["averaging_hours"] == {"pm25": 24, "co": 8}
 
 
+@pytest.mark.slow
 def test_ispu_notes_uncertain_breakpoints() -> None:
     run = kota("ispu", "so2=1000")
     assert run.returncode == 0, run.stderr
@@ -46,6 +49,7 @@ def test_ispu_notes_uncertain_breakpoints() -> None:
             "show it)") in run.stdout
 
 
+@pytest.mark.slow
 def test_ispu_notes_say_in_words_what_the_marks_mean_and_where_to_read_more() -> None:
     run = kota("ispu", "pm25=80")
     assert run.returncode == 0, run.stderr
@@ -64,6 +68,7 @@ def _no_bare_citations(text: str) -> None:
     assert "standards.md" + " §" not in text and "shared" + "/reference" not in text
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("args", "message"), [
     (("ispu", "pm1=5"), "unknown ISPU parameter 'pm1'"),
     (("ispu", "pm25=-4"), "≥ 0"),
@@ -82,6 +87,7 @@ def test_bad_input_exits_2_with_a_clear_error(args: tuple[str, ...], message: st
     assert "Traceback" not in run.stderr
 
 
+@pytest.mark.slow
 def test_siaga_text_output() -> None:
     run = kota("siaga", "manggarai", "870")
     assert run.returncode == 0, run.stderr
@@ -92,6 +98,7 @@ def test_siaga_text_output() -> None:
     assert "≥ 950 cm" in run.stdout and "> 850 cm" in run.stdout
 
 
+@pytest.mark.slow
 def test_siaga_by_name_with_rise_and_unknown_threshold() -> None:
     run = kota("siaga", "Pintu Air Karet", "600", "--rise", "10")
     assert run.returncode == 0, run.stderr
@@ -100,6 +107,7 @@ def test_siaga_by_name_with_rise_and_unknown_threshold() -> None:
     assert "❌ unverified: not found in any source searched" in run.stdout
 
 
+@pytest.mark.slow
 def test_siaga_notes_say_in_words_what_the_marks_mean_and_where_the_numbers_come_from() -> None:
     run = kota("siaga", "katulampa", "170")
     assert run.returncode == 0, run.stderr
@@ -113,6 +121,7 @@ def test_siaga_notes_say_in_words_what_the_marks_mean_and_where_the_numbers_come
     _no_bare_citations(run.stdout)
 
 
+@pytest.mark.slow
 def test_siaga_json_output_with_rise() -> None:
     run = kota("siaga", "katulampa", "120", "--rise", "15", "--json")
     assert run.returncode == 0, run.stderr
@@ -129,12 +138,14 @@ def test_siaga_names_the_next_threshold() -> None:
     assert f"next threshold (Siaga 2 Siaga, 150 cm) is reached in {hours:.1f} h" in run.stdout
 
 
+@pytest.mark.slow
 def test_negative_level_after_double_dash() -> None:
     run = kota("siaga", "pasar_ikan", "--", "-20")
     assert run.returncode == 0, run.stderr
     assert "Normal" in run.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["ispu", "siaga"])
 def test_help_teaches_with_examples(command: str) -> None:
     run = kota(command, "--help")

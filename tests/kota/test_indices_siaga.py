@@ -108,6 +108,7 @@ def test_rate_of_rise_needs_two_distinct_times() -> None:
     assert rate_of_rise_cm_per_h([(5.0, 10.0), (5.0, 12.0)]) is None
 
 
+@pytest.mark.slow
 @given(st.floats(min_value=-200, max_value=200), st.floats(min_value=-100, max_value=1000),
        st.integers(min_value=2, max_value=30))
 def test_rate_of_rise_recovers_a_straight_line(rate_cm_per_h: float, start_cm: float,

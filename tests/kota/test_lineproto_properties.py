@@ -118,6 +118,7 @@ def test_numbers_are_floats_that_round_trip(value: float | int) -> None:
     assert text == repr(float(value))  # never an integer literal: the field type never changes
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(measurement=awkward_text,
        tags=st.dictionaries(awkward_text, awkward_text, max_size=4),
@@ -148,6 +149,7 @@ def test_build_line_raises_or_writes_one_faithful_line(
     assert list(read[1]) == sorted(tags)  # InfluxDB's preferred tag order
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(points=st.lists(st.tuples(awkward_text, awkward_text), min_size=1, max_size=5))
 @example(points=[("a\nb", "\r\n"), ("\n", "x\\\n\"")])
@@ -195,6 +197,7 @@ def _collect_points() -> list[tuple[str, dict[str, str], dict[str, Any]]]:
     return points
 
 
+@pytest.mark.slow
 def test_round_trip_through_influxdb(influxdb: LocalService, database: str) -> None:
     points = _collect_points()
     assert len(points) >= 50

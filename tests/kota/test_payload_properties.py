@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from lineproto_reader import read_line
@@ -56,6 +57,7 @@ def _check_invariants(parsed: Parsed) -> None:
 
 
 # -- never raises -------------------------------------------------------------------------
+@pytest.mark.slow
 @SETTINGS
 @given(topic=topics, payload=st.binary(max_size=300))
 @example(topic="kota/jakarta/air/dev1\n", payload=b'{"pm25": 1}')
@@ -66,6 +68,7 @@ def test_any_bytes_never_raise(topic: str, payload: bytes) -> None:
     _check_invariants(parsed)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(kind=st.sampled_from(KIND_NAMES), document=json_values,
        strict=st.booleans(), ignore_unknown=st.booleans())
@@ -140,6 +143,7 @@ def valid_messages(draw: st.DrawFn) -> tuple[str, list[dict[str, Any]], bool]:
     return kind, elements, draw(st.booleans())
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(message=valid_messages())
 def test_valid_payloads_give_one_float_line_per_element(
@@ -168,6 +172,7 @@ def test_valid_payloads_give_one_float_line_per_element(
         assert timestamp is not None and timestamp <= RECEIVED_MS
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(kind=st.sampled_from(KIND_NAMES), ts_s=st.integers(min_value=MIN_TS_S,
                                                           max_value=RECEIVED_MS // 1000 + 300),
@@ -212,6 +217,7 @@ def out_of_range(draw: st.DrawFn) -> tuple[str, str, float]:
     return kind, name, value
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(case=out_of_range(), with_ts=st.booleans(), as_int=st.booleans())
 def test_numbers_outside_the_range_are_refused(case: tuple[str, str, float], with_ts: bool,
@@ -232,6 +238,7 @@ def test_numbers_outside_the_range_are_refused(case: tuple[str, str, float], wit
 
 
 # -- determinism ----------------------------------------------------------------------------
+@pytest.mark.slow
 @SETTINGS
 @given(message=valid_messages(), drop_ts=st.booleans())
 def test_same_message_twice_is_the_same_point(

@@ -83,6 +83,7 @@ def _assert_short_error(result: subprocess.CompletedProcess[str], expected: str)
     assert len(errors) <= 2, result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("command", list(COMMANDS))
 def test_bad_configuration_is_one_line_naming_file_line_or_variable(
@@ -93,6 +94,7 @@ def test_bad_configuration_is_one_line_naming_file_line_or_variable(
     _assert_short_error(result, expected if expected.startswith("KOTA_") else f"{config}{expected}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", list(COMMANDS))
 def test_missing_configuration_file_is_one_line(tmp_path: Path, command: str) -> None:
     argv = COMMANDS[command][0]
@@ -113,6 +115,7 @@ REGISTRY_COMMANDS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", list(REGISTRY_COMMANDS))
 def test_broken_registry_is_one_line_naming_file_and_line(tmp_path: Path, command: str) -> None:
     registry = tmp_path / "devices.yaml"

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from kota_testing import REPO
 
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
@@ -23,12 +24,14 @@ def _lint_imports(cwd: Path) -> subprocess.CompletedProcess[str]:
                           env={"PATH": str(LINT_IMPORTS.parent), "PYTHONPATH": str(cwd)})
 
 
+@pytest.mark.slow
 def test_the_layering_contracts_hold() -> None:
     result = _lint_imports(REPO)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 broken" in result.stdout
 
 
+@pytest.mark.slow
 def test_kota_importing_a_service_breaks_the_ground_contract(tmp_path: Path) -> None:
     for package in PACKAGES:
         shutil.copytree(REPO / package, tmp_path / package,

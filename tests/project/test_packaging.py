@@ -15,6 +15,7 @@ import sys
 import tomllib
 from importlib import metadata
 
+import pytest
 from kota_testing import REPO
 from packaging.requirements import Requirement
 
@@ -123,6 +124,7 @@ def _closure(names: set[str]) -> set[str]:
     return {n.lower().replace("_", "-") for n in seen}
 
 
+@pytest.mark.slow
 def test_agent_runs_without_the_server_packages() -> None:
     done = subprocess.run(
         [sys.executable, "-c", AGENT_WITHOUT_SERVER, ",".join(SERVER_MODULES.values())],
@@ -162,6 +164,7 @@ main(sys.argv[2:])
 '''
 
 
+@pytest.mark.slow
 def test_kota_on_a_pi_names_the_extra_a_server_command_needs() -> None:
     blocked = ",".join(SERVER_MODULES.values())
     helped = subprocess.run([sys.executable, "-c", KOTA_WITHOUT_SERVER, blocked, "--help"],

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 import yaml
 from kota_testing import REPO as REPO_ROOT
 from kota_testing import wait_until
@@ -158,6 +159,7 @@ def test_readme_knows_how_to_run_each_of_its_commands() -> None:
         how_to_run(command)
 
 
+@pytest.mark.slow
 def test_readme_commands_run_verbatim_after_the_demo(tmp_path: Path) -> None:
     checkout = tmp_path / "kota-cerdas"
     _checkout(checkout)

@@ -9,6 +9,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from kota_testing import count_points, wait_until
 
 from devstack.localstack import LocalService
@@ -17,6 +18,7 @@ from simulators import SimulateSettings, build_stream, run
 HOUR_S = 3600.0
 
 
+@pytest.mark.slow
 def test_simulated_city_through_ingest(tmp_path: Path, mosquitto: LocalService,
                                        influxdb: LocalService, database: str, client_id: str,
                                        ingest_factory: type) -> None:

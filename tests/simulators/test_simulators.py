@@ -62,6 +62,7 @@ def _local_hour(time_s: float) -> int:
 
 
 # -- determinism ------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_same_seed_gives_byte_identical_stream(city: City) -> None:
     faults = FaultSettings(share=0.1)
 
@@ -76,6 +77,7 @@ def test_same_seed_gives_byte_identical_stream(city: City) -> None:
     assert first != other
 
 
+@pytest.mark.slow
 def test_same_settings_same_stream_through_build_stream() -> None:
     settings = SimulateSettings(seed=5, start=datetime(2026, 3, 1, tzinfo=UTC), duration_s=3600)
     runs = [[m.payload for m in build_stream(settings)[0]] for _ in range(2)]
@@ -83,6 +85,7 @@ def test_same_settings_same_stream_through_build_stream() -> None:
 
 
 # -- acceptance by the real parser ------------------------------------------------------------
+@pytest.mark.slow
 def test_every_clean_message_is_accepted(city: City, day: list[SimMessage]) -> None:
     results = _parse_all(day, Registry.load(SHIPPED_REGISTRY))
     rejected = [(m.topic, m.payload, reasons) for m, reasons in results if reasons]
@@ -94,6 +97,7 @@ def test_every_clean_message_is_accepted(city: City, day: list[SimMessage]) -> N
     assert {status_twin_id(d.device_id) for d in city.devices} <= senders
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", FAULT_TYPES)
 def test_faults_are_rejected_with_expected_reason(city: City, fault: str) -> None:
     share = 0.2
@@ -119,6 +123,7 @@ def test_faults_are_rejected_with_expected_reason(city: City, fault: str) -> Non
         assert not any(m.fault for m in messages)
 
 
+@pytest.mark.slow
 def test_mixed_faults_reject_roughly_their_share(city: City) -> None:
     share = 0.1
     stream = CityStream(city, seed=9, start_s=START_S, duration_s=6 * HOUR_S,
@@ -146,6 +151,7 @@ def _levels_by_gauge(messages: list[SimMessage],
     return levels
 
 
+@pytest.mark.slow
 def test_ciliwung_flood_wave_reaches_katulampa_then_depok_then_manggarai(city: City) -> None:
     stream = CityStream(city, seed=2, start_s=START_S, duration_s=30 * HOUR_S,
                         scenario=load_scenario("banjir-ciliwung"))
@@ -164,6 +170,7 @@ def test_ciliwung_flood_wave_reaches_katulampa_then_depok_then_manggarai(city: C
     assert upstream_rain > 50
 
 
+@pytest.mark.slow
 def test_air_has_rush_hours_and_a_diurnal_weather_cycle(day: list[SimMessage]) -> None:
     pm25: dict[int, list[float]] = defaultdict(list)
     temperature: dict[int, list[float]] = defaultdict(list)
@@ -217,6 +224,7 @@ def test_heartbeats_drain_batteries_and_report_rssi(day: list[SimMessage]) -> No
     assert reboots <= 2  # uptime grows, except for a rare reboot
 
 
+@pytest.mark.slow
 def test_safety_events_arrive_in_bursts_and_follow_the_scenario(city: City) -> None:
     stream = CityStream(city, seed=2, start_s=START_S, duration_s=30 * HOUR_S,
                         scenario=load_scenario("banjir-ciliwung"))
@@ -237,6 +245,7 @@ def test_shipped_scenarios_load() -> None:
         assert scenario.name == name and scenario.events
 
 
+@pytest.mark.slow
 def test_haze_scenario_raises_pm(city: City) -> None:
     def median_pm25(scenario: str | None, day_number: int) -> float:
         stream = CityStream(city, seed=1, start_s=START_S + day_number * 24 * HOUR_S,
@@ -308,6 +317,7 @@ def test_window_never_runs_ahead_of_the_real_clock(speed: float, duration_s: flo
         assert simulated <= real + 1e-6
 
 
+@pytest.mark.slow
 def test_paced_run_never_sends_a_future_ts() -> None:
     settings = SimulateSettings(speed=1200, duration_s=600, devices=30, progress_interval_s=0.2)
     sent: list[tuple[float, float]] = []
@@ -325,6 +335,7 @@ def test_paced_run_never_sends_a_future_ts() -> None:
     assert progress and all(" delivered (" in line for line in progress), progress
 
 
+@pytest.mark.slow
 def test_device_count_subsets_and_extends_the_registry(city: City) -> None:
     small = load_city(SETTINGS.city_dir(), SHIPPED_REGISTRY, devices=6)
     assert len(small.devices) == 6 and len({d.kind for d in small.devices}) == 5  # + status
@@ -353,6 +364,7 @@ def test_cli_help_teaches_with_examples() -> None:
     assert "simulate.faults.share" in result.output
 
 
+@pytest.mark.slow
 def test_cli_print_is_deterministic_and_counts(tmp_path: Path) -> None:
     args = ["--print", "--speed", "0", "--count", "25", "--seed", "8", "--start",
             "2026-02-01T00:00:00+07:00", "--duration", "2h", "--fault-share", "0.2",
@@ -381,6 +393,7 @@ def test_cli_errors_name_the_problem(tmp_path: Path) -> None:
 
 
 # -- end to end on the real broker --------------------------------------------------------------
+@pytest.mark.slow
 def test_publish_to_real_mosquitto_delivers_exactly_n(mosquitto: LocalService) -> None:
     count = 300
     received: list[str] = []
@@ -471,6 +484,7 @@ def test_rate_cap_paces_publishing() -> None:
     assert sent[-1] - sent[0] >= 39 / 200 * 0.95
 
 
+@pytest.mark.slow
 def test_live_after_the_window_follows_the_real_clock() -> None:
     settings = SimulateSettings.model_validate({
         "speed": 600, "duration_s": 300, "live_s": 2, "devices": 6,
@@ -489,6 +503,7 @@ def test_live_after_the_window_follows_the_real_clock() -> None:
     assert "then 2 s live" in summary.line()
 
 
+@pytest.mark.slow
 def test_faults_do_not_change_the_clean_signal(city: City) -> None:
     def clean(share: float) -> dict[tuple[str, int], bytes]:
         stream = CityStream(city, seed=6, start_s=START_S, duration_s=2 * HOUR_S,

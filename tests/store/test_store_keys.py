@@ -27,6 +27,7 @@ def _store(url: str) -> KeyStore:
     return KeyStore(engine)
 
 
+@pytest.mark.slow
 def test_schema_is_refused_until_upgraded(database_url: str) -> None:
     engine = make_engine(database_url)
     assert current_revision(engine) is None
@@ -36,6 +37,7 @@ def test_schema_is_refused_until_upgraded(database_url: str) -> None:
     assert current_revision(engine) == head_revision()
 
 
+@pytest.mark.slow
 def test_keys_authenticate_until_revoked_or_expired(database_url: str) -> None:
     store = _store(database_url)
     info, key = store.create("Pusdalops", "operator", expires_in=timedelta(days=90),
@@ -73,6 +75,7 @@ def test_only_the_hash_is_stored(database_url: str) -> None:
         assert key.encode() not in Path(database_url.removeprefix("sqlite:///")).read_bytes()
 
 
+@pytest.mark.slow
 def test_cli_creates_lists_revokes(database_url: str) -> None:
     runner = CliRunner()
     url = ["--database-url", database_url]
@@ -98,6 +101,7 @@ def test_cli_creates_lists_revokes(database_url: str) -> None:
     assert bad.exit_code == 2 and "not a duration" in bad.output
 
 
+@pytest.mark.slow
 def test_settings_refuse_unknown_databases_in_one_line() -> None:
     for url, words in (("mysql://x@y/z", "unsupported database"), ("nonsense", "not a database"),
                        ("sqlite://", "needs a file")):
