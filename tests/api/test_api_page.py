@@ -58,8 +58,9 @@ def test_page_shows_devices_and_updates_live(browser: Browsed, served_api: str,
     # arrive, so a page opened mid-write could miss the incidents.)
     page.goto(f"{served_api}/")
     # Markers for the five non-heartbeat devices, and their rows with values.
-    page.wait_for_function(f"document.querySelectorAll('{MARKERS}').length >= 6",
-                           timeout=20_000, polling=200)
+    # (A locator wait, not wait_for_function: its polling evaluates a string, which the page's
+    # Content-Security-Policy rightly forbids — script-src 'self', no 'unsafe-eval'.)
+    page.locator(MARKERS).nth(5).wait_for(state="attached", timeout=20_000)
     assert page.locator("#device-count").text_content() == "6"
     expect(page.locator('#table-air tr[data-device="air-menteng"]')).to_be_attached(
         timeout=20_000)
