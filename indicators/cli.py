@@ -6,7 +6,7 @@ import asyncio
 import re
 import time
 from datetime import datetime
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
@@ -54,11 +54,11 @@ def _recompute_range(since: str | None, until: str | None, once: bool,
     since_ms, until_ms = _time_ms(since, "--since"), _time_ms(until, "--until")
     if since_ms is None and until_ms is None:
         if replace:
-            _fail("--replace needs --since and/or --until: it deletes the points of the "
-                  "windows it recomputes")
+            fail("--replace needs --since and/or --until: it deletes the points of the "
+                 "windows it recomputes")
         return None, None
     if once:
-        _fail("--once computes what is due; --since/--until recompute a range: give one of them")
+        fail("--once computes what is due; --since/--until recompute a range: give one of them")
     if since_ms is None:
         assert until_ms is not None
         since_ms = until_ms - DAY_MS
@@ -67,13 +67,9 @@ def _recompute_range(since: str | None, until: str | None, once: bool,
     if until_ms is None:
         until_ms = int(time.time() * 1000)
     if since_ms >= until_ms:
-        _fail(f"--since {since or _iso(since_ms)} is not before --until "
-              f"{until or _iso(until_ms) + ' (now)'}: nothing to recompute")
+        fail(f"--since {since or _iso(since_ms)} is not before --until "
+             f"{until or _iso(until_ms) + ' (now)'}: nothing to recompute")
     return since_ms, until_ms
-
-
-def _fail(message: str) -> NoReturn:
-    fail(message)
 
 
 class _Progress:

@@ -23,6 +23,12 @@ import orjson
 
 from ingest.buffer import fsync_dir
 
+# Reasons the store holds besides the parser's (kota.formats REASONS), written by ingest itself.
+INFLUX_REFUSED = "influx_refused"
+STORE_REASONS: dict[str, str] = {
+    INFLUX_REFUSED: "InfluxDB refused a validated batch (HTTP 400)",
+}
+
 log = logging.getLogger("kota.ingest.deadletter")
 
 KEEP_PAYLOAD_BYTES = 65_536  # what an oversized payload keeps; below max_payload_bytes: all

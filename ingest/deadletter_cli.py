@@ -4,29 +4,16 @@ entry point in pyproject.toml)."""
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
 from kota.config import ConfigError, find_config, load_settings, read_config
-
-
-def _fail(message: str | list[str]) -> NoReturn:
-    """Print each problem as one ``error:`` line on stderr and exit with status 2."""
-    lines = message if isinstance(message, list) else message.splitlines() or [message]
-    for line in lines:
-        click.echo(f"error: {line}", err=True)
-    sys.exit(2)
-
+from kota.service_cli import fail
 
 # Where `make demo` / `kota demo` writes its configuration (devstack/demo.py write_demo_config).
 DEMO_CONFIG = Path("run/demo/kota.yaml")
-# Reasons the store holds besides the parser's (kota.payload.REASONS): ingest/service.py.
-STORE_REASONS: dict[str, str] = {
-    "influx_refused": "InfluxDB refused a validated batch (HTTP 400)",
-}
 
 
 def _deadletter_folder(folder: str | None, config_file: str | None) -> tuple[Path, str]:
@@ -43,7 +30,7 @@ def _deadletter_folder(folder: str | None, config_file: str | None) -> tuple[Pat
         path = find_config(config_file)
         settings = load_settings(IngestSettings, "ingest", path)
     except ConfigError as exc:
-        _fail(exc.problems)
+        fail(exc.problems)
     variable = "KOTA_INGEST__DEADLETTER__DIR"
     if os.environ.get(variable):
         source = f"ingest.deadletter.dir from ${variable}"
@@ -125,19 +112,20 @@ def deadletter(config_file: str | None, folder: str | None, reason: str | None, 
     from collections import Counter
     from difflib import get_close_matches
 
+    from ingest.deadletter import STORE_REASONS
     from kota.payload import REASONS
 
     path, source = _deadletter_folder(folder, config_file)
     setting = "--dir" if folder else "ingest.deadletter.dir"
     if not path.exists():
-        _fail(f"{path}: no such folder ({source}); has ingest run with this configuration? "
-              f"Give {'another --dir' if folder else '--config FILE or --dir FOLDER'}")
+        fail(f"{path}: no such folder ({source}); has ingest run with this configuration? "
+             f"Give {'another --dir' if folder else '--config FILE or --dir FOLDER'}")
     if not path.is_dir():
-        _fail(f"{path}: not a folder ({setting}; {source})")
+        fail(f"{path}: not a folder ({setting}; {source})")
     try:
         records, unreadable = _read_letters(path)
     except OSError as exc:
-        _fail(f"{path}: cannot read the dead letters ({source}): {exc.strerror or exc}")
+        fail(f"{path}: cannot read the dead letters ({source}): {exc.strerror or exc}")
         return
     known = {**REASONS, **STORE_REASONS}
     if reason is not None and reason not in known:
@@ -146,8 +134,8 @@ def deadletter(config_file: str | None, folder: str | None, reason: str | None, 
         else:
             close = get_close_matches(reason, list(known), n=1)
             guess = f" (did you mean {close[0]!r}?)" if close else ""
-            _fail(f"--reason {reason!r} is not a reason code{guess}; known: "
-                  + ", ".join(known))
+            fail(f"--reason {reason!r} is not a reason code{guess}; known: "
+                 + ", ".join(known))
     click.echo(f"reading {path} ({source})", err=True)
     if unreadable:
         click.echo(f"warning: {unreadable} line(s) in {path} are not JSON records (skipped)",

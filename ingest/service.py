@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 
 from ingest.buffer import DiskBuffer
-from ingest.deadletter import DeadLetter, DeadLetterStore
+from ingest.deadletter import INFLUX_REFUSED, DeadLetter, DeadLetterStore
 from ingest.metrics import IngestCounters, serve_metrics
 from ingest.settings import IngestSettings
 from kota.aio import sleep_or_stop
@@ -311,7 +311,7 @@ class IngestService:
             self.counters.influx_refused += count
             log.error("InfluxDB refused points: %s. The batch is kept in the dead-letter store",
                       exc)
-            letter = DeadLetter(time.time_ns() // 1_000_000, "", "influx_refused", str(exc),
+            letter = DeadLetter(time.time_ns() // 1_000_000, "", INFLUX_REFUSED, str(exc),
                                 body, keep_whole=True)
             await asyncio.to_thread(self.deadletters.append, [letter],
                                     time.strftime("%Y%m%d", time.gmtime()))

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import os
-import sys
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
@@ -20,15 +19,7 @@ from kota.config import (
     read_config,
     registered_sections,
 )
-
-
-def _fail(message: str | list[str]) -> NoReturn:
-    """Print each problem as one ``error:`` line on stderr and exit with status 2."""
-    lines = message if isinstance(message, list) else message.splitlines() or [message]
-    for line in lines:
-        click.echo(f"error: {line}", err=True)
-    sys.exit(2)
-
+from kota.service_cli import fail
 
 # Commands live beside their code and are registered as entry points in pyproject.toml
 # ([project.entry-points."kota.commands"]); each is imported only when used (keeps `kota --help`
@@ -87,7 +78,7 @@ def _needs_server(name: str, missing: str) -> click.Command:
                "pip install 'kota-cerdas[server]'")
 
     def refuse() -> None:
-        _fail(message)
+        fail(message)
 
     return click.Command(name, callback=refuse, add_help_option=False,
                          short_help="(not installed: pip install 'kota-cerdas[server]')",
@@ -143,16 +134,16 @@ def config_check(config_file: str | None) -> None:
     try:
         path = find_config(config_file)
     except ConfigError as exc:
-        _fail(exc.problems)
+        fail(exc.problems)
         return
     if path is None:
-        _fail("no configuration file to check: give one (kota config check FILE), set "
-              "$KOTA_CONFIG, or start from kota.example.yaml (cp kota.example.yaml kota.yaml)")
+        fail("no configuration file to check: give one (kota config check FILE), set "
+             "$KOTA_CONFIG, or start from kota.example.yaml (cp kota.example.yaml kota.yaml)")
         return
     sections = _sections()
     parsed = read_config(path, tuple(sections))
     if parsed.fatal:
-        _fail(parsed.problems)
+        fail(parsed.problems)
         return
     problems = list(parsed.problems)
     checked, skipped = [], []
@@ -171,7 +162,7 @@ def config_check(config_file: str | None) -> None:
         with_env = f" (with {', '.join(variables)} from the environment)" if variables else ""
         click.echo(f"{name}: {len(found)} problem(s)" if found else f"{name}: OK{with_env}")
     if problems:
-        _fail([*problems, f"{path}: {len(problems)} problem(s)"])
+        fail([*problems, f"{path}: {len(problems)} problem(s)"])
     defaults = f"; not in the file, defaults apply: {', '.join(skipped)}" if skipped else ""
     click.echo(f"{path}: valid (checked: {', '.join(checked) or 'nothing'}{defaults})")
 
@@ -194,7 +185,7 @@ def config_show(section: str, config_file: str | None) -> None:
         path = find_config(config_file)
         settings = load_settings(_section_model(section), section, path)
     except ConfigError as exc:
-        _fail(exc.problems)
+        fail(exc.problems)
         return
     click.echo(f"# {section}: defaults < {path or 'no configuration file'} < environment",
                err=True)
