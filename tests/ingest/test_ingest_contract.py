@@ -152,4 +152,6 @@ def test_a_dead_letter_burst_stays_within_max_mb(
     assert kept == list(range(total - len(kept), total))  # the oldest are the ones gone
     dropped = ingest.metric("kota_ingest_deadletters_dropped")
     assert dropped == total - len(kept) > 0
-    assert "dead-letter store at deadletter.max_mb" in ingest.log()
+    # One batch larger than the store logs "burst …", smaller batches "store at …": which one
+    # depends on how ingest's batches fell, and both name the setting.
+    assert "deadletter.max_mb" in ingest.log()
