@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+import store.alert_models  # noqa: F401  (its tables join Base.metadata)
 from store.models import Base
 
 engine = context.config.attributes["engine"]
