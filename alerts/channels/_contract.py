@@ -26,7 +26,7 @@ from typing import ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from alerts.model import AlertView, Audience, Hazard, Severity
+from alerts.model import AlertView, Audience, Hazard
 
 __all__ = ["SEVERITY_RANK", "Channel", "ChannelSettings", "DeliveryError"]
 
