@@ -129,6 +129,6 @@ def alert_view_from_json(document: dict[str, Any]) -> AlertView:
         expires_at=_when(document["expires_at"]),
         texts={language: AlertText(**text) for language, text in document["texts"].items()},
         area=Area(description=area["description"], districts=tuple(area["districts"]),
-                  circle_km=tuple(circle) if circle else None,  # type: ignore[arg-type]
-                  polygon=tuple(tuple(point) for point in area["polygon"])),  # type: ignore[misc]
+                  circle_km=(circle[0], circle[1], circle[2]) if circle else None,
+                  polygon=tuple((point[0], point[1]) for point in area["polygon"])),
     )

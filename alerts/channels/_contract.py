@@ -56,7 +56,7 @@ class ChannelSettings(BaseModel):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$",
                       description="This channel's name (outbox rows, logs, metrics)")
     audiences: list[Audience] = Field(
-        default_factory=lambda: ["public", "operators", "field"],
+        default=["public", "operators", "field"],
         description="Which alerts it receives: public, operators (safety: never public), field "
                     "(device health)")
     hazards: list[Hazard] | None = Field(
@@ -78,7 +78,7 @@ class Channel(ABC, Generic[SettingsT]):
     """One configured channel. Instances live as long as the dispatcher; :meth:`send` is
     called for one notification at a time per channel, :meth:`close` once at the end."""
 
-    type: ClassVar[str] = ""
+    kind: ClassVar[str] = ""   # the folder's name, the settings' ``type``
     settings_model: ClassVar[type[ChannelSettings]] = ChannelSettings
 
     def __init__(self, settings: SettingsT) -> None:
