@@ -72,6 +72,12 @@ simulator_password=""
 if [ -n "$(env_value MOSQUITTO_SIMULATOR_PASSWORD)" ]; then
   simulator_password="$(secret MOSQUITTO_SIMULATOR_PASSWORD)"
 fi
+# kota-alerts (reads kota/#, publishes kota/+/alerts/#): MOSQUITTO_ALERTS_PASSWORD; empty: no
+# account.
+alerts_password=""
+if [ -n "$(env_value MOSQUITTO_ALERTS_PASSWORD)" ]; then
+  alerts_password="$(secret MOSQUITTO_ALERTS_PASSWORD)"
+fi
 tls_names="$(env_value MOSQUITTO_TLS_NAMES)"
 # mosquitto.conf binds client ids to user names (use_username_as_clientid), so each ingest
 # worker logs in with an account of its own: kota-ingest-<n>, its client id.
@@ -97,6 +103,8 @@ chmod 755 "$out/broker" # mounted into the container, whose mosquitto user (uid 
 # -- ACL and device passwords from the registry -----------------------------------------------
 "${kota_broker[@]}" acl --registry "$registry" --ingest-workers "$ingest_workers" \
   ${agents[@]+"${agents[@]}"} > "$out/broker/acl.new"
+[ -z "$alerts_password" ] ||
+  printf '\nuser kota-alerts\ntopic read kota/#\ntopic write kota/+/alerts/#\n' >> "$out/broker/acl.new"
 "${kota_broker[@]}" passwords --registry "$registry" ${agents[@]+"${agents[@]}"} ${rotate[@]+"${rotate[@]}"} \
   --file "$out/device-passwords.txt"
 
@@ -110,6 +118,7 @@ plain="$out/broker/passwd.new"
   done
   printf 'kota-healthcheck:%s\n' "$healthcheck_password"
   [ -z "$simulator_password" ] || printf 'kota-simulator:%s\n' "$simulator_password"
+  [ -z "$alerts_password" ] || printf 'kota-alerts:%s\n' "$alerts_password"
   cat "$out/device-passwords.txt"
 } > "$plain"
 "${mosquitto_passwd[@]}" -U "$plain"
@@ -145,7 +154,20 @@ fi
 # users of this machine cannot. (Mosquitto may warn that passwd is world readable.)
 mv "$plain" "$out/broker/passwd"
 mv "$out/broker/acl.new" "$out/broker/acl"
-chmod 644 "$out/broker/passwd" "$out/broker/acl" "$out/broker/ca.crt" "$out/broker/server.crt" \
-          "$out/broker/server.key"
+chmod 644 "$out/broker/passwd" "$out/broker/acl" "$out/broker/ca.crt" "$out/broker/server.crt"
+# The TLS key: for the broker (uid 1883 in the container) only. Giving it to uid 1883 needs root;
+# otherwise group 1883 if this user may set it, else readable by every process in the container.
+key="$out/broker/server.key"
+if [ "$(id -u)" = 0 ]; then
+  chown 1883:1883 "$key"; chmod 600 "$key"
+elif [ "$(stat -c %u "$key")" = 1883 ]; then
+  :  # given to the broker by an earlier run as root: keep it so
+elif chgrp 1883 "$key" 2>/dev/null; then
+  chmod 640 "$key"
+else
+  chmod 644 "$key"
+  echo "make-secrets.sh: warning: $key is 0644, readable by any process in the broker" \
+       "container; run this script as root (sudo) to give it to uid 1883 with mode 0600" >&2
+fi
 chmod 600 "$out/ca.key" "$out/device-passwords.txt"
 echo "make-secrets.sh: wrote $out/broker (passwd, acl, ca.crt, server.crt, server.key)" >&2
