@@ -39,6 +39,9 @@ class Alert(Base):
     level: Mapped[str] = mapped_column(String(100))
     severity: Mapped[str] = mapped_column(String(16))
     version: Mapped[int] = mapped_column(Integer, default=0)   # 0 while pending
+    # The last version queued for delivery: a version decided during a silence is sent when
+    # the silence ends if the alert is still active.
+    notified_version: Mapped[int] = mapped_column(Integer, default=0)
     # The latest view (texts, area, figures) as JSON: what the API and the CAP feed show.
     view: Mapped[dict[str, Any]] = mapped_column(JSON)
     pending_since: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -33,6 +33,7 @@ def upgrade() -> None:
         sa.Column("level", sa.String(100), nullable=False),
         sa.Column("severity", sa.String(16), nullable=False),
         sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("notified_version", sa.Integer, nullable=False),
         sa.Column("view", sa.JSON, nullable=False),
         sa.Column("pending_since", _when, nullable=False),
         sa.Column("fired_at", _when, nullable=True),
