@@ -32,6 +32,8 @@ apply to every user and ``%u`` stands for a whole topic level, so a pattern cann
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -39,15 +41,24 @@ from dataclasses import dataclass
 from kota.registry import Registry
 
 __all__ = [
+    "DYNSEC_RESPONSE_TOPIC",
+    "DYNSEC_TOPIC",
     "HEALTHCHECK_TOPIC",
     "HEALTHCHECK_USER",
     "INGEST_USER",
+    "PROVISIONER_USER",
+    "SERVICE_PREFIX",
     "SERVICE_USERS",
     "SIMULATOR_USER",
     "Account",
     "accounts",
     "acl_text",
     "agent_candidates",
+    "device_role",
+    "device_topics",
+    "dynsec_config",
+    "dynsec_create_commands",
+    "dynsec_remove_commands",
     "ingest_users",
     "merge_passwords",
     "parse_passwords",
@@ -190,3 +201,73 @@ def merge_passwords(existing: Mapping[str, str], usernames: Iterable[str], *,
     renew = set(rotate)
     return {name: existing[name] if name in existing and name not in renew else new_password()
             for name in sorted(names)}
+
+
+# -- dynamic security (devices provisioned without a restart; docs/security.md) ----------------
+# The account `kota devices` and the API use to send dynamic-security commands; it may do
+# nothing else (no topic of kota/ is granted to it).
+PROVISIONER_USER = "kota-provisioner"
+DYNSEC_TOPIC = "$CONTROL/dynamic-security/v1"
+DYNSEC_RESPONSE_TOPIC = f"{DYNSEC_TOPIC}/response"
+# PBKDF2-SHA512 rounds for the provisioner's password in the seed file (mosquitto_ctrl's own
+# default in 2.0 is 101; this one is a human-chosen password, checked once per provisioning).
+SEED_ITERATIONS = 100_000
+
+
+def device_topics(device_id: str, city: str, kind: str) -> tuple[str, ...]:
+    """What a provisioned device may publish: its own topic and, unless it is a status device,
+    the heartbeat and Last Will topic of a kota-agent with ``agent.id`` = the device id."""
+    topics = [topic_of(city, kind, device_id)]
+    if kind != "status":
+        topics.append(topic_of(city, "status", f"{device_id}-status"))
+    return tuple(topics)
+
+
+def device_role(device_id: str) -> str:
+    return f"device-{device_id}"
+
+
+def dynsec_create_commands(device_id: str, password: str, topics: Iterable[str],
+                           textname: str = "") -> list[dict[str, object]]:
+    """Dynamic-security commands that make a device's client (user name and client id = device
+    id) and a role allowing publish on ``topics`` only."""
+    role = device_role(device_id)
+    commands: list[dict[str, object]] = [
+        {"command": "createRole", "rolename": role},
+        *({"command": "addRoleACL", "rolename": role, "acltype": "publishClientSend",
+           "topic": topic, "priority": 0, "allow": True} for topic in topics),
+        {"command": "createClient", "username": device_id, "password": password,
+         "clientid": device_id, "textname": textname[:100],
+         "roles": [{"rolename": role, "priority": 0}]},
+    ]
+    return commands
+
+
+def dynsec_remove_commands(device_id: str) -> list[dict[str, object]]:
+    """Disable (which disconnects it now), then delete the client and its role."""
+    return [{"command": "disableClient", "username": device_id},
+            {"command": "deleteClient", "username": device_id},
+            {"command": "deleteRole", "rolename": device_role(device_id)}]
+
+
+def dynsec_config(admin: str, password: str, *, salt: bytes | None = None,
+                  iterations: int = SEED_ITERATIONS) -> dict[str, object]:
+    """The dynamic-security plugin's first configuration file: one client, ``admin``, allowed
+    the control topic only; every other client starts with nothing (defaultACLAccess)."""
+    salt = salt if salt is not None else secrets.token_bytes(12)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode("utf-8"), salt, iterations)
+    control = f"{DYNSEC_TOPIC.rsplit('/', 1)[0]}/#"
+    return {
+        "clients": [{"username": admin, "textname": "Kota Cerdas provisioning (kota devices)",
+                     "password": base64.b64encode(digest).decode("ascii"),
+                     "salt": base64.b64encode(salt).decode("ascii"),
+                     "iterations": iterations, "roles": [{"rolename": "dynsec-admin"}]}],
+        "roles": [{"rolename": "dynsec-admin", "acls": [
+            {"acltype": "publishClientSend", "topic": control, "allow": True},
+            {"acltype": "publishClientReceive", "topic": control, "allow": True},
+            {"acltype": "subscribePattern", "topic": control, "allow": True},
+            {"acltype": "unsubscribePattern", "topic": control, "allow": True}]}],
+        "groups": [],
+        "defaultACLAccess": {"publishClientSend": False, "publishClientReceive": True,
+                             "subscribe": False, "unsubscribe": True},
+    }

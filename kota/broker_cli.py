@@ -5,15 +5,19 @@ deploy/mosquitto/make-secrets.sh calls these; docs/broker.md explains the accoun
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 from pathlib import Path
 
 import click
 
 from kota.broker import (
+    PROVISIONER_USER,
     accounts,
     acl_text,
     agent_candidates,
+    dynsec_config,
     merge_passwords,
     parse_passwords,
     unmatched_agents,
@@ -110,6 +114,18 @@ def passwords(registry_file: Path, agents: tuple[str, ...], password_file: Path,
         handle.write(text)
     click.echo(f"{password_file}: {len(merged)} device accounts; new: {len(added)}, "
                f"rotated: {len(rotate)}, removed: {len(removed)}", err=True)
+
+
+@broker.command("dynsec-config")
+@click.option("--admin", default=PROVISIONER_USER, show_default=True,
+              help="The account that provisions devices (kota devices, the API)")
+def dynsec_config_command(admin: str) -> None:
+    """Print the dynamic-security plugin's first configuration file, with ADMIN's password
+    read from standard input (never from the command line, which other users can see)."""
+    password = sys.stdin.readline().rstrip("\n")
+    if not password:
+        raise click.ClickException("no password on standard input")
+    click.echo(json.dumps(dynsec_config(admin, password), indent=2))
 
 
 if __name__ == "__main__":

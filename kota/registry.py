@@ -1,19 +1,27 @@
 """The device registry: which device is where, of which kind, with what per-kind parameters.
 
-Kept as a data file (YAML or CSV) so field teams edit it without touching code. Points carry
-the registry's city, district and kelurahan as tags.
+Kept as a data file (YAML or CSV) so field teams edit it without touching code; with the
+relational store, ``kota devices`` and the API keep it in the database and export this file
+(:meth:`Registry.save`, atomic). Services read the file and pick up changes without a restart
+(:class:`RegistryWatcher`). Points carry the registry's city, district and kelurahan as tags.
 """
 
 from __future__ import annotations
 
+import asyncio
 import csv
-from collections.abc import Iterable, Iterator
+import io
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Annotated
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from kota.aio import sleep_or_stop
 from kota.config import yaml_problem
 from kota.kinds import KINDS
 
@@ -23,7 +31,10 @@ __all__ = [
     "Device",
     "Registry",
     "RegistryError",
+    "RegistryWatcher",
 ]
+
+log = logging.getLogger("kota.registry")
 
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 CITY_PATTERN = r"^[a-z0-9][a-z0-9-]{0,31}$"
@@ -101,6 +112,11 @@ class Registry:
     def of_kind(self, kind: str) -> list[Device]:
         return [d for d in self._devices.values() if d.kind == kind]
 
+    def replace(self, other: Registry) -> None:
+        """Take ``other``'s devices, in place: whoever holds this registry sees them at once
+        (one assignment, so a reader never sees half of each)."""
+        self._devices = dict(other._devices)
+
     @classmethod
     def load(cls, path: Path | str) -> Registry:
         path = Path(path)
@@ -112,7 +128,8 @@ class Registry:
             try:
                 devices.append(Device.model_validate(row))
             except ValidationError as exc:
-                where = f"{path}: device #{number} ({row.get('device_id', '?')})"
+                where = f"{path}{_line_of(path, number)}: device #{number} " \
+                        f"({row.get('device_id', '?')})"
                 problems = "; ".join(
                     f"{'.'.join(str(p) for p in err['loc']) or 'row'}: {err['msg']}"
                     for err in exc.errors()
@@ -124,8 +141,109 @@ class Registry:
         rows = [d.model_dump(exclude_defaults=True) for d in self]
         return yaml.safe_dump({"devices": rows}, sort_keys=False, allow_unicode=True)
 
+    def dump_csv(self) -> str:
+        """The CSV form :meth:`load` reads: the base columns, then one column per parameter."""
+        extras = sorted({key for device in self for key in device.params})
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=[*_CSV_COLUMNS, *extras], lineterminator="\n")
+        writer.writeheader()
+        for device in self:
+            row = device.model_dump(exclude={"params"})
+            writer.writerow({**row, **device.params})
+        return out.getvalue()
 
-_BASE_COLUMNS = {"device_id", "kind", "city", "district", "kelurahan", "lat", "lon", "name"}
+    def save(self, path: Path | str) -> None:
+        """Write the file (CSV for ``.csv``, else YAML) atomically: a temporary file in the same
+        folder, fsynced, then renamed over it, so a reader sees the old file or the new one."""
+        path = Path(path)
+        text = self.dump_csv() if path.suffix.lower() == ".csv" else self.dump_yaml()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
+                                             suffix=".tmp")
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
+                out.write(text)
+                out.flush()
+                os.fsync(out.fileno())
+            os.chmod(temporary, 0o644)  # mkstemp makes 0600; services may run as other users
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+
+class RegistryWatcher:
+    """Reloads a registry file into ``registry`` when the file's mtime or size changes.
+
+    :meth:`check` is cheap (one ``stat``) and never raises on a bad file: the last good registry
+    stays, and the problem is logged once per version of the file (one line naming file and
+    line). ``on_change`` runs after each successful reload (e.g. to drop caches).
+    """
+
+    def __init__(self, path: Path | str, registry: Registry, interval_s: float,
+                 on_change: Callable[[Registry], None] | None = None) -> None:
+        self.path = Path(path)
+        self.registry = registry
+        self.interval_s = interval_s
+        self.on_change = on_change
+        self._seen = self._signature()
+        self.reloads = 0
+
+    def _signature(self) -> tuple[int, int] | None:
+        try:
+            stat = self.path.stat()
+        except OSError:
+            return None
+        return stat.st_mtime_ns, stat.st_size
+
+    def check(self) -> bool:
+        """Reload if the file changed since the last check; True when the registry changed."""
+        signature = self._signature()
+        if signature is None or signature == self._seen:
+            return False  # a missing file (mid-rename, or removed) keeps the last registry
+        self._seen = signature
+        try:
+            fresh = Registry.load(self.path)
+        except RegistryError as exc:
+            log.error("registry not reloaded, keeping the last good one (%d devices): %s",
+                      len(self.registry), exc)
+            return False
+        self.registry.replace(fresh)
+        self.reloads += 1
+        log.info("registry %s reloaded: %d devices", self.path, len(fresh))
+        if self.on_change is not None:
+            self.on_change(self.registry)
+        return True
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Check every ``interval_s`` until ``stop``; 0 or less: never."""
+        if self.interval_s <= 0:
+            return
+        while not await sleep_or_stop(stop, self.interval_s):
+            try:
+                self.check()  # one stat; a load only on change (a registry is small)
+            except Exception:  # a reload bug must not end the service
+                log.exception("unexpected error while reloading the registry %s", self.path)
+
+
+_CSV_COLUMNS = ("device_id", "kind", "city", "district", "kelurahan", "lat", "lon", "name")
+_BASE_COLUMNS = set(_CSV_COLUMNS)
+
+
+def _line_of(path: Path, number: int) -> str:
+    """``:<line>`` of the ``number``-th device (from 1) in a registry file, or "" if unknown."""
+    try:
+        if path.suffix.lower() == ".csv":
+            return f":{number + 1}"  # the header is line 1 (no quoted newlines in a registry)
+        root = yaml.compose(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return ""
+    if isinstance(root, yaml.MappingNode):
+        for key, value in root.value:
+            if key.value == "devices" and isinstance(value, yaml.SequenceNode) \
+                    and len(value.value) >= number:
+                return f":{value.value[number - 1].start_mark.line + 1}"
+    return ""
 
 
 def _read_rows(path: Path) -> list[dict[str, object]]:

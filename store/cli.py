@@ -1,23 +1,27 @@
-"""``kota db`` (schema migrations) and ``kota keys`` (API keys), on ``api.database.url``."""
+"""``kota db`` (schema migrations), ``kota keys`` (API keys) and ``kota devices`` (the device
+registry and its broker accounts), on ``api.database.url``."""
 
 from __future__ import annotations
 
 import getpass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import click
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from kota.registry import Device, Registry, RegistryError
 from kota.service_cli import EXIT_FAILED, fail, load_or_exit
 from store.db import current_revision, ensure_schema, head_revision, make_engine, upgrade
+from store.devices import DeviceStore, Provisioner, ProvisioningError, ProvisioningSettings
 from store.keys import KeyStore, parse_duration
 from store.models import ROLES
 from store.settings import DatabaseSettings
 
-__all__ = ["db", "keys"]
+__all__ = ["db", "devices", "keys"]
 
 CONTEXT = {"max_content_width": 110, "help_option_names": ["-h", "--help"]}
 
@@ -163,3 +167,165 @@ def keys_revoke(key_id: int, config_file: str | None, url: str | None) -> None:
     if info is None:
         fail(f"no key {key_id} (kota keys list shows them)")
     click.echo(f"key {info.id} ({info.name}) revoked at {_when(info.revoked_at)} UTC")
+
+
+class _DevicesSection(_Section):
+    """What ``kota devices`` reads of section ``api:``: the database, the registry file the
+    services read, and how to reach the broker's dynamic-security plugin."""
+
+    registry_file: Path | None = None
+    provisioning: ProvisioningSettings = Field(default_factory=ProvisioningSettings)
+
+
+def _provisioner(config_file: str | None, url: str | None,
+                 registry_file: str | None) -> Provisioner:
+    overrides: dict[str, Any] = {"database": {"url": url}} if url else {}
+    if registry_file:
+        overrides["registry_file"] = registry_file
+    settings = load_or_exit(_DevicesSection, "api", config_file, overrides)
+    engine = make_engine(settings.database.url)
+    try:
+        ensure_schema(engine, migrate=False)
+    except Exception as exc:  # SchemaError or the database refusing us
+        fail(str(exc).splitlines()[0], EXIT_FAILED)
+    return Provisioner(DeviceStore(engine), settings.registry_file, settings.provisioning)
+
+
+def _device_options(function: Any) -> Any:
+    function = click.option("--registry", "registry_file", type=click.Path(dir_okay=False),
+                            help="Override api.registry_file (the file the services read).")(
+        function)
+    return _options(function)
+
+
+def _who() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
+@click.group(context_settings=CONTEXT)
+def devices() -> None:
+    """The device registry in the database; the registry file is exported from it.
+
+    `add` also makes the device's broker account (Mosquitto's dynamic-security plugin, no
+    restart) and prints its kota-agent config with a password shown once; `decommission`
+    removes that account. Ingest, indicators and the API reload the registry file by themselves.
+
+    \b
+    Examples:
+      kota devices import simulators/cities/jakarta/devices.yaml   # once, to start from a file
+      kota devices add jkt-water-07 --kind water --city jakarta --district Tebet \\
+          --lat -6.226 --lon 106.858 --name "Ciliwung, Kampung Melayu" \\
+          --param gauge_id=manggarai --param mount_height_cm=420 > agent.toml
+      kota devices list
+      kota devices decommission jkt-water-07
+      kota devices export --format csv > devices.csv
+    """
+
+
+def _param(text: str) -> tuple[str, float | str]:
+    key, separator, value = text.partition("=")
+    if not separator or not key:
+        fail(f"--param {text!r}: expected KEY=VALUE (e.g. gauge_id=manggarai)")
+    try:
+        return key, float(value)
+    except ValueError:
+        return key, value
+
+
+@devices.command("add", context_settings=CONTEXT)
+@click.argument("device_id")
+@click.option("--kind", required=True, help="Its kind (kota/kinds: air, water, rain, ...).")
+@click.option("--city", required=True, help="City part of its topic (jakarta).")
+@click.option("--district", required=True, help="Kecamatan.")
+@click.option("--kelurahan", default="", help="Kelurahan.")
+@click.option("--lat", type=float, required=True, help="Latitude, degrees.")
+@click.option("--lon", type=float, required=True, help="Longitude, degrees.")
+@click.option("--name", default="", help="What people call it.")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
+              help="A parameter of its kind (gauge_id=..., mount_height_cm=..., zone=...).")
+@_device_options
+def devices_add(device_id: str, kind: str, city: str, district: str, kelurahan: str, lat: float,
+                lon: float, name: str, params: tuple[str, ...], registry_file: str | None,
+                config_file: str | None, url: str | None) -> None:
+    """Register DEVICE_ID, make its broker account, print its agent config (password once)."""
+    try:
+        device = Device(device_id=device_id, kind=kind, city=city, district=district,
+                        kelurahan=kelurahan, lat=lat, lon=lon, name=name,
+                        params=dict(_param(text) for text in params))
+    except ValidationError as exc:
+        fail("; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'device'}: {err['msg']}"
+                       for err in exc.errors()))
+    provisioner = _provisioner(config_file, url, registry_file)
+    try:
+        done = provisioner.add(device, _who())
+    except ProvisioningError as exc:
+        fail(str(exc), EXIT_FAILED)
+    except SQLAlchemyError as exc:
+        _failed(exc)
+    click.echo(done.agent_config, nl=False)
+    click.echo(f"device {device_id} added; it may publish to {', '.join(done.topics)}; its "
+               f"password is in the config above, shown once", err=True)
+
+
+@devices.command("decommission", context_settings=CONTEXT)
+@click.argument("device_id")
+@_device_options
+def devices_decommission(device_id: str, registry_file: str | None, config_file: str | None,
+                         url: str | None) -> None:
+    """Remove DEVICE_ID's broker account (it is disconnected now) and take it out of the
+    registry file; its row stays, marked decommissioned."""
+    provisioner = _provisioner(config_file, url, registry_file)
+    try:
+        info = provisioner.decommission(device_id)
+    except ProvisioningError as exc:
+        fail(str(exc), EXIT_FAILED)
+    except SQLAlchemyError as exc:
+        _failed(exc)
+    click.echo(f"device {device_id} decommissioned at {_when(info.decommissioned_at)} UTC")
+
+
+@devices.command("list", context_settings=CONTEXT)
+@click.option("--all", "include_all", is_flag=True, help="Decommissioned devices too.")
+@_options
+def devices_list(include_all: bool, config_file: str | None, url: str | None) -> None:
+    """Devices in the database: id, kind, city, district, status, broker account, added."""
+    provisioner = _provisioner(config_file, url, None)
+    click.echo(f"{'device_id':24}  {'kind':8}  {'city':10}  {'district':16}  {'status':14}  "
+               f"{'account':10}  added (UTC)")
+    for info in provisioner.store.list(include_all):
+        d = info.device
+        account = "dynsec" if info.provisioned else "passwd"
+        click.echo(f"{d.device_id:24}  {d.kind:8}  {d.city:10}  {d.district:16}  "
+                   f"{info.status:14}  {account:10}  {_when(info.created_at)}")
+
+
+@devices.command("import", context_settings=CONTEXT)
+@click.argument("file", type=click.Path(dir_okay=False))
+@_device_options
+def devices_import(file: str, registry_file: str | None, config_file: str | None,
+                   url: str | None) -> None:
+    """Add or update the devices of FILE (.yaml or .csv, the registry format), then export the
+    registry file. Their broker accounts stay make-secrets.sh's."""
+    try:
+        registry = Registry.load(file)
+    except RegistryError as exc:
+        fail(str(exc))
+    provisioner = _provisioner(config_file, url, registry_file)
+    try:
+        added, updated = provisioner.import_devices(registry, _who())
+    except ProvisioningError as exc:
+        fail(str(exc), EXIT_FAILED)
+    except SQLAlchemyError as exc:
+        _failed(exc)
+    click.echo(f"{file}: {added} devices added, {updated} updated; {provisioner.registry_file} "
+               "written")
+
+
+@devices.command("export", context_settings=CONTEXT)
+@click.option("--format", "format_", type=click.Choice(["yaml", "csv"]), default="yaml",
+              show_default=True, help="The registry file format.")
+@_options
+def devices_export(format_: str, config_file: str | None, url: str | None) -> None:
+    """Print the active devices as a registry file (what the services read)."""
+    registry = _provisioner(config_file, url, None).store.registry()
+    click.echo(registry.dump_csv() if format_ == "csv" else registry.dump_yaml(), nl=False)

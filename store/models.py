@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Integer, String
+from sqlalchemy import Boolean, DateTime, Float, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["ROLES", "ApiKey", "Base", "utc"]
+__all__ = ["DEVICE_STATUSES", "ROLES", "ApiKey", "Base", "DeviceRecord", "utc"]
 
 # Lowest to highest: each role may do what the ones before it may (docs/security.md).
 ROLES = ("public", "operator", "admin")
+# A device row: active (in the exported registry, with a broker identity) or decommissioned.
+DEVICE_STATUSES = ("active", "decommissioned")
 
 
 class Base(DeclarativeBase):
@@ -41,3 +43,31 @@ class ApiKey(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True),
                                                           nullable=True)
     created_by: Mapped[str] = mapped_column(String(100))
+
+
+class DeviceRecord(Base):
+    """One device of the registry (the YAML/CSV registry file is exported from these rows).
+
+    A decommissioned device keeps its row (who had which id, and when), without a broker
+    identity, and is left out of the exported file.
+    """
+
+    __tablename__ = "devices"
+
+    device_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    city: Mapped[str] = mapped_column(String(32))
+    district: Mapped[str] = mapped_column(String(64))
+    kelurahan: Mapped[str] = mapped_column(String(64), default="")
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    # The registry's per-kind parameters as a JSON object (gauge_id, mount_height_cm, zone ...).
+    params: Mapped[str] = mapped_column(Text, default="{}")
+    status: Mapped[str] = mapped_column(String(16))  # active | decommissioned
+    # True when the broker identity was made here (dynamic security), not by make-secrets.sh.
+    provisioned: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(String(100))
+    decommissioned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True),
+                                                               nullable=True)
