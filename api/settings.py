@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy.engine import make_url
 
 from kota.influx import InfluxSettings
 from kota.settings import LoggingSettings
+from store.devices import ProvisioningSettings
 from store.settings import DatabaseSettings
 
 __all__ = ["ApiSettings", "AuthSettings", "CorsSettings", "LimitSettings", "PageSettings"]
@@ -87,6 +89,10 @@ class ApiSettings(LoggingSettings):
     influx: InfluxSettings = Field(default_factory=InfluxSettings)
     registry_file: Path | None = Field(default=None,
                                        description="Device registry (YAML or CSV), as ingest's")
+    registry_reload_s: float = Field(
+        default=2.0, ge=0, le=3600,
+        description="Seconds between checks of registry_file for changes (kota devices "
+                    "rewrites it); a changed file is reloaded without a restart; 0: never")
     host: str = Field(default="127.0.0.1", description="Address to listen on")
     port: int = Field(default=8000, ge=1, le=65535, description="Port to listen on")
     root_path: str = Field(default="", pattern=r"^(/[A-Za-z0-9._~-]+)*$",
@@ -96,6 +102,7 @@ class ApiSettings(LoggingSettings):
     page: PageSettings = Field(default_factory=PageSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    provisioning: ProvisioningSettings = Field(default_factory=ProvisioningSettings)
     sse_interval_s: float = Field(default=5.0, ge=0.2, le=300,
                                   description="How often the live stream looks for new readings")
     sse_max_duration_s: float = Field(
@@ -113,3 +120,16 @@ class ApiSettings(LoggingSettings):
                     "computes the value from the readings instead")
     siaga_max_age_s: float = Field(default=3600, gt=0,
                                    description="Oldest water level used for a computed Siaga")
+
+    @model_validator(mode="after")
+    def _no_placeholders(self) -> ApiSettings:
+        # .env.example's "change-me" values must not reach a running service (issue 10).
+        secrets = [("influx.token", self.influx.token), ("influx.password", self.influx.password)]
+        for name, secret in secrets:
+            if secret is not None and "change-me" in secret.get_secret_value():
+                raise ValueError(f"{name} is still the change-me placeholder: set a real one")
+        # The URL was parsed by database.url's own validator, so make_url cannot fail here.
+        if "change-me" in (make_url(self.database.url).password or ""):
+            raise ValueError("database.url's password is still the change-me placeholder: set a "
+                             "real one")
+        return self

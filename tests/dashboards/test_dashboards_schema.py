@@ -174,16 +174,20 @@ def test_provisioning_files_match_the_dashboards() -> None:
     assert source["uid"] == DATASOURCE_UID and source["type"] == "influxdb"
     assert source["jsonData"]["version"] == "InfluxQL"
     assert source["jsonData"]["dbName"] == "${KOTA_INFLUX_DATABASE}"
-    assert source["secureJsonData"]["httpHeaderValue1"] == "Token ${INFLUXDB_ADMIN_TOKEN}"
+    # A read-only v1 authorization (deploy/influxdb/init/20-kota-tokens.sh), not the operator's.
+    assert source["user"] == "${KOTA_GRAFANA_INFLUX_USER}"
+    assert source["secureJsonData"] == {"password": "${KOTA_GRAFANA_INFLUX_PASSWORD}"}
     providers = yaml.safe_load((PROVISIONING / "dashboards" / "kota.yaml").read_text())
     (provider,) = providers["providers"]
     assert provider["type"] == "file" and provider["options"]["path"].startswith("/var/lib/")
     env_example = (REPO / ".env.example").read_text()
     text = (PROVISIONING / "datasources" / "influxdb.yaml").read_text()
     used = set(re.findall(r"\$\{([A-Z0-9_]+)\}", text))
-    # KOTA_GRAFANA_INFLUX_URL is set by the grafana service itself (docs/dashboards.md).
-    assert used == {"KOTA_GRAFANA_INFLUX_URL", "KOTA_INFLUX_DATABASE", "INFLUXDB_ADMIN_TOKEN"}
-    for name in used - {"KOTA_GRAFANA_INFLUX_URL"}:
+    # KOTA_GRAFANA_INFLUX_* are set by the grafana service itself (docker-compose.yml).
+    service_set = {"KOTA_GRAFANA_INFLUX_URL", "KOTA_GRAFANA_INFLUX_USER",
+                   "KOTA_GRAFANA_INFLUX_PASSWORD"}
+    assert used == {"KOTA_INFLUX_DATABASE", *service_set}
+    for name in used - service_set:
         assert re.search(rf"^{name}=", env_example, re.MULTILINE), f"{name} not in .env.example"
 
 

@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import socket
+import stat
 import struct
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from fnmatch import fnmatch
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -45,7 +47,6 @@ from broker_setup import (
 from pydantic import BaseModel
 
 from devstack.localstack import free_port
-from indicators.settings import IndicatorSettings
 from ingest.metrics import IngestCounters, serve_metrics
 from ingest.settings import IngestSettings
 from kota.config import ConfigError, load_settings
@@ -68,6 +69,13 @@ SCRIPT_VARIABLES = {"MOSQUITTO_TLS_NAMES": MAKE_SECRETS, "MOSQUITTO_INGEST_WORKE
 INIT_DIR = REPO / "deploy" / "influxdb" / "init"
 DEMO_ONLY = {"simulator"}  # the platform runs without it; the simulated city is opt-in
 ALWAYS_ON = {"mosquitto", "influxdb"}
+# Published ports an operator may open to other machines; every other one defaults to loopback.
+PUBLIC_PORTS = {("mosquitto", 8883): "KOTA_MQTTS_BIND_ADDRESS",
+                ("api", 8000): "KOTA_API_BIND_ADDRESS"}
+ADMIN_PORTS = {("influxdb", 8086): "KOTA_INFLUX_BIND_ADDRESS",
+               ("grafana", 3000): "KOTA_GRAFANA_BIND_ADDRESS",
+               ("ingest", 9108): "KOTA_METRICS_BIND_ADDRESS",
+               ("mosquitto", 1883): None}  # plain MQTT: always loopback
 RESTART_POLICIES = {"always", "unless-stopped", "on-failure"}
 
 # -- helpers -------------------------------------------------------------------------------
@@ -148,7 +156,9 @@ def pinned(image: str) -> bool:
     if re.fullmatch(r"[^@\s]+@sha256:[0-9a-f]{64}", image):
         return True
     name, _, tag = image.rpartition(":")
-    return bool(name) and "/" not in tag and bool(re.match(r"\d+\.\d+\.\d+(?![.\d])", tag))
+    # PostgreSQL (10 and later) numbers its patch releases major.minor: 15.18 is a patch release.
+    release = r"\d+\.\d+(?![.\d])" if name == "postgres" else r"\d+\.\d+\.\d+(?![.\d])"
+    return bool(name) and "/" not in tag and bool(re.match(release, tag))
 
 
 def setting_exists(model: type[BaseModel], path: list[str]) -> bool:
@@ -209,6 +219,7 @@ def test_compose_parses_with_the_expected_services() -> None:
 def test_pin_rule_rejects_floating_tags() -> None:
     assert pinned("influxdb:2.7.12") and pinned("python:3.11.14-slim-bookworm")
     assert pinned("eclipse-mosquitto@sha256:" + "a" * 64)
+    assert pinned("postgres:15.18") and not pinned("postgres:15") and not pinned("redis:7.2")
     for floating in ("influxdb", "influxdb:latest", "influxdb:2", "influxdb:2.7",
                      "influxdb:2.7-alpine", "localhost:5000/influxdb"):
         assert not pinned(floating), floating
@@ -298,12 +309,12 @@ def test_named_volumes_are_declared_and_used() -> None:
     used = {source for name in SERVICES for source, _, _ in mounts(name) if not is_bind(source)}
     assert used <= declared, f"volumes used but not declared: {used - declared}"
     assert declared <= used, f"volumes declared but unused: {declared - used}"
-    for name in (*ALWAYS_ON, "ingest"):
+    for name in (*ALWAYS_ON, "ingest", "postgres"):
         assert any(not is_bind(source) for source, _, _ in mounts(name)), f"{name}: no volume"
 
 
 def test_health_checks_and_what_waits_for_them() -> None:
-    for name in (*ALWAYS_ON, "ingest"):
+    for name in (*ALWAYS_ON, "ingest", "postgres", "api", "grafana"):
         check = SERVICES[name].get("healthcheck") or {}
         assert check.get("test", [""])[0] in ("CMD", "CMD-SHELL"), f"{name}: no health check"
         assert {"interval", "timeout", "retries"} <= set(check), name
@@ -332,8 +343,17 @@ def _section_models() -> dict[str, type[BaseModel]]:
     simulate = pytest.importorskip("simulators.settings")
     api = pytest.importorskip("api.settings")
     indicators = pytest.importorskip("indicators.settings")
-    return {"KOTA_INGEST__": IngestSettings, "KOTA_SIMULATE__": simulate.SimulateSettings,
-            "KOTA_API__": api.ApiSettings, "KOTA_INDICATORS__": indicators.IndicatorSettings}
+    models = {"KOTA_INGEST__": IngestSettings, "KOTA_SIMULATE__": simulate.SimulateSettings,
+              "KOTA_API__": api.ApiSettings, "KOTA_INDICATORS__": indicators.IndicatorSettings}
+    try:  # `kota alerts` is being built: its section is checked once its settings model exists
+        from alerts.settings import AlertSettings  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return models
+    return {**models, "KOTA_ALERTS__": AlertSettings}
+
+
+# Until alerts/settings.py exists: the subsections the alerts service's variables may name.
+ALERTS_SUBSECTIONS = ("KOTA_ALERTS__DATABASE__", "KOTA_ALERTS__MQTT__", "KOTA_ALERTS__INFLUX__")
 
 
 def test_kota_variables_are_real_settings() -> None:
@@ -348,6 +368,8 @@ def test_kota_variables_are_real_settings() -> None:
             if variable == "KOTA_CONFIG" or not variable.startswith("KOTA_"):
                 continue
             prefix = next((p for p in models if variable.startswith(p)), None)
+            if prefix is None and variable.startswith(ALERTS_SUBSECTIONS):
+                continue
             if prefix is None or not setting_exists(models[prefix], setting_path(variable, prefix)):
                 unknown.append(f"{name}: {variable}")
             checked += 1
@@ -372,8 +394,10 @@ def test_variables_match_env_example() -> None:
     assert set(defined) - used == set(SCRIPT_VARIABLES), "in .env.example, unused by compose"
     for name, script in SCRIPT_VARIABLES.items():
         assert f"env_value {name})" in script.read_text(encoding="utf-8"), name
-    for name in ("INFLUXDB_ADMIN_PASSWORD", "INFLUXDB_ADMIN_TOKEN", "MOSQUITTO_INGEST_PASSWORD",
-                 "MOSQUITTO_HEALTHCHECK_PASSWORD", "MOSQUITTO_SIMULATOR_PASSWORD"):
+    secrets = [name for name in defined
+               if name.endswith(("_PASSWORD", "_TOKEN"))]
+    assert len(secrets) >= 13, secrets
+    for name in secrets:
         assert defined[name].startswith("change-me"), f"{name} must be a placeholder"
     assert interpolate("${A:-x}/${B-y}/${B:-z}/${C}/$$", {"B": ""}) == "x//z//$"
     with pytest.raises(AssertionError):
@@ -386,20 +410,26 @@ def _filled_env_example() -> dict[str, str]:
             for name, value in env_example().items()}
 
 
-@pytest.mark.parametrize(("service", "settings_class", "variable"), [
-    ("ingest", IngestSettings, "INFLUXDB_ADMIN_TOKEN"),
-    ("ingest", IngestSettings, "MOSQUITTO_INGEST_PASSWORD"),
-    ("indicators", IndicatorSettings, "INFLUXDB_ADMIN_TOKEN"),
+@pytest.mark.parametrize(("service", "variable", "setting"), [
+    ("ingest", "INFLUXDB_INGEST_PASSWORD", "influx.password"),
+    ("ingest", "MOSQUITTO_INGEST_PASSWORD", "mqtt.password"),
+    ("indicators", "INFLUXDB_INDICATORS_PASSWORD", "influx.password"),
+    ("api", "INFLUXDB_API_PASSWORD", "influx.password"),
+    ("api", "POSTGRES_PASSWORD", "database.url"),
 ])
-def test_services_refuse_change_me_placeholders(service: str, settings_class: Any,
-                                                variable: str) -> None:
+def test_services_refuse_change_me_placeholders(service: str, variable: str,
+                                                setting: str) -> None:
     """Issue 10: a placeholder left in .env stops the service at start, naming the setting."""
+    settings_class = _section_models()[f"KOTA_{service.upper()}__"]
     defined = {**_filled_env_example(), variable: env_example()[variable]}
     env = {key: interpolate(value, defined) for key, value in service_env(service).items()}
+    load_settings(settings_class, service, None,  # the same, filled in: starts
+                  environ={key: interpolate(value, _filled_env_example())
+                           for key, value in service_env(service).items()})
     with pytest.raises(ConfigError, match="is still the change-me placeholder") as caught:
         load_settings(settings_class, service, None, environ=env)
     assert len(str(caught.value).splitlines()) == 1
-    assert ("mqtt.password" if "MOSQUITTO" in variable else "influx.token") in str(caught.value)
+    assert setting in str(caught.value)
 
 
 def test_ingest_container_settings_resolve_and_match_influxdb() -> None:
@@ -412,9 +442,10 @@ def test_ingest_container_settings_resolve_and_match_influxdb() -> None:
     assert settings.influx.version == 2
     assert settings.influx.url == "http://influxdb:8086"
     assert settings.influx.database == influx_env["V1_DB_NAME"]
-    assert settings.influx.token is not None
-    assert settings.influx.token.get_secret_value() == influx_env[
-        "DOCKER_INFLUXDB_INIT_ADMIN_TOKEN"]
+    # Its own write-only v1 authorization (test_each_service_gets_the_least_influx_rights).
+    assert settings.influx.token is None and settings.influx.username == "kota-ingest"
+    assert settings.influx.password is not None
+    assert settings.influx.password.get_secret_value() == influx_env["INFLUXDB_INGEST_PASSWORD"]
     assert (settings.mqtt.host, settings.mqtt.port) == ("mosquitto", 1883)
     assert settings.mqtt.username == "kota-ingest" and settings.mqtt.password is not None
     assert settings.mqtt.password.get_secret_value() == defined["MOSQUITTO_INGEST_PASSWORD"]
@@ -438,8 +469,9 @@ def test_init_folder_holds_only_executable_shell_scripts() -> None:
 def fake_influx(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
     bin_dir, calls = tmp_path / "bin", tmp_path / "calls"
     bin_dir.mkdir()
+    # Records each call's arguments, one a line, and a line "--" after each call.
     (bin_dir / "influx").write_text(
-        f'#!/bin/bash\nprintf "%s\\n" "$@" > {calls}\nexit "${{FAKE_INFLUX_EXIT:-0}}"\n')
+        f'#!/bin/bash\nprintf "%s\\n" "$@" -- >> {calls}\nexit "${{FAKE_INFLUX_EXIT:-0}}"\n')
     (bin_dir / "influx").chmod(0o755)
     env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "DOCKER_INFLUXDB_INIT_ORG": "kota",
            "DOCKER_INFLUXDB_INIT_BUCKET": "kota", "DOCKER_INFLUXDB_INIT_BUCKET_ID": "0a1b2c",
@@ -458,8 +490,8 @@ def test_init_script_maps_the_v1_database_onto_the_bucket(
     calls, env = fake_influx
     result = _run_init(env)
     assert result.returncode == 0, result.stderr
-    args = calls.read_text().split("\n")[:-1]
-    assert args[:3] == ["v1", "dbrp", "create"]
+    args = calls.read_text().split("\n")[:-2]
+    assert args[:3] == ["v1", "dbrp", "create"] and "--" not in args
     options = " ".join(args[3:])
     for expected in ("--bucket-id 0a1b2c", "--db kota", "--rp autogen", "--org kota", "--default"):
         assert expected in options, options
@@ -471,6 +503,225 @@ def test_init_script_fails_loudly(fake_influx: tuple[Path, dict[str, str]]) -> N
     without_bucket = {k: v for k, v in env.items() if k != "DOCKER_INFLUXDB_INIT_BUCKET_ID"}
     calls.unlink(missing_ok=True)
     assert _run_init(without_bucket).returncode != 0 and not calls.exists()
+
+
+# -- least privilege: InfluxDB credentials --------------------------------------------------
+OPERATOR_SECRETS = ("INFLUXDB_ADMIN_TOKEN", "INFLUXDB_ADMIN_PASSWORD")
+# What each service may do on the bucket, and where its credential is set (issue 10).
+INFLUX_RIGHTS = {"ingest": {"write"}, "indicators": {"read", "write"}, "api": {"read"},
+                 "alerts": {"read"}, "grafana": {"read"}}
+
+
+def test_only_influxdb_setup_gets_the_operator_token() -> None:
+    for name in SERVICES:
+        env = service_env(name)
+        used = referenced_variables(env) & set(OPERATOR_SECRETS)
+        if name == "influxdb":
+            assert env["DOCKER_INFLUXDB_INIT_ADMIN_TOKEN"].startswith("${INFLUXDB_ADMIN_TOKEN:?")
+            assert env["DOCKER_INFLUXDB_INIT_MODE"] == "setup"
+        else:
+            assert not used, f"{name} gets {used}"
+            assert not any(key.endswith("__INFLUX__TOKEN") for key in env), name
+
+
+def _run_tokens_script(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(INIT_DIR / "20-kota-tokens.sh")], env=env, capture_output=True,
+                          text=True, timeout=10, check=False)
+
+
+def _recorded_calls(calls: Path) -> list[list[str]]:
+    result, current = [], []
+    for line in calls.read_text().splitlines() if calls.exists() else []:
+        if line == "--":
+            result.append(current)
+            current = []
+        else:
+            current.append(line)
+    return result
+
+
+def _service_credential(name: str, defined: dict[str, str]) -> tuple[str, str]:
+    """(user, password) the service logs in to InfluxDB with, as its container would see them."""
+    env = {key: interpolate(value, defined) for key, value in service_env(name).items()}
+    if name == "grafana":  # its datasource reads these (dashboards/provisioning/datasources)
+        return env["KOTA_GRAFANA_INFLUX_USER"], env["KOTA_GRAFANA_INFLUX_PASSWORD"]
+    prefix = f"KOTA_{name.upper()}__INFLUX__"
+    assert env[prefix + "VERSION"] == "2" and env[prefix + "URL"] == "http://influxdb:8086"
+    models = _section_models()
+    if prefix.removesuffix("INFLUX__") in models:  # the service's own settings read them
+        settings: Any = load_settings(models[prefix.removesuffix("INFLUX__")], name, None,
+                                      environ=env)
+        assert settings.influx.token is None and settings.influx.password is not None
+        return settings.influx.username, settings.influx.password.get_secret_value()
+    return env[prefix + "USERNAME"], env[prefix + "PASSWORD"]
+
+
+def test_each_service_gets_the_least_influx_rights(
+        fake_influx: tuple[Path, dict[str, str]]) -> None:
+    """The init script run with the influxdb service's environment: each service's credential
+    (from its own environment) is an authorization the script creates, with exactly its rights."""
+    calls, shim_env = fake_influx
+    defined = {name: f"{value}-{name.lower()}-0123456789" if "change-me" in value else value
+               for name, value in _filled_env_example().items()}
+    influx_env = {k: interpolate(v, defined) for k, v in service_env("influxdb").items()}
+    result = _run_tokens_script({**influx_env, "PATH": shim_env["PATH"],
+                                 "DOCKER_INFLUXDB_INIT_BUCKET_ID": "0a1b2c"})
+    assert result.returncode == 0, result.stderr
+    created = {}
+    for call in _recorded_calls(calls):
+        assert call[:3] == ["v1", "auth", "create"], call
+        flags = dict(zip(call[3::2], call[4::2], strict=False))
+        rights = {flag.removeprefix("--").removesuffix("-bucket") for flag in call[3::2]
+                  if flag in ("--read-bucket", "--write-bucket")}
+        assert all(call[i + 1] == "0a1b2c" for i, flag in enumerate(call)
+                   if flag in ("--read-bucket", "--write-bucket"))
+        created[flags["--username"]] = (flags["--password"], rights)
+    credentials = {name: _service_credential(name, defined) for name in INFLUX_RIGHTS}
+    assert len({password for _, password in credentials.values()}) == len(INFLUX_RIGHTS), (
+        "two services share an InfluxDB password")
+    for name, (user, password) in credentials.items():
+        assert user in created, f"{name} logs in as {user}, which the script does not create"
+        assert created[user] == (password, INFLUX_RIGHTS[name]), name
+    assert set(created) == {user for user, _ in credentials.values()}
+
+
+def test_tokens_script_runs_after_the_dbrp_mapping() -> None:
+    names = sorted(path.name for path in INIT_DIR.glob("*.sh"))
+    assert names.index("20-kota-tokens.sh") > names.index("10-kota-dbrp.sh")  # the image's order
+
+
+# -- bind addresses ------------------------------------------------------------------------
+def _published(env: dict[str, str]) -> dict[tuple[str, int], str]:
+    """(service, container port) -> host address, with ``env`` as .env."""
+    result = {}
+    for name, service in SERVICES.items():
+        for spec in service.get("ports", []):
+            parts = interpolate(str(spec), env).split(":")
+            assert len(parts) == 3, f"{name}: {spec} names no host address (Docker's: 0.0.0.0)"
+            result[(name, int(parts[2]))] = parts[0]
+    return result
+
+
+def test_admin_interfaces_default_to_loopback() -> None:
+    assert set(_published({})) == set(PUBLIC_PORTS) | set(ADMIN_PORTS)
+    assert set(_published({}).values()) == {"127.0.0.1"}
+    # Opening the public-facing ports to every interface leaves the admin ones on loopback.
+    opened = {variable: "0.0.0.0" for variable in PUBLIC_PORTS.values()}
+    published = _published(opened)
+    for port in PUBLIC_PORTS:
+        assert published[port] == "0.0.0.0", port
+    for port, variable in ADMIN_PORTS.items():
+        assert published[port] == "127.0.0.1", port
+        if variable is not None:  # each has a variable of its own
+            assert _published({variable: "192.0.2.7"})[port] == "192.0.2.7", port
+    example = env_example()
+    assert "KOTA_BIND_ADDRESS" not in example
+    for variable in (*PUBLIC_PORTS.values(), *filter(None, ADMIN_PORTS.values())):
+        assert example[variable] == "127.0.0.1", variable
+
+
+# -- PostgreSQL and the alerts service -----------------------------------------------------
+def test_postgres_service_stays_on_the_compose_network() -> None:
+    postgres = SERVICES["postgres"]
+    assert re.fullmatch(r"postgres:15\.\d+", postgres["image"]), postgres["image"]
+    assert "ports" not in postgres and "network_mode" not in postgres
+    assert ("postgres-data", "/var/lib/postgresql/data", False) in mounts("postgres")
+    assert "pg_isready" in postgres["healthcheck"]["test"]
+    env = service_env("postgres")
+    assert env["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
+    with pytest.raises(AssertionError, match="is required"):
+        interpolate(env["POSTGRES_PASSWORD"], {})
+    filled = _filled_env_example()
+    for name, variable in (("api", "KOTA_API__DATABASE__URL"),
+                           ("alerts", "KOTA_ALERTS__DATABASE__URL")):
+        assert SERVICES[name]["depends_on"]["postgres"]["condition"] == "service_healthy"
+        url = urlsplit(interpolate(service_env(name)[variable], filled))
+        assert (url.scheme, url.hostname, url.port) == ("postgresql", "postgres", 5432), name
+        assert (url.username, url.path) == (env["POSTGRES_USER"], "/" + env["POSTGRES_DB"])
+        assert url.password == filled["POSTGRES_PASSWORD"], name
+
+
+def test_alerts_service_block() -> None:
+    alerts = SERVICES["alerts"]
+    assert alerts["command"] == ["alerts"]
+    assert (alerts["image"], alerts["build"]) == (SERVICES["api"]["image"],
+                                                  SERVICES["api"]["build"])
+    assert {name: rule["condition"] for name, rule in alerts["depends_on"].items()} == {
+        "postgres": "service_healthy", "influxdb": "service_healthy",
+        "mosquitto": "service_healthy"}
+    env = service_env("alerts")
+    assert env["KOTA_ALERTS__MQTT__USERNAME"] == "kota-alerts"
+    assert env["KOTA_ALERTS__MQTT__PASSWORD"].startswith("${MOSQUITTO_ALERTS_PASSWORD:?")
+    assert env["KOTA_ALERTS__MQTT__HOST"] == "mosquitto"
+    assert 'env_value MOSQUITTO_ALERTS_PASSWORD)' in MAKE_SECRETS.read_text(encoding="utf-8")
+
+
+# -- Grafana -------------------------------------------------------------------------------
+def test_grafana_is_pinned_to_an_11_6_patch_and_started_through_the_check() -> None:
+    grafana = SERVICES["grafana"]
+    assert re.fullmatch(r"grafana/grafana(-oss)?:11\.6\.\d+", grafana["image"])
+    assert int(grafana["image"].rsplit(".", 1)[1]) >= 16  # newest found (compose comment)
+    script, target = grafana["entrypoint"][-1], "./deploy/grafana/start.sh"
+    assert grafana["entrypoint"][0] == "/bin/sh"
+    assert (target, script, True) in mounts("grafana")
+    # tests/deploy/test_grafana_start.py runs the script.
+
+
+# -- make-secrets.sh: the alerts account and the TLS key -----------------------------------
+def _make_secrets(tmp_path: Path, path: str, alerts_password: str = "alerts-test-pw-123456"
+                  ) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    tmp_path.mkdir(exist_ok=True)
+    out, env_file = tmp_path / "secrets", tmp_path / "test.env"
+    env_file.write_text(f"MOSQUITTO_INGEST_PASSWORD={TEST_PASSWORDS['kota-ingest']}\n"
+                        f"MOSQUITTO_HEALTHCHECK_PASSWORD={TEST_PASSWORDS['kota-healthcheck']}\n"
+                        f"MOSQUITTO_ALERTS_PASSWORD={alerts_password}\n")
+    env = {**os.environ, "PATH": path, "KOTA_BROKER": f"{sys.executable} -m kota.broker_cli"}
+    result = subprocess.run([str(MAKE_SECRETS), "--env", str(env_file), "--out", str(out)],
+                            env=env, capture_output=True, text=True, timeout=60, check=False)
+    return out, result
+
+
+def test_make_secrets_adds_the_alerts_account(tmp_path: Path) -> None:
+    out, result = _make_secrets(tmp_path, os.environ["PATH"])
+    assert result.returncode == 0, result.stderr
+    users = [line.split(":", 1)[0] for line in (out / "broker" / "passwd").read_text().splitlines()]
+    assert users.count("kota-alerts") == 1
+    acl = (out / "broker" / "acl").read_text()
+    block = acl[acl.index("user kota-alerts"):].split("\n\n")[0].splitlines()
+    assert block == ["user kota-alerts", "topic read kota/#", "topic write kota/+/alerts/#"]
+    _, placeholder = _make_secrets(tmp_path / "again", os.environ["PATH"], "change-me-alerts")
+    assert placeholder.returncode != 0 and "MOSQUITTO_ALERTS_PASSWORD" in placeholder.stderr
+
+
+def _shims(folder: Path, uid: int, chgrp_works: bool) -> str:
+    folder.mkdir()
+    (folder / "id").write_text(f"#!/bin/sh\necho {uid}\n")
+    (folder / "chgrp").write_text(f"#!/bin/sh\nexit {0 if chgrp_works else 1}\n")
+    for shim in folder.iterdir():
+        shim.chmod(0o755)
+    return f"{folder}:{os.environ['PATH']}"
+
+
+@pytest.mark.parametrize(("uid", "chgrp_works", "mode"), [
+    (1000, True, 0o640),   # an operator in group 1883: group-readable by the broker
+    (1000, False, 0o644),  # any other user: warned, readable by all inside the container
+])
+def test_tls_key_mode_without_root(tmp_path: Path, uid: int, chgrp_works: bool,
+                                   mode: int) -> None:
+    out, result = _make_secrets(tmp_path, _shims(tmp_path / "bin", uid, chgrp_works))
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE((out / "broker" / "server.key").stat().st_mode) == mode
+    assert ("warning" in result.stderr) == (mode == 0o644)
+
+
+def test_tls_key_is_the_brokers_alone_when_made_as_root(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("giving the key to uid 1883 needs root (the other branches run above)")
+    out, result = _make_secrets(tmp_path, os.environ["PATH"])
+    assert result.returncode == 0, result.stderr
+    key = (out / "broker" / "server.key").stat()
+    assert (stat.S_IMODE(key.st_mode), key.st_uid, key.st_gid) == (0o600, 1883, 1883)
+    assert "warning" not in result.stderr
 
 
 # -- ingest health check -------------------------------------------------------------------
