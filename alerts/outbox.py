@@ -75,9 +75,9 @@ class OutboxSettings(BaseModel):
 
 
 def idempotency_key(view: AlertView, channel: str) -> str:
-    """The key of one (alert version, channel): ``kota-<city>-alert-<id>-v<version>.<channel>``
+    """The key of one (alert version, channel): ``kota-<city>-alert-<id>-v<version>-<channel>``
     (the email channel threads updates under the key of version 1)."""
-    return f"{view.identifier}.{channel}"
+    return f"{view.identifier}-{channel}"
 
 
 class OutboxMetrics:

@@ -47,7 +47,7 @@ def message_id(idempotency_key: str, domain: str) -> str:
 def first_message_id(view: AlertView, channel: str, domain: str) -> str:
     """The Message-ID of the alert's version 1 to this channel (the thread's root), for the key
     ``alerts.outbox.idempotency_key`` makes."""
-    return message_id(f"kota-{view.city}-alert-{view.id}-v1.{channel}", domain)
+    return message_id(f"kota-{view.city}-alert-{view.id}-v1-{channel}", domain)
 
 
 def _clock(view: AlertView) -> str:
