@@ -39,8 +39,9 @@ from api.services.readings import ReadingsService
 from api.settings import ApiSettings
 from kota import __version__
 from kota.influx import InfluxClient
-from kota.registry import Registry
+from kota.registry import Registry, RegistryWatcher
 from store.db import SchemaError, ensure_schema, make_engine
+from store.devices import DeviceStore, Provisioner
 from store.keys import KeyStore
 
 __all__ = ["STATIC_DIR", "create_app"]
@@ -78,6 +79,14 @@ def create_app(settings: ApiSettings, registry: Registry | None = None) -> FastA
         districts=frozenset(d.district for d in registry),
         keys=(keys_store := KeyStore(make_engine(settings.database.url))))
 
+    # `kota devices` and POST /api/v1/devices rewrite the registry file: reloaded in place
+    # (every service holding the registry sees it), the districts recomputed.
+    def _registry_changed(changed: Registry) -> None:
+        state.districts = frozenset(d.district for d in changed)
+
+    watcher = (RegistryWatcher(settings.registry_file, registry, settings.registry_reload_s,
+                               _registry_changed) if settings.registry_file else None)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # The key store's schema: brought up to date, or a refusal to start that says to run
@@ -88,7 +97,13 @@ def create_app(settings: ApiSettings, registry: Registry | None = None) -> FastA
         except SchemaError as exc:
             log.error("%s", exc)
             raise
+        stop_reloading = asyncio.Event()
+        reloading = (asyncio.create_task(watcher.run(stop_reloading), name="registry")
+                     if watcher is not None else None)
         yield
+        stop_reloading.set()
+        if reloading is not None:
+            await reloading
         await influx.close()
         keys_store.engine.dispose()
 
@@ -103,6 +118,10 @@ def create_app(settings: ApiSettings, registry: Registry | None = None) -> FastA
                       {"name": "health", "description": "Liveness and readiness"},
                   ])
     app.state.kota = state
+    app.state.registry_watcher = watcher
+    app.state.provisioner = (Provisioner(DeviceStore(keys_store.engine), settings.registry_file,
+                                         settings.provisioning)
+                             if settings.registry_file else None)
     install_problem_handlers(app)
     # Innermost of the middleware: its 401s get the CORS and security headers too.
     app.add_middleware(AuthMiddleware, keys=lambda: state.keys,
@@ -120,6 +139,7 @@ def create_app(settings: ApiSettings, registry: Registry | None = None) -> FastA
         _include(app, roles, module.router, "public")
     _include(app, roles, readings.router, "public", extra=[Depends(sensitive_kind_guard)])
     _include(app, roles, keys.router, "admin")
+    _include(app, roles, devices.admin_router, "admin")
     app.state.route_roles = roles
     if settings.page.enabled:
         app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="page")

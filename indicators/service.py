@@ -39,7 +39,7 @@ from indicators.windows import (
 from kota.aio import sleep_or_stop
 from kota.indices.siaga import load_gauges
 from kota.influx import InfluxClient, InfluxDataError, InfluxUnavailable
-from kota.registry import Registry
+from kota.registry import Registry, RegistryWatcher
 from kota.standards import load_air_quality_standards
 
 __all__ = ["RUNS_MEASUREMENT", "IndicatorService", "PassReport"]
@@ -70,6 +70,11 @@ class IndicatorService:
             context = Context(registry, load_districts(settings.districts_file),
                               settings.uptime.status_suffix)
         self.context = context
+        # `kota devices` rewrites the registry file: reloaded into the context's registry (in
+        # place) while the service runs, and checked before every pass.
+        self.registry_watcher = (
+            RegistryWatcher(settings.registry_file, context.registry, settings.registry_reload_s)
+            if settings.registry_file is not None else None)
         self.gauges = load_gauges(str(settings.gauges_file) if settings.gauges_file else None)
         standards = load_air_quality_standards().standards
         self.limits = Limits(pm25_national=standards["national_pm25_24h"].limit_ugm3,
@@ -280,10 +285,14 @@ class IndicatorService:
                             self.settings.influx.database, exc)
         passes = 0
         last_refresh = time.monotonic()
+        reloading = (asyncio.create_task(self.registry_watcher.run(stop), name="registry")
+                     if self.registry_watcher is not None else None)
         try:
             while not stop.is_set() and (max_passes is None or passes < max_passes):
                 passes += 1
                 started = time.perf_counter()
+                if self.registry_watcher is not None:
+                    self.registry_watcher.check()
                 try:
                     report = await self.run_once()
                     if (self.settings.refresh_h and time.monotonic() - last_refresh
@@ -321,6 +330,8 @@ class IndicatorService:
                 if await sleep_or_stop(stop, self.settings.interval_s):
                     break
         finally:
+            if reloading is not None:
+                reloading.cancel()
             await self.close()
             log.info("indicators stopped after %d passes: %s windows, %d points written",
                      passes, dict(self.counters.windows), self.counters.points_written)

@@ -125,6 +125,10 @@ class IndicatorSettings(LoggingSettings):
                                       description="How often that refresh runs")
     registry_file: Path | None = Field(default=None,
                                        description="Device registry (gauge ids, zones, kinds)")
+    registry_reload_s: float = Field(
+        default=2.0, ge=0, le=3600,
+        description="Seconds between checks of registry_file for changes (kota devices "
+                    "rewrites it); a changed file is reloaded without a restart; 0: never")
     gauges_file: Path | None = Field(
         default=None, description="Siaga thresholds per gauge; empty: kota.indices.siaga's own")
     districts_file: Path = Field(default=DATA_DIR / "jakarta" / "districts.csv",

@@ -25,7 +25,7 @@ from kota.influx import InfluxClient, InfluxDataError, InfluxUnavailable
 from kota.lineproto import build_line, series_key
 from kota.mqtt import Message, Subscriber
 from kota.payload import MessageParser
-from kota.registry import Registry
+from kota.registry import Registry, RegistryWatcher
 
 log = logging.getLogger("kota.ingest")
 
@@ -52,6 +52,11 @@ class IngestService:
         if registry is None and settings.registry_file is not None:
             registry = Registry.load(settings.registry_file)
         self.parser = MessageParser(registry, settings.parse_rules())
+        # `kota devices` rewrites the file; a changed one is reloaded here, no restart.
+        self.registry_watcher = (
+            RegistryWatcher(settings.registry_file, self.parser.registry,
+                            settings.registry_reload_s, self._registry_changed)
+            if settings.registry_file is not None else None)
         self.counters = IngestCounters()
         self.influx = InfluxClient(settings.influx)
         self.buffer = DiskBuffer(settings.buffer.dir, int(settings.buffer.max_mb * 2**20),
@@ -92,6 +97,12 @@ class IngestService:
              or self._pending_bytes >= PAUSE_ABOVE_BYTES) and not self.subscriber.paused):
             self.subscriber.pause()
 
+    def _registry_changed(self, registry: Registry) -> None:
+        # The parser caches each topic's tags from the registry: a fresh parser forgets them
+        # (the registry object itself was updated in place). Parsing runs on this loop, so the
+        # swap falls between two batches.
+        self.parser = MessageParser(registry, self.settings.parse_rules())
+
     def _on_mqtt_state(self, connected: bool) -> None:
         self.counters.mqtt_connected = connected
         if not connected and self._pending:
@@ -124,6 +135,9 @@ class IngestService:
         tasks = [asyncio.create_task(self.subscriber.run(disconnect), name="mqtt"),
                  asyncio.create_task(self._replay_loop(disconnect), name="replay"),
                  asyncio.create_task(self._stats_loop(disconnect), name="stats")]
+        if self.registry_watcher is not None:
+            tasks.append(asyncio.create_task(self.registry_watcher.run(disconnect),
+                                             name="registry"))
         try:
             await self._flush_loop(stop)
         finally:

@@ -80,6 +80,10 @@ class IngestSettings(LoggingSettings):
     deadletter: DeadLetterSettings = Field(default_factory=DeadLetterSettings)
     registry_file: Path | None = Field(default=None,
                                        description="Device registry (YAML or CSV)")
+    registry_reload_s: float = Field(
+        default=2.0, ge=0, le=3600,
+        description="Seconds between checks of registry_file for changes (kota devices "
+                    "rewrites it); a changed file is reloaded without a restart; 0: never")
     strict_registry: bool = Field(default=False,
                                   description="Reject devices missing from the registry")
     unknown_fields: Literal["reject", "ignore"] = Field(
