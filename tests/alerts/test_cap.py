@@ -4,6 +4,7 @@ and the fields each kind of alert must carry."""
 from __future__ import annotations
 
 import csv
+import os
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -377,3 +378,50 @@ def test_feed_in_english_and_empty_feed() -> None:
     empty = ET.fromstring(atom_feed([], base_url=BASE, sender=SENDER, updated=T0))
     assert empty.findall("atom:entry", NS) == []
     assert text(empty, "atom:updated") == "2026-01-15T10:00:00+07:00"
+
+
+# --- the sample in alerts/cap/ (README.md validates it by hand) ----------------------------
+
+SAMPLE_FILE = ROOT / "alerts" / "cap" / "sample.xml"
+
+
+def sample_view() -> AlertView:
+    return view(
+        id=7, version=2, msg_type="Update", level="Siaga 2 (Siaga)", grade=3,
+        severity="Severe", urgency="Expected", certainty="Likely",
+        sent_at=datetime(2026, 1, 15, 4, 0, tzinfo=UTC),
+        fired_at=datetime(2026, 1, 15, 2, 30, tzinfo=UTC),
+        expires_at=datetime(2026, 1, 15, 10, 0, tzinfo=UTC),
+        texts={"id-ID": AlertText(
+                   "Pintu Air Manggarai Siaga 2: banjir mungkin terjadi di Tebet dan Jatinegara",
+                   "Tinggi muka air di Pintu Air Manggarai 860 cm dan naik 15 cm per jam. "
+                   "Air dari Katulampa diperkirakan tiba dalam 6-9 jam.",
+                   "Siapkan dokumen penting dan obat-obatan, pindahkan barang ke tempat tinggi, "
+                   "ikuti arahan BPBD dan petugas kelurahan."),
+               "en-US": AlertText(
+                   "Manggarai floodgate at alert level 2: flooding possible in Tebet and "
+                   "Jatinegara",
+                   "Water level at the Manggarai floodgate is 860 cm and rising 15 cm per hour. "
+                   "Water from Katulampa is expected in 6-9 hours.",
+                   "Prepare documents and medicines, move belongings higher, follow BPBD and "
+                   "kelurahan officers.")},
+        area=Area("Bantaran Ciliwung hilir Pintu Air Manggarai",
+                  districts=("Tebet", "Jatinegara", "Matraman"),
+                  circle_km=(-6.2097, 106.8498, 4.0)),
+        details={"level_cm": 860.0, "rise_cm_per_h": 15.0, "gauge": "manggarai"})
+
+
+def sample_message() -> bytes:
+    earlier = ("kota-jakarta-alert-7-v1", datetime(2026, 1, 15, 2, 30, tzinfo=UTC))
+    return cap_message(sample_view(), sender=SENDER, references=[earlier],
+                       sender_name="Kota Cerdas Jakarta (Pusat Operasi)")
+
+
+def test_the_shipped_sample_is_what_the_writer_produces() -> None:
+    message = sample_message()
+    assert_valid_cap(message)
+    if os.environ.get("KOTA_CAP_SAMPLE_WRITE") == "1":
+        SAMPLE_FILE.write_bytes(message)
+    assert SAMPLE_FILE.read_bytes() == message, (
+        "alerts/cap/sample.xml differs from the writer's output; if the change is intended: "
+        "KOTA_CAP_SAMPLE_WRITE=1 .venv/bin/pytest tests/alerts/test_cap.py -k sample")
