@@ -287,8 +287,27 @@ def start_postgres(data_dir: Path, port: int | None = None) -> PostgresService:
                               cluster_dir=cluster, private_cluster=as_root)
     try:
         service.start()
+        _wait_postgres_ready(service, 60.0)
     except BaseException:
+        service.stop()
         if as_root:
             shutil.rmtree(cluster, ignore_errors=True)
         raise
     return service
+
+
+def _wait_postgres_ready(service: PostgresService, timeout_s: float) -> None:
+    """The port opens before the cluster accepts logins ("the database system is starting
+    up"): wait for a real login."""
+    import psycopg
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with psycopg.connect(service.url, connect_timeout=2):
+                return
+        except psycopg.OperationalError as exc:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"PostgreSQL on port {service.port} did not accept a "
+                                   f"login: {exc}") from None
+        time.sleep(0.1)
