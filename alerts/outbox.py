@@ -209,16 +209,18 @@ class Dispatcher:
                       stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
-                full = await self.deliver_due(channel, stop)
+                taken = await self.deliver_due(channel, stop)
+                if taken:
+                    await asyncio.to_thread(self._refresh_gauges)
             except Exception:
                 log.exception("alert outbox: channel %s: reading or marking rows failed; "
                               "trying again in %g s", channel.name, self.settings.poll_interval_s)
-                full = False
-            if not full:  # a full batch: more may be due at once
+                taken = 0
+            if taken < self.settings.batch:  # a full batch: more may be due at once
                 await self._sleep(wake, stop)
 
-    async def deliver_due(self, channel: Channel[Any], stop: asyncio.Event | None = None) -> bool:
-        """Send this channel's due rows, oldest first; True when a full batch was taken."""
+    async def deliver_due(self, channel: Channel[Any], stop: asyncio.Event | None = None) -> int:
+        """Send this channel's due rows, oldest first; returns how many rows were taken."""
         rows = await asyncio.to_thread(self._due_rows, channel.name)
         held_back: set[int] = set()   # alerts whose earlier version did not go out this round
         for row in rows:
@@ -228,7 +230,7 @@ class Dispatcher:
                 continue
             if not await self._deliver(channel, row):
                 held_back.add(row.alert_id)
-        return len(rows) >= self.settings.batch
+        return len(rows)
 
     # -- one row --------------------------------------------------------------------------
 
@@ -270,11 +272,11 @@ class Dispatcher:
                 return []
             # The oldest queued version per alert (due or waiting for its retry): later
             # versions wait for it, so updates arrive in order.
-            first_version = dict(session.execute(
+            first_version = {alert_id: version for alert_id, version in session.execute(
                 select(OutboxItem.alert_id, func.min(OutboxItem.version))
                 .where(OutboxItem.channel == channel, OutboxItem.status == "queued",
                        OutboxItem.alert_id.in_({item.alert_id for item in items}))
-                .group_by(OutboxItem.alert_id)).tuples().all())
+                .group_by(OutboxItem.alert_id)).all()}
             return [_Due(item.id, item.alert_id, item.version, item.idempotency_key,
                          item.payload, item.attempts, item.created_at)
                     for item in items if item.version <= first_version[item.alert_id]]
@@ -326,11 +328,11 @@ class Dispatcher:
 
     def _fail_unknown_channels(self) -> None:
         with Session(self.engine) as session, session.begin():
-            orphans = dict(session.execute(
+            orphans = {channel: count for channel, count in session.execute(
                 select(OutboxItem.channel, func.count())
                 .where(OutboxItem.status == "queued",
                        OutboxItem.channel.not_in(list(self.channels)))
-                .group_by(OutboxItem.channel)).tuples().all())
+                .group_by(OutboxItem.channel)).all()}
             for channel in orphans:
                 session.execute(
                     update(OutboxItem)
@@ -350,7 +352,7 @@ class Dispatcher:
             counts = session.execute(
                 select(OutboxItem.channel, OutboxItem.status, func.count())
                 .where(OutboxItem.status.in_(("queued", "failed")))
-                .group_by(OutboxItem.channel, OutboxItem.status)).tuples().all()
+                .group_by(OutboxItem.channel, OutboxItem.status)).all()
         by_key = {(channel, status): count for channel, status, count in counts}
         for name in set(self.channels) | {channel for channel, _ in by_key}:
             self.metrics.queued.labels(name).set(by_key.get((name, "queued"), 0))

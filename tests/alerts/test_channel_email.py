@@ -38,14 +38,14 @@ class Sink:
     mails: list[Mail] = field(default_factory=list)
     refuse: dict[str, str] = field(default_factory=dict)
 
-    async def handle_RCPT(self, _server: Any, _session: Any, envelope: Any, address: str,  # noqa: N802
+    async def handle_RCPT(self, _server: Any, _session: Any, envelope: Any, address: str,
                           _options: list[str]) -> str:
         if address in self.refuse:
             return self.refuse[address]
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, _server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, _server: Any, session: Any, envelope: Any) -> str:
         message = message_from_bytes(envelope.content, policy=policy.default)
         assert isinstance(message, EmailMessage)
         self.mails.append(Mail(tuple(session.peer), envelope.mail_from, list(envelope.rcpt_tos),
@@ -105,6 +105,7 @@ def test_one_session_carries_several_mails_threaded(smtp: tuple[Controller, Sink
     assert sink.mails[0].mail_from == "alerts@kota.example.id"
 
 
+@pytest.mark.slow
 def test_a_dropped_session_is_opened_again(smtp: tuple[Controller, Sink]) -> None:
     controller, sink = smtp
     channel = _channel(controller.port)

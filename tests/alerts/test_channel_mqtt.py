@@ -55,7 +55,7 @@ def _send(channel: MqttChannel, *views: AlertView) -> None:
     asyncio.run(go())
 
 
-def _subscribe(port: int, topic_filter: str, wait_s: float = 1.0) -> list[Seen]:
+def _subscribe(port: int, topic_filter: str, wait_s: float = 0.5) -> list[Seen]:
     """What a subscriber that arrives now gets within ``wait_s`` (retained messages at once)."""
     seen: list[Seen] = []
     subscribed = threading.Event()
@@ -89,6 +89,7 @@ def test_current_state_is_retained_for_a_later_subscriber(mosquitto: LocalServic
     assert ("idempotency-key", f"kota-{city}-alert-1-v2-boards") in seen.properties.UserProperty
 
 
+@pytest.mark.slow
 def test_the_all_clear_is_retained_and_then_expires(mosquitto: LocalService) -> None:
     city = _city()
     first = flood_view(city=city)
@@ -118,7 +119,7 @@ def test_topic_levels_cannot_hold_separators_or_wildcards() -> None:
 def test_a_broker_that_is_away_is_retryable() -> None:
     started = time.monotonic()
     with pytest.raises(DeliveryError) as failure:
-        _send(_channel(free_port()), flood_view())
+        _send(_channel(free_port(), connect_timeout_s=0.5), flood_view())
     assert failure.value.retryable
     assert "not connected" in str(failure.value)
     assert time.monotonic() - started < 10

@@ -29,8 +29,8 @@ def receiver() -> Iterator[WebhookReceiver]:
 
 
 def _channel(url: str, **extra: object) -> WebhookChannel:
-    return WebhookChannel(WebhookSettings(name="oncall", url=url, secret=SECRET,  # type: ignore[arg-type]
-                                          timeout_s=5, **extra))  # type: ignore[arg-type]
+    return WebhookChannel(WebhookSettings.model_validate(
+        {"name": "oncall", "url": url, "secret": SECRET, "timeout_s": 5, **extra}))
 
 
 def _send(channel: WebhookChannel, key: str, version: int = 1) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -86,6 +87,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     status: int                 # what the receiver answered
+    at_s: float                 # time.monotonic() when it arrived
 
 
 @dataclass
@@ -115,12 +117,13 @@ class WebhookReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (the http.server name)
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 with receiver._lock:
                     status, headers = (receiver.script.popleft() if receiver.script
                                        else (200, {}))
-                    receiver.requests.append(Received(dict(self.headers.items()), body, status))
+                    receiver.requests.append(Received(dict(self.headers.items()), body, status,
+                                                      time.monotonic()))
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
