@@ -33,6 +33,7 @@ from alerts.channels import Channel, build_channels
 from alerts.engine import AlertState, Decision, decide
 from alerts.model import AlertView
 from alerts.outbox import Dispatcher, OutboxMetrics
+from alerts.outputs import ALERT_EVENTS, alert_event_line
 from alerts.rules import Finding, Reading, RuleContext, RuleKind, RulesError, load_rules
 from alerts.settings import AlertsSettings
 from alerts.state import AlertStore, RuleInfo
@@ -41,7 +42,6 @@ from kota.formats import DEFAULT_FORMAT, FORMATS, Refusal
 from kota.influx import InfluxClient, InfluxUnavailable
 from kota.kinds import KINDS
 from kota.kinds.validation import KindRules, validate
-from kota.lineproto import build_line, series_key
 from kota.mqtt import Message, Subscriber
 from kota.payload import ParseRules
 from kota.registry import Registry, RegistryWatcher
@@ -50,8 +50,6 @@ from store.db import ensure_schema, make_engine
 __all__ = ["ALERT_EVENTS", "AlertService", "Rules"]
 
 log = logging.getLogger("kota.alerts")
-
-ALERT_EVENTS = "alert_events"   # declared in alerts/outputs/alert_events.yaml
 
 
 class Rules:
@@ -413,16 +411,7 @@ class AlertService:
     def _record_event(self, view: AlertView) -> None:
         if not self.settings.influx_events:
             return
-        text = view.texts.get("id-ID")
-        self._events.append(build_line(series_key(
-            ALERT_EVENTS,
-            {"city": view.city, "rule": view.rule_id, "hazard": view.hazard,
-             "audience": view.audience, "scope": view.scope, "status": view.status,
-             "cap_status": view.cap_status}.items()),
-            {"alert_id": float(view.id), "version": float(view.version),
-             "grade": float(view.grade), "level": view.level, "severity": view.severity,
-             "headline": text.headline if text else view.level},
-            int(view.sent_at.timestamp() * 1000)))
+        self._events.append(alert_event_line(view))
 
     async def _flush_events(self) -> None:
         if not self._events:

@@ -197,7 +197,8 @@ def check_names(query: str, schema: dict[str, MeasurementSchema]) -> list[str]:
     if not names.measurements:
         return [*problems, f"no measurement in {query}"]
     known = [schema[m] for m in names.measurements if m in schema]
-    problems += [f"measurement {m!r} is written by neither ingest nor the indicator service"
+    problems += [f"measurement {m!r} is written by neither ingest, the indicator service "
+                 "nor the alert service"
                  for m in names.measurements if m not in schema]
     if not known:
         return problems

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from indicators.outputs import OUTPUTS
+from alerts.outputs import ALERT_OUTPUTS
+from indicators.outputs import OUTPUTS, OutputSpec
 from ingest.metrics import IngestCounters
 from kota.kinds import KINDS
 
-__all__ = ["MeasurementSchema", "indicator_schema", "raw_schema",
+__all__ = ["MeasurementSchema", "alert_schema", "indicator_schema", "raw_schema",
            "written_schema"]
 
 # Tags ingest puts on every raw point (docs/protocol.md, "Tags").
@@ -58,13 +59,23 @@ def raw_schema() -> dict[str, MeasurementSchema]:
     return result
 
 
+def _declared(specs: dict[str, OutputSpec], folder: str) -> dict[str, MeasurementSchema]:
+    return {name: MeasurementSchema(name, f"{folder}/{name}.yaml", spec.tag_values(),
+                                    set(spec.field_names()))
+            for name, spec in specs.items()}
+
+
 def indicator_schema() -> dict[str, MeasurementSchema]:
     """The indicator service's measurements, from their specs (indicators/outputs/*.yaml)."""
-    return {name: MeasurementSchema(name, f"indicators/outputs/{name}.yaml", spec.tag_values(),
-                                    set(spec.field_names()))
-            for name, spec in OUTPUTS.items()}
+    return _declared(OUTPUTS, "indicators/outputs")
+
+
+def alert_schema() -> dict[str, MeasurementSchema]:
+    """The alert service's measurement, from alerts/outputs/alert_events.yaml."""
+    return _declared(ALERT_OUTPUTS, "alerts/outputs")
 
 
 def written_schema() -> dict[str, MeasurementSchema]:
-    """Every measurement a panel may read: raw, ingest's own, and the indicators'."""
-    return {**raw_schema(), **indicator_schema()}
+    """Every measurement a panel may read: raw, ingest's own, the indicators' and the
+    alerts'."""
+    return {**raw_schema(), **indicator_schema(), **alert_schema()}

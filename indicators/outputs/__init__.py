@@ -53,7 +53,10 @@ class OutputSpec(BaseModel):
     measurement: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     title: str
     source: str = Field(description="The module that computes it")
-    windows: list[WindowName]
+    # Empty for a measurement written per event, not per window (alerts' alert_events).
+    windows: list[WindowName] = Field(default_factory=list,
+                                      description="Windows it is written for; empty: no "
+                                                  "window tag")
     replaced_with_window: bool = Field(
         default=True, description="Deleted with a window's points by --replace / the refresh")
     tags: dict[str, TagSpec]
@@ -75,8 +78,10 @@ class OutputSpec(BaseModel):
         return self
 
     def tag_values(self) -> dict[str, frozenset[str] | None]:
-        """Every tag with its allowed values (None: any), the ``window`` tag included."""
-        tags: dict[str, frozenset[str] | None] = {"window": frozenset(self.windows)}
+        """Every tag with its allowed values (None: any), the ``window`` tag included when
+        the measurement has windows."""
+        tags: dict[str, frozenset[str] | None] = (
+            {"window": frozenset(self.windows)} if self.windows else {})
         for name, tag in self.tags.items():
             tags[name] = frozenset(tag.values) if tag.values is not None else None
         return tags
