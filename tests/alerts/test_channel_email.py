@@ -179,7 +179,8 @@ def test_server_down_is_retryable_then_delivered_when_up() -> None:
 @pytest.mark.parametrize(("extra", "words"), [
     ({"to": []}, "to"),
     ({"to": ["not an address"]}, "not an email address"),
-    ({"username": "kota"}, "username and password go together"),
+    ({"username": "kota"}, "username and password (or password_file) go together"),
+    ({"password": "x", "password_file": "/p"}, "both set"),
     ({"security": "tls"}, "security"),
     ({"public_url": "kota.example.id"}, "public_url"),
 ])

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from alert_samples import WebhookReceiver, flood_view
@@ -114,6 +115,8 @@ def test_one_client_for_many_sends(receiver: WebhookReceiver) -> None:
     ({"secret": "change-me-change-me-change-me"}, "change-me"),
     ({"headers": {"Idempotency-Key": "x"}}, "set by the channel"),
     ({"url": "not a url"}, "url"),
+    ({"secret": None}, "give exactly one"),
+    ({"secret_file": "/etc/kota/hook.secret"}, "give exactly one"),
 ])
 def test_bad_settings_name_the_setting(extra: dict[str, object], words: str) -> None:
     values: dict[str, object] = {"name": "oncall", "url": "https://example.org/h",
@@ -121,3 +124,23 @@ def test_bad_settings_name_the_setting(extra: dict[str, object], words: str) -> 
     with pytest.raises(ValidationError) as error:
         WebhookSettings.model_validate(values)
     assert words in str(error.value)
+
+
+def test_the_secret_from_a_file(receiver: WebhookReceiver, tmp_path: Path) -> None:
+    secret_file = tmp_path / "hook.secret"
+    secret_file.write_text(SECRET + "\n", encoding="utf-8")
+    channel = WebhookChannel(WebhookSettings.model_validate(
+        {"name": "oncall", "url": receiver.url, "secret_file": str(secret_file)}))
+    _send(channel, "key-6")
+    (request,) = receiver.requests
+    signed = request.headers["X-Kota-Timestamp"].encode() + b"." + request.body
+    assert request.headers["X-Kota-Signature"] == \
+        "sha256=" + hmac.new(SECRET.encode(), signed, hashlib.sha256).hexdigest()
+
+
+def test_a_secret_file_that_is_missing_fails_at_start(tmp_path: Path) -> None:
+    settings = WebhookSettings.model_validate(
+        {"name": "oncall", "url": "https://example.org/h",
+         "secret_file": str(tmp_path / "missing")})
+    with pytest.raises(ValueError, match=r"channels: oncall: secret_file .*missing"):
+        WebhookChannel(settings)

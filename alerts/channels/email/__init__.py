@@ -55,6 +55,9 @@ class EmailSettings(ChannelSettings):
                                              "CAs if unset")
     username: str | None = Field(default=None, description="SMTP login, if the server wants one")
     password: SecretStr | None = Field(default=None, description="SMTP password (with username)")
+    password_file: Path | None = Field(
+        default=None, description="File holding the SMTP password (instead of password); read "
+                                  "at start")
     from_address: str = Field(pattern=_ADDRESS, description="Sender address (From:)")
     to: list[str] = Field(min_length=1, description="Recipients: the on-call list")
     languages: list[Language] = Field(
@@ -79,11 +82,26 @@ class EmailSettings(ChannelSettings):
 
     @model_validator(mode="after")
     def _login(self) -> EmailSettings:
-        if (self.username is None) != (self.password is None):
-            raise ValueError("username and password go together: give both or neither")
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("password_file and password are both set: give one of them")
+        has_password = self.password is not None or self.password_file is not None
+        if (self.username is None) == has_password:
+            raise ValueError("username and password (or password_file) go together: give both "
+                             "or neither")
         if self.password is not None and "change-me" in self.password.get_secret_value():
             raise ValueError("password is still the change-me placeholder: set a real one")
         return self
+
+    def resolved_password(self) -> str | None:
+        """The password, read from ``password_file`` if that is given (``ValueError`` naming
+        the setting when it cannot be read)."""
+        if self.password_file is None:
+            return self.password.get_secret_value() if self.password is not None else None
+        try:
+            return self.password_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ValueError(f"channels: {self.name}: password_file {self.password_file}: "
+                             f"{exc.strerror or exc}") from None
 
     def domain(self) -> str:
         return self.message_id_domain or self.from_address.rsplit("@", 1)[1]
@@ -111,6 +129,7 @@ class EmailChannel(Channel[EmailSettings]):
 
     def __init__(self, settings: EmailSettings) -> None:
         super().__init__(settings)
+        self._password = settings.resolved_password()   # a wrong password file fails at start
         self._smtp: smtplib.SMTP | None = None
         self._lock = threading.Lock()   # the session is used by one thread at a time
         self.connections_opened = 0     # how many sessions were opened (tests, logs)
@@ -138,8 +157,8 @@ class EmailChannel(Channel[EmailSettings]):
             if settings.security == "starttls":
                 smtp.starttls(context=context)
                 smtp.ehlo()
-            if settings.username is not None and settings.password is not None:
-                smtp.login(settings.username, settings.password.get_secret_value())
+            if settings.username is not None and self._password is not None:
+                smtp.login(settings.username, self._password)
         except BaseException:
             smtp.close()
             raise

@@ -13,10 +13,11 @@ import json
 import time
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Literal
 
 import httpx
-from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
+from pydantic import AnyHttpUrl, Field, SecretStr, field_validator, model_validator
 
 from alerts.channels._contract import Channel, ChannelSettings, DeliveryError
 from alerts.model import AlertView, alert_view_to_json
@@ -37,10 +38,12 @@ class WebhookSettings(ChannelSettings):
 
     type: Literal["webhook"] = "webhook"
     url: AnyHttpUrl = Field(description="Where to POST (https:// outside a private network)")
-    secret: SecretStr = Field(
-        min_length=16,
+    secret: SecretStr | None = Field(
+        default=None, min_length=16,
         description="Shared HMAC-SHA256 key; the receiver verifies X-Kota-Signature with it "
                     "(at least 16 characters; `openssl rand -hex 32` makes one)")
+    secret_file: Path | None = Field(
+        default=None, description="File holding the secret (instead of secret); read at start")
     timeout_s: float = Field(default=10.0, gt=0, le=300,
                              description="Give up on one request after this many seconds")
     headers: dict[str, str] = Field(
@@ -50,9 +53,31 @@ class WebhookSettings(ChannelSettings):
 
     @field_validator("secret")
     @classmethod
-    def _real_secret(cls, secret: SecretStr) -> SecretStr:
-        if "change-me" in secret.get_secret_value():
+    def _real_secret(cls, secret: SecretStr | None) -> SecretStr | None:
+        if secret is not None and "change-me" in secret.get_secret_value():
             raise ValueError("secret is still the change-me placeholder: set a real one")
+        return secret
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> WebhookSettings:
+        if (self.secret is None) == (self.secret_file is None):
+            raise ValueError("secret or secret_file: give exactly one of them")
+        return self
+
+    def resolved_secret(self) -> str:
+        """The secret, read from ``secret_file`` if that is given (``ValueError`` naming the
+        setting when it cannot be read or is too short)."""
+        if self.secret is not None:
+            return self.secret.get_secret_value()
+        assert self.secret_file is not None
+        try:
+            secret = self.secret_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ValueError(f"channels: {self.name}: secret_file {self.secret_file}: "
+                             f"{exc.strerror or exc}") from None
+        if len(secret) < 16 or "change-me" in secret:
+            raise ValueError(f"channels: {self.name}: secret_file {self.secret_file} holds "
+                             "a placeholder or fewer than 16 characters")
         return secret
 
     @field_validator("headers")
@@ -102,6 +127,7 @@ class WebhookChannel(Channel[WebhookSettings]):
 
     def __init__(self, settings: WebhookSettings) -> None:
         super().__init__(settings)
+        self._secret = settings.resolved_secret()   # a secret file that is wrong fails at start
         self._client: httpx.AsyncClient | None = None
 
     def _http(self) -> httpx.AsyncClient:
@@ -118,7 +144,7 @@ class WebhookChannel(Channel[WebhookSettings]):
             "Content-Type": "application/json; charset=utf-8",
             "Idempotency-Key": idempotency_key,
             TIMESTAMP_HEADER: timestamp,
-            SIGNATURE_HEADER: sign(self.settings.secret.get_secret_value(), timestamp, body),
+            SIGNATURE_HEADER: sign(self._secret, timestamp, body),
         }
         url = str(self.settings.url)
         try:
