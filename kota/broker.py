@@ -268,6 +268,9 @@ def dynsec_config(admin: str, password: str, *, salt: bytes | None = None,
             {"acltype": "subscribePattern", "topic": control, "allow": True},
             {"acltype": "unsubscribePattern", "topic": control, "allow": True}]}],
         "groups": [],
-        "defaultACLAccess": {"publishClientSend": False, "publishClientReceive": True,
+        # Nothing by default. The plugin's own default lets its clients receive any topic they
+        # manage to subscribe to: Mosquitto 2.0.11 granted kota-provisioner kota/# and
+        # delivered readings to it (tests/deploy/test_provisioning.py).
+        "defaultACLAccess": {"publishClientSend": False, "publishClientReceive": False,
                              "subscribe": False, "unsubscribe": True},
     }

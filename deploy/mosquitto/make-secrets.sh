@@ -5,7 +5,7 @@
 #                                    [--out DIR] [--rotate USER]... [--renew-cert]
 #
 # Reads the service passwords from .env (MOSQUITTO_INGEST_PASSWORD, MOSQUITTO_SIMULATOR_PASSWORD,
-# MOSQUITTO_HEALTHCHECK_PASSWORD), the TLS names (MOSQUITTO_TLS_NAMES), how many ingest worker
+# MOSQUITTO_HEALTHCHECK_PASSWORD, MOSQUITTO_PROVISIONER_PASSWORD), the TLS names (MOSQUITTO_TLS_NAMES), how many ingest worker
 # accounts to make (MOSQUITTO_INGEST_WORKERS, default 4: kota-ingest-1 .. kota-ingest-4 for
 # `kota ingest --workers`, same password and rights as kota-ingest), and the device registry
 # (default: simulators/cities/jakarta/devices.yaml). Writes, into DIR (deploy/mosquitto/secrets,
@@ -16,6 +16,8 @@
 #   broker/                 mounted read-only at /mosquitto/secrets in the mosquitto container:
 #     passwd                hashed passwords (mosquitto_passwd), rewritten on every run
 #     acl                   `kota broker acl` for the registry, rewritten on every run
+#     dynamic-security.json the dynamic security plugin's seed (kota-provisioner); the broker
+#                           works on its own copy in its data volume (docker-compose.yml)
 #     ca.crt                the CA certificate devices trust (made once)
 #     server.crt/.key       the broker's certificate, signed by the CA (made once; --renew-cert)
 #
@@ -43,7 +45,7 @@ while [ $# -gt 0 ]; do
     --out) out="$2"; shift 2 ;;
     --rotate) rotate+=(--rotate "$2"); shift 2 ;;
     --renew-cert) renew_cert=true; shift ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) die "unknown argument $1 (try --help)" ;;
   esac
 done
@@ -77,6 +79,13 @@ fi
 alerts_password=""
 if [ -n "$(env_value MOSQUITTO_ALERTS_PASSWORD)" ]; then
   alerts_password="$(secret MOSQUITTO_ALERTS_PASSWORD)"
+fi
+# kota-provisioner (dynamic-security commands only: `kota devices`, POST /api/v1/devices):
+# MOSQUITTO_PROVISIONER_PASSWORD; empty: the plugin starts with no admin, nothing can be
+# provisioned without a restart.
+provisioner_password=""
+if [ -n "$(env_value MOSQUITTO_PROVISIONER_PASSWORD)" ]; then
+  provisioner_password="$(secret MOSQUITTO_PROVISIONER_PASSWORD)"
 fi
 tls_names="$(env_value MOSQUITTO_TLS_NAMES)"
 # mosquitto.conf binds client ids to user names (use_username_as_clientid), so each ingest
@@ -124,6 +133,18 @@ plain="$out/broker/passwd.new"
 "${mosquitto_passwd[@]}" -U "$plain"
 grep -q ':\$7\$' "$plain" || die "mosquitto_passwd did not hash $plain"
 
+# -- dynamic security: the plugin's first file (docker-compose.yml copies it into the data
+# volume once; the plugin keeps its own copy there up to date, so a run here never undoes a
+# provisioned device). Only hashes: readable by the broker like passwd.
+if [ -n "$provisioner_password" ]; then
+  printf '%s\n' "$provisioner_password" | "${kota_broker[@]}" dynsec-config \
+    > "$out/broker/dynamic-security.json.new"
+else
+  printf '%s\n' '{"clients": [], "roles": [], "groups": [], "defaultACLAccess":' \
+    '{"publishClientSend": false, "publishClientReceive": false, "subscribe": false,' \
+    '"unsubscribe": true}}' > "$out/broker/dynamic-security.json.new"
+fi
+
 # -- TLS: a private CA (made once) and the broker's certificate --------------------------------
 if [ ! -f "$out/ca.key" ] || [ ! -f "$out/broker/ca.crt" ]; then
   openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
@@ -154,6 +175,8 @@ fi
 # users of this machine cannot. (Mosquitto may warn that passwd is world readable.)
 mv "$plain" "$out/broker/passwd"
 mv "$out/broker/acl.new" "$out/broker/acl"
+mv "$out/broker/dynamic-security.json.new" "$out/broker/dynamic-security.json"
+chmod 644 "$out/broker/dynamic-security.json"
 chmod 644 "$out/broker/passwd" "$out/broker/acl" "$out/broker/ca.crt" "$out/broker/server.crt"
 # The TLS key: for the broker (uid 1883 in the container) only. Giving it to uid 1883 needs root;
 # otherwise group 1883 if this user may set it, else readable by every process in the container.
@@ -170,4 +193,5 @@ else
        "container; run this script as root (sudo) to give it to uid 1883 with mode 0600" >&2
 fi
 chmod 600 "$out/ca.key" "$out/device-passwords.txt"
-echo "make-secrets.sh: wrote $out/broker (passwd, acl, ca.crt, server.crt, server.key)" >&2
+echo "make-secrets.sh: wrote $out/broker (passwd, acl, dynamic-security.json, ca.crt," \
+     "server.crt, server.key)" >&2

@@ -3,7 +3,9 @@ test ports, a broker started and stopped by PID."""
 
 from __future__ import annotations
 
+import glob
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,11 +23,15 @@ SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 MOSQUITTO_CONF = REPO / "deploy" / "mosquitto" / "mosquitto.conf"
 MAKE_SECRETS = REPO / "deploy" / "mosquitto" / "make-secrets.sh"
 SECRETS_TARGET = "/mosquitto/secrets"  # where docker-compose.yml mounts the broker secrets
+DATA_TARGET = "/mosquitto/data"  # docker-compose.yml's volume mosquitto-data
+# Debian's copy of the dynamic security plugin (the conf names the eclipse-mosquitto image's).
+DYNSEC_PLUGIN = next(iter(sorted(glob.glob("/usr/lib/*/mosquitto_dynamic_security.so"))),
+                     "/usr/lib/mosquitto_dynamic_security.so")
 
 
 # Service passwords for the brokers the tests start (not secrets: test-only values).
 TEST_PASSWORDS = {"kota-ingest": "ingest-test-pw", "kota-healthcheck": "health-test-pw",
-                  "kota-simulator": "simulator-test-pw"}
+                  "kota-simulator": "simulator-test-pw", "kota-provisioner": "provisioner-test-pw"}
 
 
 def make_secrets(out: Path, registry: Path | None = None, agents: tuple[str, ...] = (),
@@ -35,6 +41,7 @@ def make_secrets(out: Path, registry: Path | None = None, agents: tuple[str, ...
     env_file.write_text(f"MOSQUITTO_INGEST_PASSWORD={TEST_PASSWORDS['kota-ingest']}\n"
                         f"MOSQUITTO_HEALTHCHECK_PASSWORD={TEST_PASSWORDS['kota-healthcheck']}\n"
                         f"MOSQUITTO_SIMULATOR_PASSWORD={TEST_PASSWORDS['kota-simulator']}\n"
+                        f"MOSQUITTO_PROVISIONER_PASSWORD={TEST_PASSWORDS['kota-provisioner']}\n"
                         f"MOSQUITTO_TLS_NAMES={tls_names}\n")
     args = [str(MAKE_SECRETS), "--env", str(env_file), "--out", str(out)]
     if registry is not None:
@@ -53,7 +60,9 @@ def make_secrets(out: Path, registry: Path | None = None, agents: tuple[str, ...
 def local_conf(port: int, data_dir: Path, tls_port: int, secrets_dir: Path) -> str:
     """The deploy config with only the listener ports, file paths and (as root) run-as user moved.
 
-    ``secrets_dir`` is the folder docker-compose.yml mounts at /mosquitto/secrets.
+    ``secrets_dir`` is the folder docker-compose.yml mounts at /mosquitto/secrets. As
+    docker-compose.yml does, the dynamic-security seed is copied into the data folder when
+    that has none yet.
     """
     lines, moved = [], []
     ports = {"1883": port, "8883": tls_port}
@@ -63,6 +72,10 @@ def local_conf(port: int, data_dir: Path, tls_port: int, secrets_dir: Path) -> s
             line = f"listener {ports.pop(value)} 127.0.0.1"
         elif key == "persistence_location":
             line = f"persistence_location {data_dir}/"
+        elif key == "plugin":
+            line = f"plugin {DYNSEC_PLUGIN}"
+        elif value.startswith(DATA_TARGET + "/"):
+            line = f"{key} {data_dir}/{value.removeprefix(DATA_TARGET + '/')}"
         elif value.startswith(SECRETS_TARGET + "/"):
             line = f"{key} {secrets_dir}/{value.removeprefix(SECRETS_TARGET + '/')}"
         else:
@@ -72,7 +85,11 @@ def local_conf(port: int, data_dir: Path, tls_port: int, secrets_dir: Path) -> s
         lines.append(line)
     assert not ports and sorted(moved) == sorted(
         ["listener", "listener", "persistence_location", "cafile", "certfile", "keyfile",
-         "password_file", "acl_file"]), moved
+         "password_file", "acl_file", "plugin", "plugin_opt_config_file"]), moved
+    seed, live = secrets_dir / "dynamic-security.json", data_dir / "dynamic-security.json"
+    if seed.exists() and not live.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(seed, live)
     if os.geteuid() == 0:  # as root mosquitto would switch to a user who cannot write tmp
         lines.append("user root")
     return "\n".join(lines) + "\n"
