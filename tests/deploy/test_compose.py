@@ -345,15 +345,8 @@ def _section_models() -> dict[str, type[BaseModel]]:
     indicators = pytest.importorskip("indicators.settings")
     models = {"KOTA_INGEST__": IngestSettings, "KOTA_SIMULATE__": simulate.SimulateSettings,
               "KOTA_API__": api.ApiSettings, "KOTA_INDICATORS__": indicators.IndicatorSettings}
-    try:  # `kota alerts` is being built: its section is checked once its settings model exists
-        from alerts.settings import AlertSettings  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return models
-    return {**models, "KOTA_ALERTS__": AlertSettings}
-
-
-# Until alerts/settings.py exists: the subsections the alerts service's variables may name.
-ALERTS_SUBSECTIONS = ("KOTA_ALERTS__DATABASE__", "KOTA_ALERTS__MQTT__", "KOTA_ALERTS__INFLUX__")
+    alerts = pytest.importorskip("alerts.settings")
+    return {**models, "KOTA_ALERTS__": alerts.AlertsSettings}
 
 
 def test_kota_variables_are_real_settings() -> None:
@@ -368,8 +361,6 @@ def test_kota_variables_are_real_settings() -> None:
             if variable == "KOTA_CONFIG" or not variable.startswith("KOTA_"):
                 continue
             prefix = next((p for p in models if variable.startswith(p)), None)
-            if prefix is None and variable.startswith(ALERTS_SUBSECTIONS):
-                continue
             if prefix is None or not setting_exists(models[prefix], setting_path(variable, prefix)):
                 unknown.append(f"{name}: {variable}")
             checked += 1
@@ -416,6 +407,10 @@ def _filled_env_example() -> dict[str, str]:
     ("indicators", "INFLUXDB_INDICATORS_PASSWORD", "influx.password"),
     ("api", "INFLUXDB_API_PASSWORD", "influx.password"),
     ("api", "POSTGRES_PASSWORD", "database.url"),
+    ("alerts", "INFLUXDB_ALERTS_PASSWORD", "influx.password"),
+    ("alerts", "MOSQUITTO_ALERTS_PASSWORD", "mqtt.password"),
+    pytest.param("alerts", "POSTGRES_PASSWORD", "database.url", marks=pytest.mark.xfail(
+        strict=True, reason="alerts/settings.py does not yet check database.url's password")),
 ])
 def test_services_refuse_change_me_placeholders(service: str, variable: str,
                                                 setting: str) -> None:
@@ -957,7 +952,7 @@ def test_grafana_gets_every_variable_its_provisioning_uses() -> None:
     assert any("/var/lib/grafana/dashboards/kota" in m for m in mounts)
 
 
-@pytest.mark.parametrize("name", ["ingest", "indicators", "api"])
+@pytest.mark.parametrize("name", ["ingest", "indicators", "api", "alerts"])
 def test_services_that_tag_or_place_devices_read_the_mounted_registry(name: str) -> None:
     # Without a registry ingest stores every reading as district=unregistered.
     service = SERVICES[name]
