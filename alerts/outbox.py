@@ -58,7 +58,7 @@ class OutboxSettings(BaseModel):
     max_attempts: int = Field(
         default=10, ge=1, le=1000,
         description="Tries per notification before it is marked failed (10 with the default "
-                    "backoff: about 30-50 minutes of retrying)")
+                    "backoff: about 15-30 minutes of retrying)")
     backoff_initial_s: float = Field(default=5.0, gt=0, le=3600,
                                      description="Wait after the first failed try; doubles")
     backoff_max_s: float = Field(
