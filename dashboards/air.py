@@ -1,5 +1,6 @@
 """Kualitas Udara / Air quality: stations on a map by ISPU category, pollutant trends,
-critical parameter. Reads ``ispu`` and ``aqi_us`` (indicators) and raw ``air``."""
+critical parameter. Reads ``ispu`` and ``aqi_us`` (indicators), raw ``air``, and ``alert_events``
+(alert service) as annotations."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from grafana_foundation_sdk.models import dashboard as dm
 
 from dashboards.common import (
     RANK_STEPS,
+    alert_annotation,
     bi,
     dashboard,
     filters,
@@ -35,6 +37,7 @@ def build() -> dm.Dashboard:
                       "ISPU (Permen LHK P.14/2020) per station, district and city from the "
                       "indicator service; raw pollutant trends from the stations.",
                       ["air", "ispu"], device_from="air")
+    board.annotation(alert_annotation("air"))
     board.with_panel(stat_panel(
         bi("ISPU kota", "City ISPU"),
         q('SELECT last("ispu") FROM "ispu" WHERE "window" = \'1h\' AND "scope" = \'city\' '

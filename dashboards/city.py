@@ -1,6 +1,6 @@
 """Ringkasan Kota / City overview: green-city and trantibumlinmas indicators at a glance.
 Reads ``city_indicators`` (per local day), ``ispu``, ``safety_events``, ``siaga`` and
-``device_uptime`` (indicator service)."""
+``device_uptime`` (indicator service), and ``alert_events`` (alert service)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from grafana_foundation_sdk.models import dashboard as dm
 from dashboards.common import (
     RANK_STEPS,
     SIAGA_MAPPINGS,
+    alerts_table,
     bi,
     dashboard,
     filters,
@@ -114,4 +115,5 @@ def build() -> dm.Dashboard:
            f'AND "scope" = \'district\' AND {filters()} AND $timeFilter '
            'GROUP BY time($__interval), "district" fill(none)', alias="$tag_district")],
         unit="percentunit", width=24, height=8))
+    board.with_panel(alerts_table())
     return finish(board)

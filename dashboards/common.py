@@ -20,10 +20,11 @@ from grafana_foundation_sdk.builders.common import (
 from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 
-from dashboards.influxql import DATASOURCE, InfluxQL
+from dashboards.influxql import DATASOURCE, InfluxQL, InfluxQLAnnotation
 
 __all__ = [
-    "GRID_COLUMNS", "ISPU_BANDS", "RANK_STEPS", "SIAGA_MAPPINGS", "bar_gauge", "bi",
+    "GRID_COLUMNS", "ISPU_BANDS", "RANK_STEPS", "SIAGA_MAPPINGS", "alert_annotation",
+    "alerts_table", "bar_gauge", "bi",
     "dashboard", "filters", "finish", "ispu_thresholds", "line_thresholds", "q",
     "rank_mappings", "stat_panel", "state_timeline", "table_panel", "thresholds",
     "timeseries_panel", "variables",
@@ -247,3 +248,34 @@ def bar_gauge(title: str, targets: Sequence[InfluxQL], unit: str = "", width: in
     if time_from:
         panel.time_from(time_from)
     return panel
+
+
+# Alert events (measurement alert_events, written by `kota alerts`, declared in
+# alerts/outputs/alert_events.yaml): one point per notified version of an alert.
+_ALERT_COLUMNS = ('"alert_id", "version", "status", "level", "severity", "rule", "scope", '
+                  '"hazard", "audience", "cap_status", "headline"')
+
+
+def alert_annotation(*hazards: str) -> InfluxQLAnnotation:
+    """Every notified alert version of these hazards as an event on the dashboard's time
+    series: text the id-ID headline, tags level, status, scope and CAP status (drills show
+    ``Exercise``/``Test``)."""
+    hazard = " OR ".join(f'"hazard" = \'{name}\'' for name in hazards)
+    return InfluxQLAnnotation(
+        bi("Peringatan", "Alerts"),
+        'SELECT "headline", "level", "status", "scope", "cap_status" FROM "alert_events" '
+        f'WHERE ({hazard}) AND "city" =~ /^$city$/ AND $timeFilter',
+        icon_color="red", text_column="headline", tags_column="level,status,scope,cap_status")
+
+
+def alerts_table(width: int = 24, height: int = 8) -> table.Panel:
+    """The newest alert events first: one row per notified version (fired, escalated,
+    repeated, acknowledged, resolved)."""
+    return table_panel(
+        bi("Peringatan terbaru", "Recent alerts"),
+        [q(f'SELECT {_ALERT_COLUMNS} FROM "alert_events" WHERE "city" =~ /^$city$/ '
+           'AND $timeFilter ORDER BY time DESC LIMIT 200', table_format=True)],
+        width=width, height=height,
+        description="From `kota alerts` (measurement alert_events): one row per notified "
+                    "version of an alert. Acknowledge and resolve with `kota alerts ack/resolve` "
+                    "or the API; the full history is in the alert database.")

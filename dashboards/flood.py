@@ -1,7 +1,8 @@
 """Banjir / Flood: water level per gauge with its Siaga threshold lines, the Ciliwung from
 upstream (Katulampa) to downstream (Manggarai), rate of rise, rainfall. Reads ``siaga``
-and ``rain_category`` (indicator service) and raw ``rain``; thresholds from
-kota/standards/gauges.yaml through ``kota.indices.siaga.load_gauges``."""
+and ``rain_category`` (indicator service), raw ``rain``, and ``alert_events`` (alert service)
+as annotations; thresholds from kota/standards/gauges.yaml through
+``kota.indices.siaga.load_gauges``."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from grafana_foundation_sdk.models import dashboard as dm
 
 from dashboards.common import (
     SIAGA_MAPPINGS,
+    alert_annotation,
     bi,
     dashboard,
     filters,
@@ -61,6 +63,7 @@ def build() -> dm.Dashboard:
                       "Water levels against each gauge's Siaga thresholds, the Ciliwung from "
                       "Katulampa to Manggarai, rate of rise and rainfall.",
                       ["flood", "siaga"], device_from="water")
+    board.annotation(alert_annotation("flood", "rain"))
     board.with_panel(state_timeline(
         bi("Status Siaga per pos (per menit)", "Siaga status per gauge (per minute)"),
         q('SELECT min("status") FROM "siaga" WHERE "window" = \'1m\' '

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dashboards.common import GRID_COLUMNS
-from dashboards.influxql import DATASOURCE_TYPE, DATASOURCE_UID
+from dashboards.influxql import ANNOTATION_KEYS, DATASOURCE_TYPE, DATASOURCE_UID
 from dashboards.schema import MeasurementSchema
 
-__all__ = ["GRID_COLUMNS", "QueryNames", "check_names", "check_structure", "parse_query",
-           "targets", "variable_queries"]
+__all__ = ["GRID_COLUMNS", "QueryNames", "annotation_queries", "check_names",
+           "check_structure", "parse_query", "targets", "variable_queries"]
 
 SCHEMA_VERSION = 41  # grafana-foundation-sdk 11.6's dashboard model (Grafana 11.6)
 REQUIRED_DASHBOARD_KEYS = ("uid", "title", "panels", "schemaVersion", "templating", "time")
@@ -128,6 +128,41 @@ def variable_queries(dashboard: dict[str, Any]) -> Iterator[tuple[str, str]]:
             yield variable["name"], query if isinstance(query, str) else str(query)
 
 
+def annotation_queries(dashboard: dict[str, Any]) -> Iterator[tuple[dict[str, Any], str]]:
+    """(annotation, query) for every InfluxDB annotation query (Grafana's built-in one has
+    no query)."""
+    for annotation in (dashboard.get("annotations") or {}).get("list") or []:
+        if not annotation.get("builtIn"):
+            yield annotation, str(annotation.get("query", ""))
+
+
+def _check_annotations(dashboard: dict[str, Any], defined: set[str]) -> list[str]:
+    problems = []
+    for annotation, query in annotation_queries(dashboard):
+        label = f"annotation {annotation.get('name')!r}"
+        if " / " not in str(annotation.get("name", "")):
+            problems.append(f"{label}: name is not 'Bahasa / English'")
+        if annotation.get("datasource") != {"type": DATASOURCE_TYPE, "uid": DATASOURCE_UID}:
+            problems.append(f"{label}: datasource {annotation.get('datasource')} is not the "
+                            "provisioned one")
+        problems += [f"{label} lacks {key!r}" for key in ANNOTATION_KEYS if key not in annotation]
+        if "$timeFilter" not in query:
+            problems.append(f"{label}: query without $timeFilter: {query}")
+        try:
+            selected = set(parse_query(query).selected)
+        except ValueError as exc:
+            problems.append(f"{label}: {exc}")
+            continue
+        columns = [str(annotation.get("textColumn", ""))] + [
+            c for c in str(annotation.get("tagsColumn", "")).split(",") if c]
+        problems += [f"{label}: column {c!r} is not selected by its query" for c in columns
+                     if c not in selected]
+        for variable in re.findall(r"\$([a-z]+)\b", query):
+            if variable not in defined and f"${variable}" not in MACROS:
+                problems.append(f"{label}: uses ${variable}, which is not defined")
+    return problems
+
+
 def check_structure(dashboard: dict[str, Any]) -> list[str]:
     """What Grafana needs to load and lay the dashboard out, and our own conventions."""
     problems = [f"dashboard lacks {key!r}" for key in REQUIRED_DASHBOARD_KEYS
@@ -184,7 +219,7 @@ def check_structure(dashboard: dict[str, Any]) -> list[str]:
     for name, query in variable_queries(dashboard):
         if not query.startswith("SHOW TAG VALUES"):
             problems.append(f"variable {name}: not a SHOW TAG VALUES query")
-    return problems
+    return problems + _check_annotations(dashboard, defined)
 
 
 def check_names(query: str, schema: dict[str, MeasurementSchema]) -> list[str]:

@@ -9,7 +9,10 @@ The database is filled once per module (~30 s):
 - a real `kota ingest` process fed a few valid and a few broken messages over a real Mosquitto,
   so ``kota_ingest`` and ``kota_deadletter`` are written by ingest itself; because it runs for
   seconds, a day of earlier ``kota_ingest`` points is added, built with ingest's own counter
-  class and line builder (a stand-in for an ingest that had been running, said in the docs).
+  class and line builder (a stand-in for an ingest that had been running, said in the docs);
+- ``alert_events`` written by the alert service's own ``_record_event`` / ``_flush_events``
+  for a flood alert (fired, escalated, resolved), an air alert and a rain alert (stand-ins for
+  alerts the engine decided: its decisions are tested in tests/alerts/).
 
 No Grafana runs here: the substitution below imitates Grafana 11's InfluxQL interpolation.
 """
@@ -20,19 +23,23 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from alert_samples import flood_view, resolved
 from kota_testing import IngestProcess, count_points, influx_query, publish, wait_until
 
+from alerts.model import AlertView
+from alerts.service import AlertService
+from alerts.settings import AlertsSettings
 from dashboards.build import DASHBOARDS, JSON_DIR
 from dashboards.interpolate import interpolate, regex_escape
-from dashboards.lint import parse_query, targets, variable_queries
-from dashboards.schema import indicator_schema, raw_schema
+from dashboards.lint import annotation_queries, parse_query, targets, variable_queries
+from dashboards.schema import alert_schema, indicator_schema, raw_schema
 from devstack.localstack import LocalService
 from indicators.context import Context, load_districts
 from indicators.service import IndicatorService
@@ -105,6 +112,37 @@ def _ingest_history(now_s: float) -> list[str]:
     return lines
 
 
+def _alert_events(tmp_path: Path, influx: LocalService, database: str, now_s: float) -> None:
+    """A few hours of alerts, written by the alert service's own record and flush."""
+    settings = AlertsSettings.model_validate({
+        "database": {"url": f"sqlite:///{tmp_path / 'alerts.db'}"},
+        "influx": {"url": f"http://127.0.0.1:{influx.port}", "database": database},
+        "metrics_port": 0, "rules_reload_s": 0})
+    service = AlertService(settings)
+    start = datetime.fromtimestamp(now_s, UTC) - timedelta(hours=4)
+    flood = flood_view(sent_at=start, fired_at=start)
+    views: list[AlertView] = [
+        flood, flood_view(version=2, level="Siaga 1 (Awas)", grade=4, severity="Extreme",
+                          sent_at=start + timedelta(hours=1), fired_at=start),
+        resolved(flood, 3),
+        replace(flood_view(alert_id=2, sent_at=start + timedelta(hours=2)), hazard="air",
+                rule_id="ispu-tidak-sehat", scope="district:Gambir", level="Tidak Sehat"),
+        replace(flood_view(alert_id=3, sent_at=start + timedelta(hours=3)), hazard="rain",
+                rule_id="rain-heavy", scope="district:Tebet", level="Hujan lebat"),
+    ]
+    for view in views:
+        service._record_event(view)
+
+    async def flush() -> None:
+        try:
+            await service._flush_events()
+        finally:
+            await service.influx.close()
+
+    asyncio.run(flush())
+    assert not service._events, "InfluxDB refused the alert events"
+
+
 def _run_ingest(tmp_path: Path, mosquitto: LocalService, influx: LocalService, database: str,
                 registry_file: Path, messages: list[tuple[str, bytes]]) -> None:
     ingest = IngestProcess(tmp_path / "ingest", mosquitto.port, influx.port, database,
@@ -150,6 +188,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory, influxdb: LocalService,
     _write(influxdb, database, lines)
     _indicators(influxdb, database, registry, now_s)
     tmp_path = tmp_path_factory.mktemp("dashboards")
+    _alert_events(tmp_path, influxdb, database, now_s)
     registry_file = tmp_path / "registry.yaml"
     registry_file.write_text(registry.dump_yaml())
     _run_ingest(tmp_path, mosquitto, influxdb, database, registry_file, recent[:40])
@@ -226,6 +265,33 @@ def test_panel_query_returns_data(pipeline: Pipeline, name: str, panel_id: int, 
     assert _has_data(series), f"no data for {panel['title']!r} ({variant}):\n{query}"
 
 
+ANNOTATIONS = [pytest.param(name, annotation["name"], id=f"{name[:-5]}-annotation")
+               for name, dashboard in _dashboards()
+               for annotation, _query in annotation_queries(dashboard)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", ["all-relative", "all-absolute", "one-value"])
+@pytest.mark.parametrize(("name", "annotation_name"), ANNOTATIONS)
+def test_annotation_query_returns_events(pipeline: Pipeline, name: str, annotation_name: str,
+                                         variant: str) -> None:
+    dashboard = dict(_dashboards())[name]
+    annotation, query = next((a, q) for a, q in annotation_queries(dashboard)
+                             if a["name"] == annotation_name)
+    values = ({"city": ".*", "district": ".*", "device": ".*"} if variant != "one-value"
+              else one_value_choice(pipeline, dashboard))
+    series = pipeline.query(interpolate(query, {}, values, pipeline.now_s,
+                                        absolute=variant == "all-absolute"))
+    assert _has_data(series), f"no events for {annotation_name!r} on {name} ({variant})"
+    columns = set(series[0]["columns"])
+    assert {annotation["textColumn"], *annotation["tagsColumn"].split(",")} <= columns
+
+
+def test_flood_and_air_have_alert_annotation_cases() -> None:
+    """Not vacuous: the annotation cases above exist for flood and air."""
+    assert {param.values[0] for param in ANNOTATIONS} >= {"flood.json", "air-quality.json"}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(DASHBOARDS))
 def test_variables_list_values(pipeline: Pipeline, name: str) -> None:
@@ -242,10 +308,10 @@ def test_variables_list_values(pipeline: Pipeline, name: str) -> None:
 def test_indicator_service_writes_what_the_docs_say(pipeline: Pipeline) -> None:
     """The schema the name check uses (parsed from docs/indicators.md) covers every tag and
     field the real indicator service wrote, and raw_schema covers ingest's measurements."""
-    declared = {**raw_schema(), **indicator_schema()}
+    declared = {**raw_schema(), **indicator_schema(), **alert_schema()}
     measurements = [row[0] for one in pipeline.query("SHOW MEASUREMENTS") for row in one["values"]]
     assert set(measurements) >= {"air", "ispu", "siaga", "city_indicators", "kota_ingest",
-                                 "kota_deadletter"}
+                                 "kota_deadletter", "alert_events"}
     missing = []
     for measurement in measurements:
         assert measurement in declared, f"{measurement} is in no schema"
@@ -263,8 +329,12 @@ def test_every_name_a_panel_reads_exists_in_the_database(pipeline: Pipeline) -> 
     """Not only declared: each field and tag a panel names was really written here."""
     absent = []
     for name, dashboard in _dashboards():
-        for panel, target in targets(dashboard):
-            names = parse_query(target["query"])
+        queries = [(f"panel {panel['id']}", target["query"]) for panel, target in
+                   targets(dashboard)]
+        queries += [(f"annotation {annotation['name']}", query) for annotation, query in
+                    annotation_queries(dashboard)]
+        for where, query in queries:
+            names = parse_query(query)
             for measurement in names.measurements:
                 fields = {row[0] for one in pipeline.query(f'SHOW FIELD KEYS FROM "{measurement}"')
                           for row in one["values"]}
@@ -272,6 +342,6 @@ def test_every_name_a_panel_reads_exists_in_the_database(pipeline: Pipeline) -> 
                         for row in one["values"]}
                 known = fields | tags | set(names.aliases) | {"time"}
                 used = names.selected + [n for n, _, _ in names.compared] + names.grouped
-                absent += [f"{name} panel {panel['id']}: {measurement}.{n}" for n in used
+                absent += [f"{name} {where}: {measurement}.{n}" for n in used
                            if n not in known]
     assert not absent, absent
