@@ -4,15 +4,18 @@ mails, a fresh one after the server dropped it, Message-ID/References, refusals,
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 from alert_samples import flood_view, resolved
 from pydantic import ValidationError
 
@@ -190,3 +193,42 @@ def test_bad_settings_name_the_setting(extra: dict[str, Any], words: str) -> Non
     with pytest.raises(ValidationError) as error:
         EmailSettings.model_validate(values)
     assert words in str(error.value)
+
+
+def test_starttls_and_login(certificates: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    """The settings a city relay needs: STARTTLS verified against a CA, then a login whose
+    password comes from a file."""
+    ca_file, cert_file, key_file = certificates
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(str(cert_file), str(key_file))
+    logins: list[tuple[str, str]] = []
+
+    def authenticator(_server: Any, _session: Any, _envelope: Any, _mechanism: str,
+                      auth_data: Any) -> AuthResult:
+        login, password = auth_data.login.decode(), auth_data.password.decode()
+        logins.append((login, password))
+        return AuthResult(success=(login, password) == ("kota-alerts", "s3cret-relay"),
+                          handled=False)   # aiosmtpd then answers 535 itself
+
+    sink = Sink()
+    controller = Controller(sink, hostname="127.0.0.1", port=free_port(),
+                            tls_context=server_tls, require_starttls=True,
+                            authenticator=authenticator, auth_required=True)
+    controller.start()
+    password_file = tmp_path / "smtp-password"
+    password_file.write_text("s3cret-relay\n", encoding="utf-8")
+    try:
+        _send(_channel(controller.port, security="starttls", ca_file=str(ca_file),
+                       username="kota-alerts", password_file=str(password_file)),
+              flood_view())
+        wrong = tmp_path / "wrong"
+        wrong.write_text("not-it", encoding="utf-8")
+        with pytest.raises(DeliveryError) as failure:
+            _send(_channel(controller.port, security="starttls", ca_file=str(ca_file),
+                           username="kota-alerts", password_file=str(wrong), timeout_s=5),
+                  flood_view())
+    finally:
+        controller.stop()
+    assert len(sink.mails) == 1
+    assert logins[0] == ("kota-alerts", "s3cret-relay")
+    assert "535" in str(failure.value) and not failure.value.retryable
