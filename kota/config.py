@@ -259,6 +259,10 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     return merged
 
 
+# A password inside a URL (postgresql://user:password@host) is never echoed back.
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
+
+
 def _is_secret(key_path: Sequence[str]) -> bool:
     return any(word in part.lower() for part in key_path for word in _SECRET_WORDS)
 
@@ -290,8 +294,9 @@ def _env_values(section: str, environ: Mapping[str, str],
                 parsed = raw  # not a YAML list or mapping: the text itself (the model decides)
         _set_path(values, path, parsed)
         if sources is not None:
-            shown = "<hidden>" if _is_secret(path) else repr(raw if len(raw) <= 60
-                                                             else raw[:57] + "...")
+            bare = _URL_PASSWORD.sub(r"\1***@", raw)
+            shown = "<hidden>" if _is_secret(path) else repr(bare if len(bare) <= 60
+                                                             else bare[:57] + "...")
             for key_path in _leaf_paths(parsed, tuple(path)):
                 sources[key_path] = f"{name}={shown}"
     return values
@@ -334,7 +339,8 @@ def _message(error: Mapping[str, Any], model: type[BaseModel], loc: tuple[str, .
     value = error.get("input")
     if (show_input and not _is_secret(loc) and isinstance(value, str | int | float)
             and not isinstance(value, bool) and error["type"] != "missing"):
-        text = repr(value) if len(str(value)) <= 40 else repr(str(value)[:37] + "...")
+        shown = _URL_PASSWORD.sub(r"\1***@", value) if isinstance(value, str) else value
+        text = repr(shown) if len(str(shown)) <= 40 else repr(str(shown)[:37] + "...")
         message += f" (got {text})"
     return message
 

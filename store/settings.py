@@ -51,4 +51,7 @@ class DatabaseSettings(BaseModel):
                              "postgresql://")
         if parsed.drivername == "sqlite" and not parsed.database:
             raise ValueError("a SQLite URL needs a file: sqlite:///run/kota.db")
+        # .env.example's "change-me" values must not reach a running service (issue 10).
+        if "change-me" in (parsed.password or ""):
+            raise ValueError("the password is still the change-me placeholder: set a real one")
         return value

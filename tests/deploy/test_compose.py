@@ -409,8 +409,7 @@ def _filled_env_example() -> dict[str, str]:
     ("api", "POSTGRES_PASSWORD", "database.url"),
     ("alerts", "INFLUXDB_ALERTS_PASSWORD", "influx.password"),
     ("alerts", "MOSQUITTO_ALERTS_PASSWORD", "mqtt.password"),
-    pytest.param("alerts", "POSTGRES_PASSWORD", "database.url", marks=pytest.mark.xfail(
-        strict=True, reason="alerts/settings.py does not yet check database.url's password")),
+    ("alerts", "POSTGRES_PASSWORD", "database.url"),
 ])
 def test_services_refuse_change_me_placeholders(service: str, variable: str,
                                                 setting: str) -> None:

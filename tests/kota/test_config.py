@@ -74,6 +74,16 @@ def test_secrets_are_not_echoed() -> None:
     assert "s3cret" not in str(error.value)
 
 
+def test_a_password_inside_a_url_is_not_echoed() -> None:
+    from alerts.settings import AlertsSettings
+
+    with pytest.raises(ConfigError) as error:
+        load_settings(AlertsSettings, "alerts", None, environ={
+            "KOTA_ALERTS__DATABASE__URL": "postgresql://kota:change-me-db@db:5432/kota"})
+    assert "change-me placeholder" in str(error.value)
+    assert "change-me-db" not in str(error.value)
+
+
 def test_command_line_values_are_blamed_on_the_command_line(tmp_path: Path) -> None:
     path = _write(tmp_path, "ingest:\n  mqtt:\n    port: 1883\n")
     with pytest.raises(ConfigError) as error:
@@ -86,7 +96,7 @@ def test_command_line_values_are_blamed_on_the_command_line(tmp_path: Path) -> N
     ("ingest:\n  mqtt:\n    host: x\n   port: 5\n", "%s:4: not valid YAML: "),
     ("ingest:\n\tmqtt: {}\n", "%s:2: not valid YAML: "),
     ("- ingest\n- simulate\n", "%s:1: expected sections like ingest:, simulate:, api:, "
-                                 "indicators:, found a list"),
+                                 "indicators:, alerts:, found a list"),
     ("just words\n", "%s:1: expected sections like ingest:, "),
     ("ingest: 5\n", "%s:1: ingest: expected a mapping of settings"),
     ("api: {}\ningset:\n  mqtt: {}\n", "%s:2: unknown section 'ingset' (did you mean 'ingest'?); "
