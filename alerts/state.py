@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import Engine, func, or_, select
@@ -35,6 +35,8 @@ from store.models import utc
 __all__ = ["AlertStore", "ChannelFilter", "RuleInfo", "StateError", "active_key"]
 
 ENGINE_ACTOR = "engine"
+_VERSION_STANDS = timedelta(days=1)
+_CANCEL_STANDS = timedelta(hours=1)
 
 
 class ChannelFilter(Protocol):
@@ -131,11 +133,11 @@ class AlertStore:
                 row.active_key = None
                 row.resolved_at = now
                 row.resolved_by = row.resolved_by or ENGINE_ACTOR
+            session.flush()   # a new row gets its id: the view and the keys carry it
             view = self._view(row, finding, old_view, now)
             view_json = alert_view_to_json(view)
             view_json["details"]["_clear_grade"] = new.clear_grade
             row.view = view_json
-            session.flush()
             if decision.event is not None:
                 session.add(AlertEvent(alert_id=row.id, at=now, kind=decision.event,
                                        actor=ENGINE_ACTOR, version=row.version, grade=row.grade,
@@ -185,7 +187,10 @@ class AlertStore:
             urgency=urgency, certainty=certainty, sent_at=now, fired_at=utc(row.fired_at),
             texts=texts, area=area, details=details, acknowledged_by=row.acknowledged_by,
             acknowledged_at=utc(row.acknowledged_at), resolved_by=row.resolved_by,
-            resolved_at=utc(row.resolved_at))
+            resolved_at=utc(row.resolved_at),
+            # CAP <expires>: a version stands until the next one (repeats, updates) or a day;
+            # the all-clear for an hour (public alert hubs drop expired messages).
+            expires_at=now + (_CANCEL_STANDS if row.status == "resolved" else _VERSION_STANDS))
 
     def _silence(self, session: Session, row: Alert, now: datetime) -> Silence | None:
         return session.scalars(select(Silence).where(
