@@ -44,7 +44,11 @@ def _store(config_file: str | None) -> Any:
         ensure_schema(engine, settings.database.migrate_on_start)
     except (SchemaError, SQLAlchemyError) as exc:
         fail(f"database: {str(exc).splitlines()[0]}", EXIT_FAILED)
-    return AlertStore(engine, build_channels(settings.channels))
+    try:
+        channels = build_channels(settings.channels)
+    except (ValueError, OSError) as exc:
+        fail(f"alerts.channels: {exc}")
+    return AlertStore(engine, channels)
 
 
 def _duration(text: str) -> timedelta:
