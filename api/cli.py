@@ -59,11 +59,16 @@ def api(config_file: str | None, host: str | None, port: int | None, influx_url:
         "page": {"tile_url": tile_url} if tile_url else {},
     }
     settings = load_or_exit(ApiSettings, "api", config_file, overrides)
+    from alerts.settings import AlertsSettings
     from api.main import create_app
     from kota.registry import RegistryError
 
+    # The alert service's CAP sender and channels (an all-clear resolved here is queued to
+    # them); the alert state is read from api.database.url.
+    alerts_settings = load_or_exit(AlertsSettings, "alerts", config_file)
+
     try:
-        app = create_app(settings)
+        app = create_app(settings, alerts_settings=alerts_settings)
     except RegistryError as exc:
         fail(f"{exc}\n(fix the registry file, or unset api.registry_file)")
     if check:

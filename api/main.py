@@ -11,7 +11,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
@@ -32,7 +32,8 @@ from api.auth import (
 from api.deps import ApiState
 from api.headers import SecurityHeaders
 from api.problems import install_problem_handlers
-from api.routes import devices, health, indicators, keys, live, meta, readings
+from api.routes import alerts, devices, health, indicators, keys, live, meta, readings
+from api.services.alerts import AlertsService
 from api.services.indicators import IndicatorsService
 from api.services.live import LiveCache
 from api.services.readings import ReadingsService
@@ -43,6 +44,10 @@ from kota.registry import Registry, RegistryWatcher
 from store.db import SchemaError, ensure_schema, make_engine
 from store.devices import DeviceStore, Provisioner
 from store.keys import KeyStore
+from store.settings import engine_url
+
+if TYPE_CHECKING:
+    from alerts.settings import AlertsSettings
 
 __all__ = ["STATIC_DIR", "create_app"]
 
@@ -62,8 +67,12 @@ admin (docs/security.md).
 """
 
 
-def create_app(settings: ApiSettings, registry: Registry | None = None) -> FastAPI:
-    """The application for ``settings``; ``registry`` overrides ``settings.registry_file``."""
+def create_app(settings: ApiSettings, registry: Registry | None = None,
+               alerts_settings: AlertsSettings | None = None) -> FastAPI:
+    """The application for ``settings``; ``registry`` overrides ``settings.registry_file``.
+    ``alerts_settings`` (section ``alerts:``) gives the CAP sender and the channels an
+    all-clear resolved through the API is queued to; the alert state itself is read from
+    ``settings.database`` (docs/api.md, Alerts)."""
     if registry is None:
         registry = (Registry.load(settings.registry_file) if settings.registry_file
                     else Registry())
@@ -115,9 +124,12 @@ def create_app(settings: ApiSettings, registry: Registry | None = None) -> FastA
                       {"name": "readings", "description": "Latest readings and history"},
                       {"name": "indicators", "description": "Current ISPU and Siaga"},
                       {"name": "live", "description": "Server-sent events for live views"},
+                      {"name": "alerts", "description": "Alerts, their history, CAP messages, "
+                                                        "silences and deliveries"},
                       {"name": "health", "description": "Liveness and readiness"},
                   ])
     app.state.kota = state
+    app.state.alerts = _alerts_service(keys_store, alerts_settings)
     app.state.registry_watcher = watcher
     app.state.provisioner = (Provisioner(DeviceStore(keys_store.engine), settings.registry_file,
                                          settings.provisioning)
@@ -138,12 +150,31 @@ def create_app(settings: ApiSettings, registry: Registry | None = None) -> FastA
     for module in (devices, indicators, live, meta):
         _include(app, roles, module.router, "public")
     _include(app, roles, readings.router, "public", extra=[Depends(sensitive_kind_guard)])
+    # Operators' and admins' alert routes first: /alerts/silences is not an alert id.
+    _include(app, roles, alerts.operator_router, "operator")
+    _include(app, roles, alerts.admin_router, "admin")
+    _include(app, roles, alerts.router, "public")
     _include(app, roles, keys.router, "admin")
     _include(app, roles, devices.admin_router, "admin")
     app.state.route_roles = roles
     if settings.page.enabled:
         app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="page")
     return app
+
+
+def _alerts_service(keys_store: KeyStore,
+                    alerts_settings: AlertsSettings | None) -> AlertsService:
+    from alerts.channels import build_channels
+    from alerts.settings import AlertsSettings
+
+    if alerts_settings is None:   # no alerts: section: the defaults, nothing to compare
+        alerts_settings = AlertsSettings()
+    elif engine_url(alerts_settings.database.url) != keys_store.engine.url:
+        log.warning("alerts.database.url and api.database.url differ: the API reads and acts on "
+                    "the alert state in api.database.url; the alert service must use the same "
+                    "database (docs/api.md, Alerts)")
+    return AlertsService(keys_store.engine, build_channels(alerts_settings.channels),
+                         alerts_settings.sender)
 
 
 def _include(app: FastAPI, roles: dict[tuple[str, str], Role], router: APIRouter, role: Role,

@@ -45,10 +45,30 @@ EXPECTED_ROLES = {
     ("DELETE", "/api/v1/keys/{key_id}"): "admin",
     ("POST", "/api/v1/devices"): "admin",
     ("DELETE", "/api/v1/devices/{device_id}"): "admin",
+    ("GET", "/api/v1/alerts"): "public",
+    ("GET", "/api/v1/alerts/{alert_id}"): "public",
+    ("GET", "/api/v1/alerts/cap.atom"): "public",
+    ("GET", "/api/v1/alerts/cap/{identifier}"): "public",
+    ("POST", "/api/v1/alerts/{alert_id}/ack"): "operator",
+    ("POST", "/api/v1/alerts/{alert_id}/resolve"): "operator",
+    ("GET", "/api/v1/alerts/silences"): "operator",
+    ("POST", "/api/v1/alerts/silences"): "operator",
+    ("DELETE", "/api/v1/alerts/silences/{silence_id}"): "operator",
+    ("GET", "/api/v1/alerts/deliveries"): "operator",
+    ("POST", "/api/v1/alerts/deliveries/retry"): "admin",
 }
 # What a caller with the role gets where not 200/201: this app has no registry file, so device
-# provisioning answers 503 (tests/deploy/test_provisioning.py covers it working).
-REACHED = {("POST", "/api/v1/devices"): 503, ("DELETE", "/api/v1/devices/{device_id}"): 503}
+# provisioning answers 503 (tests/deploy/test_provisioning.py covers it working); it has no
+# alerts, and the keys body is no alert action or silence (tests/api/test_api_alerts.py covers
+# them working).
+REACHED = {("POST", "/api/v1/devices"): 503, ("DELETE", "/api/v1/devices/{device_id}"): 503,
+           ("GET", "/api/v1/alerts/{alert_id}"): 404,
+           ("GET", "/api/v1/alerts/cap/{identifier}"): 404,
+           ("POST", "/api/v1/alerts/{alert_id}/ack"): 422,
+           ("POST", "/api/v1/alerts/{alert_id}/resolve"): 422,
+           ("POST", "/api/v1/alerts/silences"): 422,
+           ("DELETE", "/api/v1/alerts/silences/{silence_id}"): 404,
+           ("POST", "/api/v1/alerts/deliveries/retry"): 200}
 CALLERS = ("anonymous", "public", "operator", "admin", "expired", "revoked", "wrong")
 RANK = {"public": 0, "operator": 1, "admin": 2}
 
@@ -102,7 +122,7 @@ def _expected(role: str, caller: str, method: str, path: str = "") -> int:
     if caller in ("expired", "revoked", "wrong"):
         return 401
     if caller == "anonymous":
-        return 200 if role == "public" else 401
+        return REACHED.get((method, path), 200) if role == "public" else 401
     if RANK[caller] < RANK[role]:
         return 403
     return REACHED.get((method, path), 201 if method == "POST" else 200)
@@ -110,7 +130,9 @@ def _expected(role: str, caller: str, method: str, path: str = "") -> int:
 
 def _call(env: Env, method: str, path: str, headers: dict[str, str]) -> int:
     concrete = (path.replace("{device_id}", "panic-monas")
-                .replace("{key_id}", str(env.throwaway_id)))
+                .replace("{key_id}", str(env.throwaway_id)).replace("{alert_id}", "1")
+                .replace("{silence_id}", "1")
+                .replace("{identifier}", "kota-jakarta-alert-1-v1"))
     params = {"kind": "air"} if path.endswith("/history") else None
     body = {"name": "made in a test", "role": "public", "expires_in_days": 1}
     response = env.client.request(method, concrete, headers=headers, params=params,
