@@ -22,7 +22,7 @@ from alerts.rules._contract import (
 )
 from alerts.rules.air import IspuRule, RainRule
 from alerts.rules.device import BatteryRule, ClockRule, OfflineRule
-from alerts.rules.flood import SiagaRule, UpstreamRule
+from alerts.rules.flood import RiseRule, SiagaRule, UpstreamRule
 from alerts.rules.safety import IncidentOpenRule, SafetyEventRule
 from kota.config import line_numbers, yaml_problem
 
@@ -33,8 +33,9 @@ RULES_DIR = Path(__file__).resolve().parent
 DEFAULT_RULES_FILE = RULES_DIR / "jakarta.yaml"
 
 RULE_KINDS: dict[str, type[RuleKind[Any]]] = {
-    kind.kind: kind for kind in (SiagaRule, UpstreamRule, IspuRule, RainRule, SafetyEventRule,
-                                 IncidentOpenRule, OfflineRule, BatteryRule, ClockRule)}
+    kind.kind: kind for kind in (SiagaRule, RiseRule, UpstreamRule, IspuRule, RainRule,
+                                 SafetyEventRule, IncidentOpenRule, OfflineRule, BatteryRule,
+                                 ClockRule)}
 
 
 class RulesError(ValueError):

@@ -25,8 +25,8 @@ from kota.indices.siaga import (
 )
 from kota.standards import GaugeThresholds, load_gauges_table
 
-__all__ = ["GaugeArea", "LevelWords", "Route", "SiagaRule", "SiagaSettings", "UpstreamRule",
-           "UpstreamSettings"]
+__all__ = ["GaugeArea", "LevelWords", "RiseRule", "RiseSettings", "Route", "SiagaRule",
+           "SiagaSettings", "UpstreamRule", "UpstreamSettings"]
 
 Confidence = Literal["verified", "partial", "unverified"]
 
@@ -74,6 +74,17 @@ class SiagaSettings(_FloodSettings):
                                  description="Readings used for the rate of rise")
     areas: dict[str, GaugeArea] = Field(default_factory=dict,
                                         description="Per gauge id: the kecamatan it warns")
+
+
+class RiseSettings(_FloodSettings):
+    towards_status: Literal[3, 2, 1] = Field(
+        default=3, description="Warn before the gauge reaches this Siaga status")
+    lead_h: float = Field(default=3, gt=0, le=48,
+                          description="Warn when the current rise reaches it within this long")
+    min_rise_cm_per_h: float = Field(default=5, gt=0,
+                                     description="Slower rises are noise, not a trend")
+    rise_window_s: float = Field(default=3600, gt=0,
+                                 description="Readings used for the rate of rise")
 
 
 class Route(BaseModel):
@@ -273,3 +284,64 @@ class UpstreamRule(_FloodRule):
                          "travel_max_h": f"{route.travel_h[1]:g}",
                          "districts": ", ".join(route.districts), "route_source": route.source}))
         return findings
+
+
+class RiseRule(_FloodRule):
+    """A gauge still below ``towards_status`` whose rise would reach it within ``lead_h``: the
+    warning before the Siaga alert ("Manggarai reaches Siaga 3 in about 2 h"). Clears when the
+    water stops rising or the status is reached (the ``siaga`` rule takes over)."""
+
+    kind = "rise"
+    settings_model = RiseSettings
+    detail_fields = frozenset({"gauge", "gauge_id", "river", "level_cm", "status",
+                               "status_name", "rise_cm_per_h", "hours", "towards_status",
+                               "districts"})
+    default_messages: ClassVar[dict[str, dict[str, str]]] = {
+        "id-ID": {
+            "headline": "{gauge}: Siaga {towards_status} dalam sekitar {hours} jam",
+            "description": "Tinggi air di {gauge} ({river}) {level_cm} cm dan naik "
+                           "{rise_cm_per_h} cm/jam: Siaga {towards_status} tercapai dalam "
+                           "sekitar {hours} jam bila terus naik.",
+            "instruction": "Warga bantaran {river} bersiap dan memantau informasi BPBD.",
+        },
+        "en-US": {
+            "headline": "{gauge}: Siaga {towards_status} in about {hours} h",
+            "description": "The water at {gauge} ({river}) is {level_cm} cm and rising "
+                           "{rise_cm_per_h} cm/h: Siaga {towards_status} in about {hours} h "
+                           "if it keeps rising.",
+            "instruction": "Residents along the {river} should get ready and follow BPBD's "
+                           "updates.",
+        },
+    }
+
+    def on_reading(self, reading: Reading) -> Sequence[Finding]:
+        found = self._gauge(reading)
+        if found is None:
+            return ()
+        gauge, level_cm = found
+        status = siaga_status(gauge, level_cm).status
+        samples = self.levels.add(gauge.id, reading.at.timestamp(), level_cm)
+        rise = rate_of_rise_cm_per_h(samples)
+        target = dict(gauge.thresholds())[self.settings.towards_status].value_cm
+        hours = None
+        if (rise is not None and rise >= self.settings.min_rise_cm_per_h
+                and target is not None and status > self.settings.towards_status):
+            hours = max(0.0, (target - level_cm) / rise)
+        warn = hours is not None and hours <= self.settings.lead_h
+        device = reading.device
+        assert device is not None
+        words = self._words(self.settings.towards_status)
+        return [Finding(
+            scope=gauge.id, at=reading.at, grade=int(warn),
+            level=f"menuju Siaga {self.settings.towards_status}",
+            severity=words.severity, urgency="Expected", certainty="Likely",
+            city=reading.city,
+            area=Area(description=device.district, districts=(device.district,),
+                      circle_km=(device.lat, device.lon, 3.0)),
+            details={"gauge": gauge.name, "gauge_id": gauge.id, "river": gauge.river,
+                     "level_cm": round(level_cm), "status": status,
+                     "status_name": self.status_names[status].name,
+                     "rise_cm_per_h": None if rise is None else round(rise, 1),
+                     "hours": None if hours is None else round(hours, 1),
+                     "towards_status": self.settings.towards_status,
+                     "districts": device.district, "device": device.device_id})]
