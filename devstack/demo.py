@@ -1,9 +1,14 @@
 """``make demo`` / ``kota demo``: a whole Kota Cerdas on one machine, on loopback.
 
 Starts a private Mosquitto and InfluxDB with their data under ``run/demo/``, then ``kota ingest``,
-``kota api``, ``kota indicators`` and ``kota simulate`` as child processes configured by a
-generated ``run/demo/kota.yaml``; prints what runs where; stops everything it started (by PID)
-on Ctrl-C.
+``kota api``, ``kota indicators``, ``kota alerts`` and ``kota simulate`` as child processes
+configured by a generated ``run/demo/kota.yaml``; prints what runs where; stops everything it
+started (by PID) on Ctrl-C.
+
+The alert service keeps its state in ``run/demo/kota.db`` (SQLite, shared with the API) and has
+one channel, MQTT: each alert's state retained on the demo's broker under
+``kota/jakarta/alerts/...``, so the demo shows alerts without any outside service (no webhook,
+no SMTP server).
 
 The simulated city's history (``history``):
 
@@ -41,12 +46,14 @@ from devstack.localstack import (
 )
 
 PREFERRED_PORTS = {"mqtt": 1883, "influx": 8086, "metrics": 9108, "api": 8000,
-                   "indicators_metrics": 9110}
+                   "indicators_metrics": 9110, "alerts_metrics": 9112}
 SUPERVISE_INTERVAL_S = 1.0
 LIVE_WINDOW_S = 30 * 86400.0  # the live simulator's run; the supervisor starts another after it
 HISTORIES = ("backfill", "replay", "none")
 READING_MEASUREMENTS = ("air", "water", "rain", "noise", "safety", "status")
 HISTORY_TIMEOUT_S = 120.0  # the day's hourly indicators; past this they finish in the background
+SCHEMA_TIMEOUT_S = 60.0    # `kota db upgrade` on a fresh SQLite file takes about a second
+ALERTS_CHANNEL = "demo-board"
 
 
 def _port(preferred: int) -> int:
@@ -58,10 +65,18 @@ def _port(preferred: int) -> int:
     return preferred
 
 
+def database_url(run_dir: Path) -> str:
+    """The demo's SQLite file (API keys and alert state), by absolute path: the children may
+    run from another working directory."""
+    return f"sqlite:///{(run_dir / 'kota.db').resolve()}"
+
+
 def write_demo_config(run_dir: Path, mqtt_port: int, influx_port: int, metrics_port: int,
                       api_port: int, indicators_metrics_port: int, registry_path: Path,
-                      speed: float, duration_s: float, history: str = "replay") -> Path:
+                      speed: float, duration_s: float, history: str = "replay",
+                      alerts_metrics_port: int = 0) -> Path:
     replay = history == "replay"
+    database = {"url": database_url(run_dir)}
     config = {
         "ingest": {
             "mqtt": {"host": "127.0.0.1", "port": mqtt_port, "client_id": "kota-ingest-demo"},
@@ -83,6 +98,24 @@ def write_demo_config(run_dir: Path, mqtt_port: int, influx_port: int, metrics_p
             "influx": {"url": f"http://127.0.0.1:{influx_port}", "database": "kota"},
             "registry_file": str(registry_path),
             "port": api_port,
+            "database": database,
+        },
+        "alerts": {
+            "registry_file": str(registry_path),
+            "database": database,
+            # Its own persistent session on the stream (not ingest's client id).
+            "mqtt": {"host": "127.0.0.1", "port": mqtt_port, "client_id": "kota-alerts-demo"},
+            "influx": {"url": f"http://127.0.0.1:{influx_port}", "database": "kota"},
+            "metrics_port": alerts_metrics_port,
+            # Only the MQTT channel: retained state on the demo's own broker, nothing outside.
+            # Every audience: the broker is private and on loopback, so the demo shows safety
+            # and device alerts too (a city's broker keeps operators' topics private, ACL).
+            "channels": [{
+                "type": "mqtt", "name": ALERTS_CHANNEL,
+                "audiences": ["public", "operators", "field"],
+                "broker": {"host": "127.0.0.1", "port": mqtt_port,
+                           "client_id": "kota-alerts-demo-publisher"},
+            }],
         },
         "simulate": {
             "mqtt": {"host": "127.0.0.1", "port": mqtt_port},
@@ -143,6 +176,7 @@ class Demo:
         api_port = _port(PREFERRED_PORTS["api"])
         indicators_metrics_port = _port(PREFERRED_PORTS["indicators_metrics"])
         self.indicators_metrics_port = indicators_metrics_port
+        self.alerts_metrics_port = _port(PREFERRED_PORTS["alerts_metrics"])
         self.mqtt_port, self.influx_port, self.metrics_port = mqtt_port, influx_port, metrics_port
         self.api_port = api_port
         self.echo(f"starting Mosquitto and InfluxDB (data in {self.run_dir}/) ...")
@@ -152,9 +186,12 @@ class Demo:
         devices = _write_registry(registry_path)
         write_demo_config(self.run_dir, mqtt_port, influx_port, metrics_port, api_port,
                           indicators_metrics_port, registry_path, self.speed, self.duration_s,
-                          self.history)
+                          self.history, self.alerts_metrics_port)
+        self._schema()
         self._child("ingest", ["ingest"])
         self._child("api", ["api"])
+        # Before the simulator publishes: its persistent session sees the live stream.
+        self._child("alerts", ["alerts"])
         if self.history == "backfill":
             # The history straight into InfluxDB (seconds), its hourly indicators computed once,
             # then live from where it ends; the indicator service carries on from there.
@@ -167,6 +204,19 @@ class Demo:
             self._child("simulate", ["simulate"])
             self._child("indicators", ["indicators"])
         self.devices = devices
+
+    def _schema(self) -> None:
+        """The database's schema, once, before the API and the alert service start (both
+        would otherwise migrate the same SQLite file at the same moment)."""
+        process = self._child("db", ["db", "upgrade"])
+        try:
+            process.wait(SCHEMA_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"`kota db upgrade` took longer than {SCHEMA_TIMEOUT_S:g} s; "
+                               f"see {self.run_dir}/db.log") from None
+        if process.returncode:
+            raise RuntimeError(f"`kota db upgrade` failed (code {process.returncode}); see "
+                               f"{self.run_dir}/db.log")
 
     def _newest_reading_s(self) -> float | None:
         """Time of the newest reading already stored (a run directory used before), or None."""
@@ -252,6 +302,7 @@ class Demo:
         mosquitto, influx = self.services
         ingest, simulate = self.children["ingest"], self.children["simulate"]
         api, indicators = self.children["api"], self.children["indicators"]
+        alerts = self.children["alerts"]
         q = (f"curl -sG http://127.0.0.1:{self.influx_port}/query --data-urlencode db=kota "
              "--data-urlencode")
         ind = f"metrics http://127.0.0.1:{self.indicators_metrics_port}/metrics"
@@ -268,6 +319,7 @@ Kota Cerdas demo is running (Ctrl-C stops everything):
   kota api        http://127.0.0.1:{self.api_port}/  live page, API docs at /docs  pid {api.pid}
   kota simulate   {sim}  pid {simulate.pid}
   kota indicators {ind}  pid {indicators.pid}
+  kota alerts     metrics http://127.0.0.1:{self.alerts_metrics_port}/metrics  pid {alerts.pid}
 
 Look:
   Open http://127.0.0.1:{self.api_port}/ in a browser: the live map of the city
@@ -279,6 +331,11 @@ Look:
   mosquitto_sub -p {self.mqtt_port} -t 'kota/#' -v        (package mosquitto-clients)
   tail -f {self.run_dir}/ingest.log {self.run_dir}/simulate.log
 
+Alerts (rules: alerts/rules/jakarta.yaml; state in {self.run_dir}/kota.db):
+  .venv/bin/kota alerts list --active --config {self.config_path}
+  mosquitto_sub -p {self.mqtt_port} -t 'kota/+/alerts/#' -v   (retained: the current state)
+  tail -f {self.run_dir}/alerts.log
+
 Config: {self.config_path}   Registry: {self.run_dir}/registry.yaml
 """
 
@@ -286,7 +343,7 @@ Config: {self.config_path}   Registry: {self.run_dir}/registry.yaml
         """Keep the demo up: restart the simulator at the end of its window; stop on request."""
         while not stop_requested():
             time.sleep(SUPERVISE_INTERVAL_S)
-            for name in ("ingest", "api", "indicators"):
+            for name in ("ingest", "api", "indicators", "alerts"):
                 child = self.children[name]
                 if child.poll() is not None:
                     self.echo(f"{name} exited with code {child.returncode}; see "
@@ -315,14 +372,44 @@ Config: {self.config_path}   Registry: {self.run_dir}/registry.yaml
                                        if series else 0)
         return counts
 
+    def alert_counts(self) -> dict[str, int]:
+        """Alerts in the demo's database: all of them and the active ones (empty when the
+        database cannot be read)."""
+        from sqlalchemy import func, select
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from alerts.model import ACTIVE_STATUSES
+        from store.alert_models import Alert
+        from store.db import make_engine
+
+        if not (self.run_dir / "kota.db").exists():
+            return {}
+        engine = make_engine(database_url(self.run_dir))
+        try:
+            with engine.connect() as connection:
+                total = connection.scalar(select(func.count()).select_from(Alert))
+                active = connection.scalar(select(func.count()).select_from(Alert).where(
+                    Alert.status.in_(ACTIVE_STATUSES)))
+        except SQLAlchemyError:
+            return {}
+        finally:
+            engine.dispose()
+        return {"alerts": int(total or 0), "active": int(active or 0)}
+
     def stop(self) -> None:
-        for name in ("indicators-history", "indicators", "simulate", "api", "ingest"):
+        for name in ("indicators-history", "indicators", "simulate", "alerts", "api", "ingest",
+                     "db"):
             stop_process(self.children.get(name), 30.0)
         counts = self.counts() if len(self.services) == 2 else {}
+        alerts = self.alert_counts()
         for service in reversed(self.services):
             service.stop()
         if counts:
             self.echo("points stored: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        if alerts:
+            self.echo(f"alerts: {alerts['alerts']} in {self.run_dir}/kota.db, "
+                      f"{alerts['active']} active (`kota alerts list --active --config "
+                      f"{self.config_path}`)")
         self.echo(f"stopped everything the demo started; data stays in {self.run_dir}/")
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Install the Kota Cerdas server without Docker: ingest, indicators and the API as systemd
-# services, with Debian's mosquitto and influxdb (deploy/systemd/README.md).
+# Install the Kota Cerdas server without Docker: ingest, indicators, the API and alerts as
+# systemd services, with Debian's mosquitto and influxdb (deploy/systemd/README.md).
 #
 #   sudo deploy/systemd/install.sh [--source PATH_OR_WHEEL] [--dry-run]
 #   sudo deploy/systemd/install.sh --secrets [--dry-run]
@@ -9,8 +9,8 @@
 # mosquitto, mosquitto-clients, influxdb, openssl), the system user kota, a venv in
 # /opt/kota/venv with 'kota-cerdas[server]' from SOURCE (default: this checkout), /usr/local/bin/kota,
 # the docs in /opt/kota/docs, /etc/kota/{kota.yaml,kota.env,devices.yaml,agents} (each copied
-# only when missing), the units kota-ingest, kota-indicators, kota-api and kota.target in
-# /etc/systemd/system, then systemctl daemon-reload. It enables and starts nothing.
+# only when missing), the units kota-ingest, kota-indicators, kota-api, kota-alerts and
+# kota.target in /etc/systemd/system, then systemctl daemon-reload. It enables and starts nothing.
 #
 # --secrets: after editing /etc/kota/kota.env, devices.yaml or agents: runs
 # deploy/mosquitto/make-secrets.sh (--env /etc/kota/kota.env --registry /etc/kota/devices.yaml
@@ -32,9 +32,9 @@ REPO="$(cd "$HERE/../.." && pwd)"
 SOURCE="$REPO"
 DRY_RUN=0
 SECRETS=0
-UNITS="kota-ingest.service kota-indicators.service kota-api.service kota.target"
+UNITS="kota-ingest.service kota-indicators.service kota-api.service kota-alerts.service kota.target"
 
-usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -140,7 +140,8 @@ for unit in $UNITS; do
   run install -m 0644 "$HERE/$unit" "$UNIT_DIR/$unit"
 done
 run systemctl daemon-reload
-run systemctl try-restart kota-ingest.service kota-indicators.service kota-api.service
+run systemctl try-restart kota-ingest.service kota-indicators.service kota-api.service \
+    kota-alerts.service
 
 cat <<NEXT
 

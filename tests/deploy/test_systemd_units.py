@@ -15,13 +15,17 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from kota_testing import REPO as REPO_ROOT
+
+from store.settings import DEFAULT_URL
 
 ROOT = REPO_ROOT
 SYSTEMD = ROOT / "deploy" / "systemd"
 INSTALLED_KOTA = "/opt/kota/venv/bin/kota"
 KOTA = Path(sys.executable).parent / "kota"
-SERVICES = ["kota-ingest.service", "kota-indicators.service", "kota-api.service"]
+SERVICES = ["kota-ingest.service", "kota-indicators.service", "kota-api.service",
+            "kota-alerts.service"]
 UNITS = [*SERVICES, "kota.target"]
 
 
@@ -113,6 +117,26 @@ def test_ingest_has_time_to_flush_and_may_write_its_state() -> None:
     assert "dir: /var/lib/kota/ingest/deadletter" in config
 
 
+def test_alerts_reads_the_stream_and_shares_the_apis_database() -> None:
+    """kota-alerts starts after the broker (its own persistent session, login kota-alerts
+    with the password from kota.env) and keeps its state in the API's database, which only
+    the API migrates."""
+    unit = _unit("kota-alerts.service")
+    assert "mosquitto.service" in unit["Unit"]["After"].split()
+    assert unit["Service"]["ReadWritePaths"] == "/var/lib/kota"
+    config = yaml.safe_load((SYSTEMD / "kota.yaml").read_text(encoding="utf-8"))
+    alerts, api = config["alerts"], config["api"]
+    assert alerts["mqtt"]["username"] == alerts["mqtt"]["client_id"] == "kota-alerts"
+    assert alerts["database"]["url"] == api.get("database", {}).get("url", DEFAULT_URL)
+    assert alerts["database"]["migrate_on_start"] is False
+    env = (SYSTEMD / "kota.env.example").read_text(encoding="utf-8")
+    values = dict(line.split("=", 1) for line in env.splitlines()
+                  if line and not line.startswith("#"))
+    # The broker's password file and the service's login: the same value.
+    assert values["MOSQUITTO_ALERTS_PASSWORD"] == values["KOTA_ALERTS__MQTT__PASSWORD"]
+    assert "change-me" in values["KOTA_ALERTS__MQTT__PASSWORD"]
+
+
 def test_target_wants_every_service() -> None:
     target = _unit("kota.target")
     assert sorted(target["Unit"]["Wants"].split()) == sorted(SERVICES)
@@ -145,7 +169,8 @@ def test_install_script_dry_run() -> None:
         assert f"install -m 0644 {SYSTEMD}/{unit} /etc/systemd/system/{unit}" in commands
     assert commands[-2:] == [
         "systemctl daemon-reload",
-        "systemctl try-restart kota-ingest.service kota-indicators.service kota-api.service"]
+        "systemctl try-restart kota-ingest.service kota-indicators.service kota-api.service "
+        "kota-alerts.service"]
     assert not any("enable" in c for c in commands), "install.sh must not enable services"
     # Every file it copies from the checkout exists.
     for command in commands:

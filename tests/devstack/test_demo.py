@@ -19,6 +19,7 @@ import pytest
 import yaml
 from kota_testing import count_points, wait_until
 
+from devstack.demo import _write_registry, database_url, write_demo_config
 from devstack.localstack import LocalService
 from ingest.settings import IngestSettings
 from simulators import SimulateSettings, build_stream, run
@@ -134,7 +135,12 @@ def test_demo_backfills_the_day_is_current_at_once_and_stops_cleanly(tmp_path: P
         assert "x1 time" in output and "backfilled straight into InfluxDB" in output
         pids = [int(line.split("pid")[1].split()[0]) for line in output.splitlines()
                 if " pid " in line]
-        assert len(pids) == 6  # broker, database, ingest, api, simulator, indicators
+        assert len(pids) == 7  # broker, database, ingest, api, simulator, indicators, alerts
+        assert "kota alerts list --active --config" in output
+        alerts_metrics = re.search(r"kota alerts +metrics (\S+)", output)
+        assert alerts_metrics, output
+        metrics = httpx.get(alerts_metrics.group(1), timeout=10).text
+        assert "kota_alerts_readings_total" in metrics
         assert all(_alive(pid) for pid in pids)
         demo.send_signal(signal.SIGINT)
         demo.wait(60)
@@ -143,6 +149,7 @@ def test_demo_backfills_the_day_is_current_at_once_and_stops_cleanly(tmp_path: P
         assert not [pid for pid in pids if _alive(pid)]
         final = (tmp_path / "demo.out").read_text()
         assert "points stored: air" in final
+        assert re.search(r"alerts: \d+ in .*kota\.db, \d+ active", final), final
         print(f"current after {current_after_s:.1f} s; {match.group(0)}")
 
         # Again on the same run directory: only the gap since the newest reading is backfilled,
@@ -171,6 +178,41 @@ def test_demo_backfills_the_day_is_current_at_once_and_stops_cleanly(tmp_path: P
                 demo.kill()
                 demo.wait(10)
         log.close()
+
+
+def test_demo_config_has_a_valid_alerts_section(tmp_path: Path) -> None:
+    """`kota alerts --check` accepts the demo's kota.yaml: the Jakarta rules load against the
+    demo's registry, the only channel is MQTT on the demo's broker, the state in the run
+    folder's SQLite file (shared with the API)."""
+    registry = tmp_path / "registry.yaml"
+    _write_registry(registry)
+    config = write_demo_config(tmp_path, 18830, 18086, 19108, 18000, 19110, registry, 60.0,
+                               86400.0, "backfill", alerts_metrics_port=19112)
+    section = yaml.safe_load(config.read_text())["alerts"]
+    assert [channel["type"] for channel in section["channels"]] == ["mqtt"]
+    assert section["channels"][0]["broker"]["port"] == 18830
+    assert section["database"]["url"] == database_url(tmp_path)
+    assert database_url(tmp_path).endswith(f"{tmp_path.resolve()}/kota.db")
+    assert yaml.safe_load(config.read_text())["api"]["database"] == section["database"]
+    for command in (["alerts", "--check"], ["config", "check"]):
+        args = [sys.executable, "-m", "kota", *command]
+        args += ["--config", str(config)] if command[0] == "alerts" else [str(config)]
+        result = subprocess.run(args, capture_output=True, text=True, timeout=120,
+                                cwd=tmp_path)
+        assert result.returncode == 0, result.stdout + result.stderr
+    checked = subprocess.run([sys.executable, "-m", "kota", "alerts", "--check", "--config",
+                              str(config)], capture_output=True, text=True, timeout=120)
+    assert "1 channels; alerts settings OK" in checked.stdout
+    assert re.search(r"rule flood-siaga: siaga", checked.stdout)
+
+    # And the check can fail: a channel of an unknown type in the same file.
+    broken = yaml.safe_load(config.read_text())
+    broken["alerts"]["channels"][0]["type"] = "pager"
+    config.write_text(yaml.safe_dump(broken))
+    refused = subprocess.run([sys.executable, "-m", "kota", "alerts", "--check", "--config",
+                              str(config)], capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert "channels" in refused.stderr, refused.stderr
 
 
 @pytest.mark.slow
