@@ -27,6 +27,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from kota.broker import (
@@ -150,26 +151,38 @@ class DeviceStore:
     def add(self, device: Device, created_by: str, provisioned: bool) -> DeviceInfo:
         """A new active row; a decommissioned id is taken again. ProvisioningError if active."""
         now = datetime.now(UTC)
-        with Session(self.engine) as session, session.begin():
-            row = session.get(DeviceRecord, device.device_id, with_for_update=True)
-            if row is not None and row.status == "active":
-                raise ProvisioningError(f"device {device.device_id!r} is already registered "
-                                        "(kota devices list)")
-            if row is None:
-                row = DeviceRecord(device_id=device.device_id)
-                session.add(row)
-            _fill(row, device)
-            row.status, row.provisioned, row.created_at = "active", provisioned, now
-            row.created_by, row.decommissioned_at = created_by[:100], None
-            session.flush()
-            return DeviceInfo.of(row)
+        taken = ProvisioningError(f"device {device.device_id!r} is already registered "
+                                  "(kota devices list)")
+        try:
+            with Session(self.engine) as session, session.begin():
+                row = session.get(DeviceRecord, device.device_id, with_for_update=True)
+                if row is not None and row.status == "active":
+                    raise taken
+                if row is None:
+                    row = DeviceRecord(device_id=device.device_id)
+                    session.add(row)
+                _fill(row, device)
+                row.status, row.provisioned, row.created_at = "active", provisioned, now
+                row.created_by, row.decommissioned_at = created_by[:100], None
+                session.flush()
+                return DeviceInfo.of(row)
+        except IntegrityError:  # added by someone else between our read and our insert
+            raise taken from None
 
-    def forget(self, device_id: str) -> None:
-        """Undo :meth:`add` of a device whose broker identity could not be made."""
+    def forget(self, device_id: str, previous: DeviceInfo | None = None) -> None:
+        """Undo :meth:`add` of a device whose broker identity could not be made: the row goes,
+        or becomes ``previous`` again (a decommissioned device keeps its history)."""
         with Session(self.engine) as session, session.begin():
             row = session.get(DeviceRecord, device_id)
-            if row is not None:
+            if row is None:
+                return
+            if previous is None:
                 session.delete(row)
+                return
+            _fill(row, previous.device)
+            row.status, row.provisioned = previous.status, previous.provisioned
+            row.created_at, row.created_by = previous.created_at, previous.created_by
+            row.decommissioned_at = previous.decommissioned_at
 
     def decommission(self, device_id: str) -> DeviceInfo:
         with Session(self.engine) as session, session.begin():
@@ -374,6 +387,7 @@ class Provisioner:
             raise ProvisioningError(f"device id {device.device_id!r}: ids starting with "
                                     f"{SERVICE_PREFIX!r} are kept for the service accounts", 422)
         self._check_file()
+        previous = self.store.get(device.device_id)
         info = self.store.add(device, created_by, provisioned=True)
         password = secrets.token_urlsafe(24)
         topics = device_topics(device.device_id, device.city, device.kind)
@@ -383,7 +397,7 @@ class Provisioner:
             self.dynsec.run(dynsec_create_commands(device.device_id, password, topics,
                                                    device.name or device.device_id))
         except ProvisioningError:
-            self.store.forget(device.device_id)
+            self.store.forget(device.device_id, previous)
             raise
         self.export()
         return Provisioned(info, password, topics,
