@@ -183,7 +183,7 @@ def test_example_config_passes_check_and_loads_every_section() -> None:
     example = REPO / "kota.example.yaml"
     result = _kota("config", "check", str(example), cwd=REPO)
     assert result.returncode == 0, result.stderr
-    for section in ("ingest", "simulate", "api", "indicators"):
+    for section in ("ingest", "simulate", "api", "indicators", "alerts"):
         assert f"{section}: OK" in result.stdout
     text = example.read_text(encoding="utf-8")
     assert text.count("#") > 40, "the example explains its settings"
