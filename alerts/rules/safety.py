@@ -146,8 +146,9 @@ class IncidentOpenRule(RuleKind[IncidentOpenSettings]):
         incident = _incident(reading)
         event = str(reading.fields.get("event", ""))
         if event == "resolved":
-            if self.open.pop(incident, None) is None:
-                return ()
+            # Clear even an incident this rule does not remember (opened before a restart):
+            # its stored alert would otherwise stay firing; with no alert, grade 0 is nothing.
+            self.open.pop(incident, None)
             return [Finding(scope=incident, at=reading.at, grade=0, level="resolved",
                             severity="Minor", urgency="Past", certainty="Observed",
                             city=reading.city, area=Area(description=reading.device_id))]

@@ -318,6 +318,13 @@ def test_incident_open_fires_on_the_tick_after_max_open_s() -> None:
     assert list(rule.on_tick(T0 + timedelta(seconds=2 * max_open_s))) == []
 
 
+def test_incident_open_clears_an_incident_opened_before_a_restart() -> None:
+    # The open incidents are memory only; the alert is in the database and must still close.
+    fresh = make_rule("safety-incident-open")
+    [closed] = fresh.on_reading(reading(PANIC, {"event": "resolved", "incident_id": "inc-5"}))
+    assert (closed.scope, closed.grade) == ("inc-5", 0)
+
+
 # -- device health --------------------------------------------------------------------------
 STATUS = device("air-senen-status") if REGISTRY.get("air-senen-status") else \
     REGISTRY.of_kind("status")[0]
