@@ -65,7 +65,8 @@ from kota.mqtt._packets import (
 # Bind mounts whose files are generated (secrets, never committed), with the script making them.
 GENERATED_MOUNTS = {"./deploy/mosquitto/secrets/broker": MAKE_SECRETS}
 # .env.example entries read by a script, not by docker-compose.yml.
-SCRIPT_VARIABLES = {"MOSQUITTO_TLS_NAMES": MAKE_SECRETS, "MOSQUITTO_INGEST_WORKERS": MAKE_SECRETS}
+SCRIPT_VARIABLES = {"MOSQUITTO_TLS_NAMES": MAKE_SECRETS, "MOSQUITTO_INGEST_WORKERS": MAKE_SECRETS,
+                    "MOSQUITTO_PROVISIONER_PASSWORD": MAKE_SECRETS}
 INIT_DIR = REPO / "deploy" / "influxdb" / "init"
 DEMO_ONLY = {"simulator"}  # the platform runs without it; the simulated city is opt-in
 ALWAYS_ON = {"mosquitto", "influxdb"}
