@@ -173,7 +173,7 @@ class Registry:
 
 
 class RegistryWatcher:
-    """Reloads a registry file into ``registry`` when the file's mtime or size changes.
+    """Reloads a registry file into ``registry`` when the file's mtime, size or inode changes.
 
     :meth:`check` is cheap (one ``stat``) and never raises on a bad file: the last good registry
     stays, and the problem is logged once per version of the file (one line naming file and
@@ -189,12 +189,14 @@ class RegistryWatcher:
         self._seen = self._signature()
         self.reloads = 0
 
-    def _signature(self) -> tuple[int, int] | None:
+    def _signature(self) -> tuple[int, int, int] | None:
+        # The inode too: an export renames a new file over the old one, so even a rewrite of
+        # the same size within one mtime tick is seen.
         try:
             stat = self.path.stat()
         except OSError:
             return None
-        return stat.st_mtime_ns, stat.st_size
+        return stat.st_mtime_ns, stat.st_size, stat.st_ino
 
     def check(self) -> bool:
         """Reload if the file changed since the last check; True when the registry changed."""

@@ -144,3 +144,27 @@ def test_a_registry_file_the_database_lacks_is_not_overwritten(tmp_path: Path) -
     assert store.get("hand-1") == before  # the decommissioned row as it was
     with pytest.raises(ProvisioningError, match="kept for the service accounts"):
         provisioner.add(_device("kota-ingest"), "test")
+
+
+def test_ingest_and_indicators_see_a_changed_registry_file(tmp_path: Path) -> None:
+    """Both services reload the file into what they read devices from (the API: the end-to-end
+    test in tests/deploy/test_provisioning.py)."""
+    from indicators.service import IndicatorService
+    from indicators.settings import IndicatorSettings
+    from ingest.service import IngestService
+    from ingest.settings import IngestSettings
+
+    path = tmp_path / "registry.yaml"
+    Registry([_device("w-1")]).save(path)
+    indicators = IndicatorService(IndicatorSettings(registry_file=path, metrics_port=0))
+    ingest = IngestService(IngestSettings.model_validate({
+        "registry_file": path, "metrics_port": 0, "buffer": {"dir": tmp_path / "buffer"},
+        "deadletter": {"dir": tmp_path / "deadletter"}}))
+    before = ingest.parser.parse("kota/jakarta/water/w-2", b'{"level_cm": 1}', 1_767_225_600_000)
+    assert "district=unregistered" in before.lines[0]
+    Registry([_device("w-1"), _device("w-2", district="Tebet")]).save(path)
+    assert indicators.registry_watcher is not None and indicators.registry_watcher.check()
+    assert ingest.registry_watcher is not None and ingest.registry_watcher.check()
+    assert indicators.context.registry.get("w-2") is not None
+    after = ingest.parser.parse("kota/jakarta/water/w-2", b'{"level_cm": 1}', 1_767_225_600_000)
+    assert "district=Tebet" in after.lines[0]
