@@ -138,10 +138,10 @@ def test_a_registry_file_the_database_lacks_is_not_overwritten(tmp_path: Path) -
     assert unreachable.value.status == 502
     assert [i.device.device_id for i in store.list(True)] == ["hand-1"]  # rolled back
     store.decommission("hand-1")
-    before = store.get("hand-1")
+    row_before = store.get("hand-1")
     with pytest.raises(ProvisioningError, match=r"cannot reach|no answer"):
         provisioner.add(_device("hand-1", district="Tebet"), "test")
-    assert store.get("hand-1") == before  # the decommissioned row as it was
+    assert store.get("hand-1") == row_before  # the decommissioned row as it was
     with pytest.raises(ProvisioningError, match="kept for the service accounts"):
         provisioner.add(_device("kota-ingest"), "test")
 
