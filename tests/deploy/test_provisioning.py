@@ -288,8 +288,9 @@ def test_api_provisions_and_decommissions(broker: Broker, influxdb: LocalService
 def test_a_provisioned_device_is_bound_to_its_account(broker: Broker) -> None:
     """The dynsec clients live beside the password file: none of them can take over ingest's
     session, send dynamic-security commands or read kota/."""
-    dynsec = Dynsec(MqttConnection(port=broker.port, username="kota-provisioner",
-                                   password=broker.passwords["kota-provisioner"]), 5)
+    dynsec = Dynsec(MqttConnection.model_validate(
+        {"port": broker.port, "username": "kota-provisioner",
+         "password": broker.passwords["kota-provisioner"]}), 5)
     dynsec.run(dynsec_create_commands("probe-01", "probe-pw", ["kota/jakarta/air/probe-01"]))
     ingest = Device(broker.port, "kota-ingest", broker.passwords["kota-ingest"], "kota-ingest")
     attacker = Device(broker.port, "probe-01", "probe-pw", client_id="kota-ingest")
