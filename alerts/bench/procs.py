@@ -132,7 +132,7 @@ def _floor_main(port: int, topic: str, url: str, ready: Any, stop: Any, limit_s:
     def on_message(_c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
         probe = json.loads(message.payload)["probe"]
         # The same receiver, the same headers the webhook channel sends (no signature work).
-        http.post(url, content=message.payload, headers={
+        http.post(url, content=bytes(message.payload), headers={
             "Content-Type": "application/json", "Idempotency-Key": probe})
 
     client.on_connect, client.on_subscribe = on_connect, on_subscribe
@@ -251,7 +251,7 @@ class Commit:
 
 def commit_times(log_path: Path) -> list[Commit]:
     """Every committed alert event in a JSON log (``log_format: json``; ``ts`` in ms)."""
-    commits = []
+    commits: list[Commit] = []
     if not log_path.exists():
         return commits
     for line in log_path.read_text(errors="replace").splitlines():

@@ -18,6 +18,7 @@ here is stopped by its PID at the end.
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 import uuid
@@ -51,7 +52,14 @@ from devstack.localstack import (
 )
 from ingest.bench.latency import percentile
 from ingest.bench.mqttload import LivePublisher
-from ingest.bench.procs import IngestRunner, machine_facts, peak_rss_kb
+from ingest.bench.procs import (
+    IngestRunner,
+    cpu_seconds,
+    machine_busy_cpu_s,
+    machine_facts,
+    own_cpu_s,
+    peak_rss_kb,
+)
 from ingest.bench.profile import PySpy, top_functions
 
 __all__ = ["AlertsBenchConfig", "run_alerts_bench", "summary"]
@@ -147,8 +155,11 @@ def _run(config: AlertsBenchConfig, workdir: Path, progress: Progress) -> dict[s
         processes.append(alerts.start("connected to MQTT", timeout_s=60))
         floor = start_floor_subscriber(mosquitto.port, f"{FLOOR_TOPIC}/+", receiver.url,
                                        config.duration_s + config.grace_s + 120)
+        pids = {"mosquitto": mosquitto.pid, "influxdb": influx.pid, "ingest": ingest.pid,
+                "indicators": indicators.pid, "alerts": alerts.pid,
+                "postgres": services[-1].pid if config.database != "sqlite" else None}
         result.update(_measure(config, workdir, mosquitto.port, receiver, ingest, alerts,
-                               alerts_port, progress))
+                               alerts_port, {k: v for k, v in pids.items() if v}, progress))
         result["services_alive_at_end"] = {
             "ingest": ingest.exited() is None, "indicators": indicators.exited() is None,
             "alerts": alerts.exited() is None}
@@ -168,7 +179,7 @@ def _run(config: AlertsBenchConfig, workdir: Path, progress: Progress) -> dict[s
 
 def _measure(config: AlertsBenchConfig, workdir: Path, port: int, receiver: WebhookReceiver,
              ingest: IngestRunner, alerts: ServiceProcess, alerts_port: int,
-             progress: Progress) -> dict[str, Any]:
+             pids: dict[str, int], progress: Progress) -> dict[str, Any]:
     assert alerts.pid is not None
     http = httpx.Client(timeout=2)
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="kota-bench-probes",
@@ -182,6 +193,8 @@ def _measure(config: AlertsBenchConfig, workdir: Path, port: int, receiver: Webh
     spy: PySpy | None = None
     try:
         readings_before = metric(alerts_port, "kota_alerts_readings", http) or 0.0
+        cpu_before = {name: cpu_seconds(pid) or 0.0 for name, pid in pids.items()}
+        busy_before, own_before, wall_before = machine_busy_cpu_s(), own_cpu_s(), time.monotonic()
         load = LivePublisher(port, config.rate, config.duration_s).start()
         load_start = time.monotonic() + 1.5  # LivePublisher starts 1.5 s from now
         if config.profile_dir is not None:
@@ -221,6 +234,13 @@ def _measure(config: AlertsBenchConfig, workdir: Path, port: int, receiver: Webh
                 break
             time.sleep(0.1)
         load.finish()
+        cpu = {name: round((cpu_seconds(pid) or 0.0) - cpu_before[name], 1)
+               for name, pid in pids.items()}
+        cpu["publishers"] = round(load.cpu_s, 1)
+        cpu["bench"] = round(own_cpu_s() - own_before, 1)
+        wall_s = time.monotonic() - wall_before
+        busy = machine_busy_cpu_s() - busy_before
+        cpu["others"] = round(max(0.0, busy - sum(cpu.values())), 1)
         readings_after = metric(alerts_port, "kota_alerts_readings", http) or 0.0
         rss_kb = peak_rss_kb(alerts.pid)
         ingest_written = ingest.metric_sum("kota_ingest_points_written")
@@ -243,6 +263,10 @@ def _measure(config: AlertsBenchConfig, workdir: Path, port: int, receiver: Webh
                        "ingest_points_written": int(ingest_written),
                        "alerts_readings_evaluated": int(readings_after - readings_before)},
         "probes": figures,
+        # CPU seconds from the load's start to the last delivery (or grace_s); "others": what
+        # processes outside the benchmark used meanwhile (the machine is not ours alone).
+        "cpu_s": cpu, "cpu_wall_s": round(wall_s, 1),
+        "machine_capacity_cpu_s": round(wall_s * (os.cpu_count() or 1), 1),
         "skipped_crossings": skipped,
         "alerts_peak_rss_mb": round(rss_kb / 1024, 1) if rss_kb else None,
         "profile": profile,
@@ -390,6 +414,11 @@ def summary(result: dict[str, Any]) -> str:
                  f"{background.get('alerts_readings_evaluated', 0):,}; peak RSS of kota alerts "
                  f"{result.get('alerts_peak_rss_mb')} MB; crossings skipped (gauge not yet "
                  f"resolved): {result.get('skipped_crossings', 0)}")
+    cpu = result.get("cpu_s") or {}
+    if cpu:
+        lines.append(f"CPU s over {result.get('cpu_wall_s')} s (capacity "
+                     f"{result.get('machine_capacity_cpu_s')}): "
+                     + ", ".join(f"{k} {v}" for k, v in cpu.items()))
     verdicts = ", ".join(f"{t['id']} {_ms(t['measured_ms'])} ms {t['result']}"
                          for t in result.get("targets", []))
     floor = (probes.get("floor") or {}).get("publish_to_webhook", {}).get("p99_ms")
