@@ -156,6 +156,38 @@ def test_siaga_fire_at_status_2_keeps_siaga_3_at_grade_0() -> None:
     assert finding.details["status"] == 3 and finding.grade == 0
 
 
+# -- rise ---------------------------------------------------------------------------------
+def test_rise_warns_before_the_threshold_when_the_rate_gets_there_within_lead_h() -> None:
+    siaga3 = GAUGES.gauges["manggarai"].siaga3.value_cm
+    lead_h = SHIPPED["flood-rise"]["lead_h"]
+    assert siaga3 is not None
+    rule = make_rule("flood-rise")
+    # 30 cm/h, the last reading 30 cm below Siaga 3: there in 1.0 h (within lead_h).
+    for minutes, below in ((0, 60), (30, 45), (60, 30)):
+        finding = level(rule, "manggarai", siaga3 - below, T0 + timedelta(minutes=minutes))
+    assert (finding.scope, finding.grade) == ("manggarai", 1)
+    assert finding.details["hours"] == pytest.approx(1.0)
+    assert lead_h >= 1.0
+    assert_texts(rule, finding, "Pintu Air Manggarai", str(round(siaga3 - 30)),
+                 id_id=["Siaga 3 dalam sekitar 1.0 jam"], en_us=["Siaga 3 in about 1.0 h"])
+    # Reached: the siaga rule takes over, this one clears.
+    reached = level(rule, "manggarai", siaga3 + 1, T0 + timedelta(minutes=61))
+    assert reached.grade == 0
+
+
+def test_rise_too_slow_or_too_far_is_no_warning() -> None:
+    siaga3 = GAUGES.gauges["manggarai"].siaga3.value_cm
+    assert siaga3 is not None
+    slow = make_rule("flood-rise")
+    for minutes, below in ((0, 32), (60, 30)):      # 2 cm/h: under min_rise_cm_per_h
+        finding = level(slow, "manggarai", siaga3 - below, T0 + timedelta(minutes=minutes))
+    assert finding.grade == 0
+    far = make_rule("flood-rise")
+    for minutes, below in ((0, 230), (60, 200)):    # 30 cm/h, 200 cm below: 6.7 h away
+        finding = level(far, "manggarai", siaga3 - below, T0 + timedelta(minutes=minutes))
+    assert finding.grade == 0 and finding.details["hours"] == pytest.approx(6.7)
+
+
 # -- upstream -----------------------------------------------------------------------------
 def test_upstream_warns_each_route_with_its_travel_time() -> None:
     routes = {f"{r['upstream']}>{r['downstream']}": r for r in SHIPPED["flood-upstream"]["routes"]}
