@@ -504,7 +504,7 @@ def test_init_script_fails_loudly(fake_influx: tuple[Path, dict[str, str]]) -> N
 OPERATOR_SECRETS = ("INFLUXDB_ADMIN_TOKEN", "INFLUXDB_ADMIN_PASSWORD")
 # What each service may do on the bucket, and where its credential is set (issue 10).
 INFLUX_RIGHTS = {"ingest": {"write"}, "indicators": {"read", "write"}, "api": {"read"},
-                 "alerts": {"read"}, "grafana": {"read"}}
+                 "alerts": {"read", "write"}, "grafana": {"read"}}
 
 
 def test_only_influxdb_setup_gets_the_operator_token() -> None:

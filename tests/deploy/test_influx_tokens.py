@@ -26,7 +26,7 @@ EXPECTED = {"kota-ingest": ("INFLUXDB_INGEST_PASSWORD", False, True),
             "kota-indicators": ("INFLUXDB_INDICATORS_PASSWORD", True, True),
             "kota-api": ("INFLUXDB_API_PASSWORD", True, False),
             "kota-grafana": ("INFLUXDB_GRAFANA_PASSWORD", True, False),
-            "kota-alerts": ("INFLUXDB_ALERTS_PASSWORD", True, False)}
+            "kota-alerts": ("INFLUXDB_ALERTS_PASSWORD", True, True)}
 
 
 @pytest.fixture

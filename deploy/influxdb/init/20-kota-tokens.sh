@@ -10,7 +10,7 @@
 #   kota-indicators   INFLUXDB_INDICATORS_PASSWORD   read, write (reads readings, writes indicators)
 #   kota-api          INFLUXDB_API_PASSWORD          read
 #   kota-grafana      INFLUXDB_GRAFANA_PASSWORD      read
-#   kota-alerts       INFLUXDB_ALERTS_PASSWORD       read
+#   kota-alerts       INFLUXDB_ALERTS_PASSWORD       read, write (reads indicators, writes alert_events)
 #
 # v1 authorizations, not API tokens, because `influx auth create` cannot take a chosen token value
 # while `influx v1 auth create --password` can: the secret stays in .env like the broker's
@@ -28,7 +28,7 @@ kota-ingest      INFLUXDB_INGEST_PASSWORD      write
 kota-indicators  INFLUXDB_INDICATORS_PASSWORD  read,write
 kota-api         INFLUXDB_API_PASSWORD         read
 kota-grafana     INFLUXDB_GRAFANA_PASSWORD     read
-kota-alerts      INFLUXDB_ALERTS_PASSWORD      read
+kota-alerts      INFLUXDB_ALERTS_PASSWORD      read,write
 "
 
 placeholder() {  # the variable $1 holds .env.example's change-me value
