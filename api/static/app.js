@@ -309,7 +309,7 @@ function toggleSound() {
     const Context = window.AudioContext || window.webkitAudioContext;
     alerts.audio = Context ? new Context() : null;
   }
-  if (alerts.audio && alerts.sound) alerts.audio.resume();
+  if (alerts.audio && alerts.sound) alerts.audio.resume().catch((err) => console.warn(err));
   const button = $("#alert-sound");
   button.setAttribute("aria-pressed", String(alerts.sound));
   button.innerHTML = alerts.sound ? 'Suara peringatan: nyala <span class="en">/ alert sound: on</span>'
