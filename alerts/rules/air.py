@@ -71,7 +71,7 @@ class IspuRule(RuleKind[IspuSettings]):
     settings_model = IspuSettings
     hazard = "air"
     detail_fields = frozenset({"district", "ispu", "category", "critical_parameter",
-                               "advice_id", "advice_en", "hours"})
+                               "advice_id", "advice_en"})
     default_messages: ClassVar[dict[str, dict[str, str]]] = {
         "id-ID": {"headline": "Kualitas udara {category} di {district} (ISPU {ispu})",
                   "description": "ISPU Kecamatan {district} {ispu} ({category}); parameter "

@@ -15,8 +15,9 @@ from alerts.rules._contract import Finding, Reading, RuleContext, RuleKind, Rule
 __all__ = ["BatteryRule", "BatterySettings", "ClockRule", "ClockSettings", "OfflineRule",
            "OfflineSettings"]
 
-_MESSAGE_FIELDS = frozenset({"device", "name", "district", "kind", "silent_min", "battery",
-                             "skew_s"})
+# The figures every device rule fills; each kind adds its own (a figure a kind does not fill
+# would pass the rules loader and print "?" in the message).
+_MESSAGE_FIELDS = frozenset({"device", "name", "district", "kind"})
 
 
 def _area(reading_or_device: Any) -> tuple[Area, dict[str, Any]]:
@@ -40,7 +41,7 @@ class OfflineRule(RuleKind[OfflineSettings]):
     hazard = "device"
     default_audience = "field"
     reading_kinds: ClassVar[frozenset[str]] = frozenset({"*"})
-    detail_fields = _MESSAGE_FIELDS
+    detail_fields = _MESSAGE_FIELDS | {"silent_min"}
     default_messages: ClassVar[dict[str, dict[str, str]]] = {
         "id-ID": {"headline": "Perangkat {name} ({district}) tidak mengirim data",
                   "description": "{device} ({kind}) tidak mengirim data selama {silent_min} "
@@ -106,7 +107,7 @@ class BatteryRule(RuleKind[BatterySettings]):
     hazard = "device"
     default_audience = "field"
     reading_kinds: ClassVar[frozenset[str]] = frozenset({"status"})
-    detail_fields = _MESSAGE_FIELDS
+    detail_fields = _MESSAGE_FIELDS | {"battery"}
     default_messages: ClassVar[dict[str, dict[str, str]]] = {
         "id-ID": {"headline": "Baterai {name} ({district}) lemah: {battery}",
                   "description": "Baterai perangkat {device} tinggal {battery}.",
@@ -144,7 +145,7 @@ class ClockRule(RuleKind[ClockSettings]):
     hazard = "device"
     default_audience = "field"
     reading_kinds: ClassVar[frozenset[str]] = frozenset({"status"})
-    detail_fields = _MESSAGE_FIELDS
+    detail_fields = _MESSAGE_FIELDS | {"skew_s"}
     default_messages: ClassVar[dict[str, dict[str, str]]] = {
         "id-ID": {"headline": "Jam perangkat {name} ({district}) tidak sinkron",
                   "description": "Jam {device} selisih {skew_s} detik atau tidak tersinkron "

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from alerts.model import LANGUAGES
-from alerts.rules import RULE_KINDS, Finding, Reading, RuleContext, RuleKind
+from alerts.rules import RULE_KINDS, Finding, Reading, RuleContext, RuleKind, _known_fields
 from kota.registry import Device, Registry
 from kota.standards import load_gauges_table, load_ispu_table, load_rain_tables
 
@@ -421,3 +421,50 @@ def test_clock_unsynced_by_flag_and_by_skew() -> None:
     [fine] = rule.on_reading(reading(STATUS, {"clock_synced": True}, at=near, device_at=T0,
                                      received_at=near))
     assert fine.grade == 0
+
+
+# -- every figure a kind accepts in messages, it provides ---------------------------------
+def _firing(kind: str) -> tuple[RuleKind[Any], Finding]:
+    """One firing finding of each kind, as the tests above make them."""
+    siaga3 = GAUGES.gauges["manggarai"].siaga3.value_cm
+    assert siaga3 is not None
+    if kind in ("siaga", "rise"):
+        rule = make_rule("flood-siaga" if kind == "siaga" else "flood-rise")
+        offset = 40 if kind == "siaga" else -30
+        for minutes, step in ((0, -30), (30, -15), (60, 0)):
+            finding = level(rule, "manggarai", siaga3 + offset + step,
+                            T0 + timedelta(minutes=minutes))
+        return rule, finding
+    if kind == "upstream":
+        rule = make_rule("flood-upstream")
+        return rule, rule.on_reading(reading(gauge_device("katulampa"), {"level_cm": 500}))[0]
+    if kind == "ispu":
+        rule = make_rule("air-ispu")
+        return rule, rule.findings([ispu_answer([("Tebet", 150, "Tidak Sehat")])], T0)[0]
+    if kind == "rain":
+        rule = make_rule("rain-heavy", windows=["1h"])
+        return rule, rule.findings([rain_answer("Lebat", 15)], T0)[0]
+    if kind == "safety_event":
+        rule = make_rule("safety-event")
+        return rule, rule.on_reading(reading(PANIC, {"event": "fire", "incident_id": "i"}))[0]
+    if kind == "incident_open":
+        rule = make_rule("safety-incident-open")
+        rule.on_reading(reading(PANIC, {"event": "fire", "incident_id": "i"}))
+        return rule, rule.on_tick(T0 + timedelta(days=1))[0]
+    rule = make_rule({"device_offline": "device-offline", "battery": "device-battery",
+                      "clock": "device-clock"}[kind])
+    fields: dict[str, dict[str, object]] = {
+        "device_offline": {"online": False}, "battery": {"battery_pct": 5.0},
+        "clock": {"clock_synced": False}}
+    return rule, rule.on_reading(reading(STATUS, fields[kind]))[0]
+
+
+@pytest.mark.parametrize("kind", sorted(RULE_KINDS))
+def test_every_figure_a_kind_accepts_is_in_its_findings(kind: str) -> None:
+    """The loader accepts a message figure when the kind declares it (detail_fields or its own
+    templates); one the kind never fills would print "?" in a sent alert."""
+    rule, finding = _firing(kind)
+    assert finding.grade >= 1
+    missing = _known_fields(RULE_KINDS[kind]) - set(finding.details)
+    assert not missing, f"{kind} accepts figures it never provides: {sorted(missing)}"
+    assert_texts(rule, finding)
