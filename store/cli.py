@@ -16,7 +16,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from kota.registry import Device, Registry, RegistryError
 from kota.service_cli import EXIT_FAILED, fail, load_or_exit
 from store.db import current_revision, ensure_schema, head_revision, make_engine, upgrade
-from store.devices import DeviceStore, Provisioner, ProvisioningError, ProvisioningSettings
+from store.devices import (
+    DeviceStore,
+    Provisioner,
+    ProvisioningError,
+    ProvisioningSettings,
+    device_problems,
+)
 from store.keys import KeyStore, parse_duration
 from store.models import ROLES
 from store.settings import DatabaseSettings
@@ -253,8 +259,7 @@ def devices_add(device_id: str, kind: str, city: str, district: str, kelurahan: 
                         kelurahan=kelurahan, lat=lat, lon=lon, name=name,
                         params=dict(_param(text) for text in params))
     except ValidationError as exc:
-        fail("; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'device'}: {err['msg']}"
-                       for err in exc.errors()))
+        fail(device_problems(exc))
     provisioner = _provisioner(config_file, url, registry_file)
     try:
         done = provisioner.add(device, _who())

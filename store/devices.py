@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -44,7 +44,13 @@ from kota.settings.mqtt import MqttConnection
 from store.models import DeviceRecord, utc
 
 __all__ = ["DeviceInfo", "DeviceStore", "Dynsec", "DynsecError", "Provisioned", "Provisioner",
-           "ProvisioningError", "ProvisioningSettings", "agent_snippet"]
+           "ProvisioningError", "ProvisioningSettings", "agent_snippet", "device_problems"]
+
+
+def device_problems(exc: ValidationError) -> str:
+    """A device's validation errors in one line: ``lat: Input should be ...; kind: ...``."""
+    return "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'device'}: "
+                     f"{err['msg'].removeprefix('Value error, ')}" for err in exc.errors())
 
 
 class ProvisioningError(Exception):

@@ -22,7 +22,7 @@ from api.problems import (
 )
 from api.schemas import DevicePublic
 from kota.registry import DEVICE_ID_PATTERN, Device
-from store.devices import DeviceInfo, Provisioned, ProvisioningError
+from store.devices import DeviceInfo, Provisioned, ProvisioningError, device_problems
 
 router = APIRouter(prefix="/devices", tags=["devices"])
 
@@ -120,9 +120,7 @@ async def add_device(body: DeviceCreate, request: Request, provisioner: Provisio
     try:
         device = Device.model_validate(body.model_dump())
     except ValidationError as exc:
-        raise ProblemError(422, "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
-            for err in exc.errors()), title="Invalid device") from None
+        raise ProblemError(422, device_problems(exc), title="Invalid device") from None
     try:
         done = await asyncio.to_thread(provisioner.add, device, f"api:{principal.label}")
     except ProvisioningError as exc:
