@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from alerts.rules import DEFAULT_RULES_FILE, RULE_KINDS, RuleContext, RulesError, load_rules
+from alerts.rules import (
+    DEFAULT_RULES_FILE,
+    RULE_KINDS,
+    RuleContext,
+    RulesError,
+    RuleSettings,
+    _known_fields,
+    load_rules,
+)
 from kota.registry import Registry
 
 REPO = Path(__file__).resolve().parents[2]
@@ -139,3 +147,17 @@ def test_the_shipped_rules_load_and_each_says_where_its_numbers_come_from() -> N
     assert {rule.settings.kind for rule in rules} == set(RULE_KINDS)
     for rule in rules:
         assert rule.settings.source.strip(), f"rule {rule.id} has no source"
+
+
+def test_the_readme_names_every_kind_setting_and_figure() -> None:
+    readme = (REPO / "alerts" / "rules" / "README.md").read_text(encoding="utf-8")
+    sections = readme.split("\n### ")
+    common = set(RuleSettings.model_fields)
+    for name in common:
+        assert f"| `{name}` |" in sections[0], f"README: common setting {name}"
+    for name, kind in RULE_KINDS.items():
+        [section] = [s for s in sections[1:] if s.startswith(f"`{name}`")]
+        for setting in set(kind.settings_model.model_fields) - common:
+            assert f"`{setting}`" in section, f"README {name}: setting {setting}"
+        for figure in _known_fields(kind):
+            assert f"`{figure}`" in section.split("Figures:")[1], f"README {name}: {figure}"
