@@ -45,6 +45,12 @@ SCRIPTS_RUN_HERE = {"scripts/install-services.sh", "deploy/mosquitto/make-secret
 SCRIPTS_RUN_ELSEWHERE = {
     "agent/install/install.sh": "on the Raspberry Pi (tests only check its syntax)",
     "deploy/influxdb/init/10-kota-dbrp.sh": "inside the InfluxDB 2.x container",
+    "deploy/influxdb/init/20-kota-tokens.sh": "inside the InfluxDB 2.x container (tests run it "
+                                              "with a stand-in influx)",
+    "deploy/grafana/start.sh": "inside the Grafana container (tests run it with a stand-in "
+                               "/run.sh)",
+    "deploy/mosquitto/start.sh": "inside the Mosquitto container (tests run it with stand-in "
+                                 "paths)",
     "deploy/systemd/install.sh": "on a city's server (tests run only its --dry-run)",
 }
 

@@ -37,7 +37,7 @@ VENV_BIN = Path(sys.executable).parent
 # How each command of the block is run, by its leading words (the longest match wins).
 COMPLETES = ("kota --help", "kota simulate", "kota ingest", "kota config check",
              "kota deadletter", "kota ispu", "kota siaga", "kota indicators",
-             "kota dashboards build", "kota broker acl", "kota-agent")
+             "kota dashboards build", "kota broker acl", "kota-agent", "kota alerts --check")
 STAYS_UP = ("kota api",)              # a server: still running after STAY_UP_S, then stopped
 FIRST_LINE = ("kota bench ingest",)   # long: prints its first line within FIRST_LINE_S, stopped
 STAY_UP_S = 5.0
