@@ -134,8 +134,10 @@ class _Defaulting(dict[str, Any]):
 
 
 def render(templates: Mapping[str, Template], details: Mapping[str, Any]) -> dict[str, AlertText]:
-    """The texts in every language; a figure that is missing prints as "?" (never raises)."""
-    values = _Defaulting(details)
+    """The texts in every language; a figure that is missing or None prints as "?" (never
+    raises)."""
+    values = _Defaulting({key: "?" if value is None else value
+                          for key, value in details.items()})
     texts = {}
     for language in LANGUAGES:
         template = templates.get(language) or next(iter(templates.values()))

@@ -153,8 +153,10 @@ class RainRule(RuleKind[RainSettings]):
 
     def queries(self, now: datetime) -> Sequence[str]:
         return [f"SELECT * FROM {quote_ident(RAIN_CATEGORY)} WHERE "
+                # A day's point is stamped at the day's start and written after it ends: look
+                # back two days so a late indicator service still has it read.
                 + where(recent(self.settings.max_age_s if window == "1h"
-                               else self.settings.max_age_s + 86400), eq("window", window))
+                               else self.settings.max_age_s + 2 * 86400), eq("window", window))
                 + f" GROUP BY {group_by(['city', 'district', 'device'])} "
                   "ORDER BY time DESC LIMIT 1"
                 for window in self.settings.windows]

@@ -4,7 +4,7 @@ false``, or silence), a low battery, an unsynchronised clock. One alert per devi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -54,9 +54,15 @@ class OfflineRule(RuleKind[OfflineSettings]):
 
     def __init__(self, settings: OfflineSettings, context: RuleContext) -> None:
         super().__init__(settings, context)
-        self.last_seen: dict[str, datetime] = {}
+        # Every registered device counts as heard at start: one that stays silent through a
+        # restart is still reported after silent_s.
+        started = datetime.now(UTC)
+        self.last_seen: dict[str, datetime] = {
+            device.device_id: started for device in context.registry
+            if self._watched(device.kind)}
         self.went_away: set[str] = set()
-        self.city: dict[str, str] = {}
+        self.city: dict[str, str] = {device.device_id: device.city
+                                     for device in context.registry}
 
     def _watched(self, kind: str) -> bool:
         return self.settings.kinds is None or kind in self.settings.kinds
