@@ -28,8 +28,8 @@ from store.keys import KeyProblem, KeyStore
 
 __all__ = ["ADMIN", "AUTH_RESPONSES", "OPERATOR", "PUBLIC", "ROLE_DEPENDENCIES", "ROLE_RANK",
            "STATIC_ROLES",
-           "AuthMiddleware", "Principal", "Role", "declared_role", "principal_of", "redact",
-           "require", "sensitive_kind_guard"]
+           "AuthMiddleware", "Principal", "Role", "declared_role", "needed_scope",
+           "principal_of", "redact", "require", "scope_allows", "sensitive_kind_guard"]
 
 log = logging.getLogger("kota.api.auth")
 
@@ -56,6 +56,7 @@ class Principal:
     key_id: int | None = None
     key_name: str | None = None
     key_prefix: str | None = None
+    scopes: tuple[str, ...] = ()   # empty: everything the role may do
 
     @property
     def label(self) -> str:
@@ -114,7 +115,7 @@ class AuthMiddleware:
                                     "public data", "invalid-key", "Invalid API key")
                 return
             principal = Principal(role=info.role, key_id=info.id, key_name=info.name,
-                                  key_prefix=info.prefix)
+                                  key_prefix=info.prefix, scopes=info.scopes)
         scope[SCOPE_KEY] = principal
         if ROLE_RANK[principal.role] >= ROLE_RANK["operator"]:
             await self.app(scope, receive, send)
@@ -226,6 +227,11 @@ def require(role: Role) -> Callable[[Request], Principal]:
     def dependency(request: Request) -> Principal:
         principal = principal_of(request)
         if ROLE_RANK[principal.role] >= ROLE_RANK[role]:
+            needed = needed_scope(request.method, request.url.path)
+            if principal.scopes and needed and not scope_allows(principal.scopes, needed):
+                raise ProblemError(403, f"{principal.label} is limited to the scopes "
+                                        f"{' '.join(principal.scopes)}; this needs {needed}",
+                                   type_=TYPE_BASE + "scope-missing", title="Scope missing")
             return principal
         if principal.key_id is None:
             raise ProblemError(401, f"this needs an API key of role {role} (or higher): send "
@@ -239,6 +245,22 @@ def require(role: Role) -> Callable[[Request], Principal]:
     dependency.__name__ = f"require_{role}"
     _ROLE_OF[dependency] = role
     return dependency
+
+
+def needed_scope(method: str, path: str) -> str | None:
+    """The scope a request needs (``alerts`` or ``alerts:read``); None outside /api/v1/ (the
+    page, health, docs: a key's scopes do not limit them)."""
+    rest = path.removeprefix("/api/v1/")
+    if rest == path or not rest:
+        return None
+    area = rest.split("/", 1)[0]
+    return f"{area}:read" if method in ("GET", "HEAD") else area
+
+
+def scope_allows(scopes: tuple[str, ...], needed: str) -> bool:
+    """``alerts`` allows every method on /api/v1/alerts; ``alerts:read`` only reading."""
+    area = needed.split(":", 1)[0]
+    return needed in scopes or area in scopes
 
 
 def declared_role(dependencies: list[Any]) -> Role | None:

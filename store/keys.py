@@ -86,6 +86,21 @@ class KeyProblem(Exception):
         self.reason = reason
 
 
+# What a key's scopes may name: an API area (the first path segment after /api/v1/), alone (every
+# method) or with ":read" (GET and HEAD only). No scopes: everything its role may do.
+KEY_SCOPE_AREAS = ("readings", "indicators", "stream", "meta", "devices", "alerts", "keys")
+
+
+def check_scopes(scopes: Sequence[str]) -> tuple[str, ...]:
+    """The scopes, checked; ``ValueError`` naming the first unknown one."""
+    for item in scopes:
+        area, _, access = item.partition(":")
+        if area not in KEY_SCOPE_AREAS or access not in ("", "read"):
+            raise ValueError(f"unknown scope {item!r}: an area ({', '.join(KEY_SCOPE_AREAS)}), "
+                             "optionally with :read (e.g. alerts:read)")
+    return tuple(dict.fromkeys(scopes))
+
+
 class KeyStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -97,6 +112,7 @@ class KeyStore:
             raise ValueError(f"unknown role {role!r}: one of {', '.join(ROLES)}")
         if not name.strip() or len(name) > 100:
             raise ValueError("a key needs a name of 1 to 100 characters")
+        scopes = check_scopes(scopes)
         now = datetime.now(UTC)
         for _attempt in range(5):
             prefix = secrets.token_hex(4)

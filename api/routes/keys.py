@@ -7,11 +7,11 @@ from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from api.deps import KeysDep, PrincipalDep
 from api.problems import TYPE_BASE, ProblemError, problem_responses
-from store.keys import KeyInfo
+from store.keys import KEY_SCOPE_AREAS, KeyInfo, check_scopes
 
 router = APIRouter(prefix="/keys", tags=["keys"])
 
@@ -22,7 +22,15 @@ class KeyCreate(BaseModel):
     expires_in_days: float | None = Field(default=90, gt=0, le=3660,
                                           description="Lifetime; null: never expires")
     scopes: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9:._-]{0,39}$")]] = Field(
-        default_factory=list, max_length=20, description="Optional; none: the whole role")
+        default_factory=list, max_length=20,
+        description="Optional limits within the role: an API area (" + ", ".join(
+            KEY_SCOPE_AREAS) + "), alone for every method or with :read for reading only, "
+            "e.g. [\"alerts\", \"readings:read\"]; none: everything the role may do")
+
+    @field_validator("scopes")
+    @classmethod
+    def _known_scopes(cls, scopes: list[str]) -> list[str]:
+        return list(check_scopes(scopes))
 
 
 class KeyPublic(BaseModel):

@@ -102,6 +102,9 @@ def env_fixture(influxdb: LocalService, tmp_path_factory: pytest.TempPathFactory
     revoked, keys["revoked"] = store.create("gone", "admin", expires_in=None, created_by="test")
     store.revoke(revoked.id)
     keys["wrong"] = keys["admin"][:-4] + "AAAA"
+    _scoped, keys["scoped"] = store.create("dashboard", "admin", expires_in=None,
+                                           created_by="test",
+                                           scopes=("readings:read", "alerts"))
     throwaway, _key = store.create("throwaway", "public", expires_in=None, created_by="test")
     settings = make_settings(influxdb, database, sse_max_duration_s=1).model_copy(
         update={"database": DatabaseSettings(url=url, migrate_on_start=False)})
@@ -140,6 +143,25 @@ def _call(env: Env, method: str, path: str, headers: dict[str, str]) -> int:
     if response.status_code >= 400:
         assert response.headers["content-type"].startswith("application/problem+json")
     return response.status_code
+
+
+def test_a_scoped_key_reaches_only_its_areas(env: Env) -> None:
+    """An admin key limited to readings:read and alerts: the rest of its role is refused."""
+    headers = _headers(env, "scoped")
+    assert env.client.get("/api/v1/readings/latest", headers=headers).status_code == 200
+    assert env.client.get("/api/v1/alerts", headers=headers).status_code == 200
+    refused = env.client.get("/api/v1/keys", headers=headers)
+    assert refused.status_code == 403 and refused.json()["title"] == "Scope missing"
+    assert "keys:read" in refused.json()["detail"]
+    assert env.client.get("/api/v1/indicators/ispu", headers=headers).status_code == 403
+    # Outside /api/v1/ a key's scopes limit nothing: health and the page stay open.
+    assert env.client.get("/healthz", headers=headers).status_code == 200
+
+
+def test_unknown_scopes_are_refused_when_a_key_is_made(env: Env) -> None:
+    answer = env.client.post("/api/v1/keys", headers=_headers(env, "admin"), json={
+        "name": "x", "role": "public", "scopes": ["readings:write"]})
+    assert answer.status_code == 422 and "unknown scope 'readings:write'" in answer.text
 
 
 @pytest.mark.slow
