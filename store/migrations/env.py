@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from alembic import context
 
-import store.alert_models  # noqa: F401  (its tables join Base.metadata)
+# Imported for their tables: they join Base.metadata.
+import store.alert_models
+import store.subscription_models  # noqa: F401
 from store.models import Base
 
 engine = context.config.attributes["engine"]
