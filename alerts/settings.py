@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 from alerts.channels import ChannelConfig, duplicate_names
 from alerts.outbox import OutboxSettings
 from alerts.rules import DEFAULT_RULES_FILE
+from alerts.subscriptions.settings import SubscriptionSettings
 from kota.influx import InfluxSettings
 from kota.settings import CityName, LoggingSettings, MqttConnection
 from store.settings import DatabaseSettings
@@ -72,6 +73,7 @@ class AlertsSettings(LoggingSettings):
         default_factory=list,
         description="Where notifications go (alerts/channels/<type>/README.md)")
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
+    subscriptions: SubscriptionSettings = Field(default_factory=SubscriptionSettings)
     influx_events: bool = Field(default=True,
                                 description="Write each alert event to InfluxDB (measurement "
                                             "alert_events) for Grafana annotations")
