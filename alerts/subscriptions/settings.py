@@ -1,4 +1,4 @@
-"""``alerts.subscriptions``: residents' and agencies' subscriptions (issue 12; docs/subscriptions.md).
+"""``alerts.subscriptions``: residents' and agencies' subscriptions (docs/subscriptions.md).
 
 One model read by both sides: the API (sign-up, confirmation, unsubscribe, a subscriber's own
 data) and the alert service (fan-out and delivery).
