@@ -27,7 +27,8 @@ import click
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
               help="Keep services' data and logs here (default: a temporary folder).")
 @click.option("--profile", "profile_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Record kota alerts with py-spy during the load; raw stacks go here.")
+              help="Record kota alerts with py-spy (non-blocking, 200 Hz) during the load; raw "
+                   "stacks go here. Costs CPU: compare profiled runs with profiled runs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Append the result to FILE as one JSON line.")

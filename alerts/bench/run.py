@@ -199,7 +199,11 @@ def _measure(config: AlertsBenchConfig, workdir: Path, port: int, receiver: Webh
         load_start = time.monotonic() + 1.5  # LivePublisher starts 1.5 s from now
         if config.profile_dir is not None:
             config.profile_dir.mkdir(parents=True, exist_ok=True)
-            spy = PySpy(alerts.pid, config.profile_dir / "alerts.raw").start()
+            spy = PySpy(alerts.pid, config.profile_dir / "alerts.raw")
+            # Without it py-spy pauses kota alerts for every sample (200 a second), which
+            # would add to the very latencies measured.
+            spy.command.append("--nonblocking")
+            spy.start()
         progress(f"load: {config.rate:,.0f} readings/s for {config.duration_s:g} s; a panic "
                  f"press and a Siaga crossing every {config.probe_every_s:g} s")
         # Probes from 3 s into the load (the publishers are up to pace) until its end.
