@@ -28,7 +28,7 @@ SERVER_MODULES = {"fastapi": "fastapi", "uvicorn": "uvicorn", "httpx": "httpx",
                   "grafana-foundation-sdk": "grafana_foundation_sdk",
                   "grafana-client": "grafana_client", "orjson": "orjson",
                   "prometheus-client": "prometheus_client", "sqlalchemy": "sqlalchemy",
-                  "alembic": "alembic", "psycopg": "psycopg"}
+                  "alembic": "alembic", "psycopg": "psycopg", "apprise": "apprise"}
 
 
 def _names(requirements: list[str]) -> set[str]:
