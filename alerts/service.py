@@ -157,11 +157,11 @@ class AlertService:
 
     def _restore_rules(self) -> None:
         """Give rule kinds their memory back from the stored alerts (hysteresis per gauge)."""
+        rules = self.rules.by_id()
         for (rule_id, scope), state in self.states.items():
-            rule = self.rules.by_id().get(rule_id)
-            levels = getattr(rule, "levels", None)
-            if levels is not None and state.status != "pending":
-                levels.grades[scope.split(">")[0]] = state.grade
+            rule = rules.get(rule_id)
+            if rule is not None and state.status != "pending":
+                rule.restore(scope, state.grade)
 
     # -- running -------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:

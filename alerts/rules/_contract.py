@@ -194,5 +194,9 @@ class RuleKind(Generic[SettingsT]):
     def on_tick(self, now: datetime) -> Sequence[Finding]:
         return ()
 
+    def restore(self, scope: str, grade: int) -> None:
+        """An alert of this rule is active at ``scope`` with ``grade`` (read back from the
+        database at start or after a reload): rules that keep memory take it back."""
+
     def texts(self, finding: Finding) -> dict[str, AlertText]:
         return render(self.messages, finding.details)

@@ -61,6 +61,9 @@ class OfflineRule(RuleKind[OfflineSettings]):
             device.device_id: started for device in context.registry
             if self._watched(device.kind)}
         self.went_away: set[str] = set()
+        # Devices this rule reported offline: only they need an "online again" finding, so the
+        # stream's every reading costs a dict update, not a finding.
+        self.alerting: set[str] = set()
         self.city: dict[str, str] = {device.device_id: device.city
                                      for device in context.registry}
 
@@ -71,18 +74,26 @@ class OfflineRule(RuleKind[OfflineSettings]):
         if reading.device is None or not self._watched(reading.kind):
             return ()
         self.city[reading.device_id] = reading.city
-        area, details = _area(reading.device)
         if reading.fields.get("online") is False:   # the Last Will
             self.went_away.add(reading.device_id)
+            self.alerting.add(reading.device_id)
+            area, details = _area(reading.device)
             return [Finding(scope=reading.device_id, at=reading.received_at, grade=1,
                             level="offline", severity="Minor", urgency="Expected",
                             certainty="Observed", city=reading.city, area=area,
                             details={**details, "silent_min": 0})]
         self.went_away.discard(reading.device_id)
         self.last_seen[reading.device_id] = reading.received_at
+        if reading.device_id not in self.alerting:
+            return ()
+        self.alerting.discard(reading.device_id)
+        area, details = _area(reading.device)
         return [Finding(scope=reading.device_id, at=reading.received_at, grade=0,
                         level="online", severity="Minor", urgency="Past", certainty="Observed",
                         city=reading.city, area=area, details={**details, "silent_min": 0})]
+
+    def restore(self, scope: str, grade: int) -> None:
+        self.alerting.add(scope)
 
     def on_tick(self, now: datetime) -> Sequence[Finding]:
         limit = timedelta(seconds=self.settings.silent_s)
@@ -92,6 +103,7 @@ class OfflineRule(RuleKind[OfflineSettings]):
             if device is None or now - seen < limit:
                 continue
             area, details = _area(device)
+            self.alerting.add(device_id)
             findings.append(Finding(
                 scope=device_id, at=now, grade=1, level="offline", severity="Minor",
                 urgency="Expected", certainty="Observed", city=self.city[device_id],

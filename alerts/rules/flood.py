@@ -133,6 +133,10 @@ class _FloodRule(RuleKind[Any]):
         self.status_names = table.status_names.names
         self.levels = _GaugeLevels(getattr(settings, "rise_window_s", 3600.0))
 
+    def restore(self, scope: str, grade: int) -> None:
+        # Hysteresis needs the grade last reported; an upstream scope is "upstream>downstream".
+        self.levels.grades[scope.split(">")[0]] = grade
+
     def _gauge(self, reading: Reading) -> tuple[GaugeThresholds, float] | None:
         level = reading.fields.get("level_cm")
         device = reading.device
