@@ -358,12 +358,19 @@ def _figures(probes: list[_Probe], arrivals: list[Arrival],
              commits: list[Commit]) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     used: set[int] = set()
+    detail: list[dict[str, Any]] = []  # per probe, ms after its publish (None: never)
     for kind in ("panic", "crossing", "floor"):
         chosen = [probe for probe in probes if probe.kind == kind]
         delivered, committed, to_commit, commit_to_hook = [], [], [], []
         for probe in chosen:
             arrival = _arrival_for(probe, arrivals)
             commit = _commit_for(probe, commits, used) if kind != "floor" else None
+            detail.append({
+                "kind": kind, "number": probe.number, "scope": probe.scope,
+                "commit_ms": None if commit is None
+                else round((commit.at_s - probe.sent_s) * 1000, 1),
+                "webhook_ms": None if arrival is None
+                else round((arrival.at_s - probe.sent_s) * 1000, 1)})
             if arrival is not None:
                 delivered.append(arrival.at_s - probe.sent_s)
             if commit is not None:
@@ -377,6 +384,7 @@ def _figures(probes: list[_Probe], arrivals: list[Arrival],
             entry.update({"committed": len(committed), "publish_to_commit": _stats(to_commit),
                           "commit_to_webhook": _stats(commit_to_hook)})
         figures[kind] = entry
+    figures["detail"] = sorted(detail, key=lambda item: (item["number"], item["kind"]))
     keys = [arrival.key for arrival in arrivals]
     figures["duplicate_deliveries"] = len(keys) - len(set(keys))
     return figures

@@ -77,6 +77,9 @@ def test_bench_alerts_delivers_every_probe(tmp_path: Path) -> None:
         # committed before it was delivered: the outbox sends only what is committed
         assert 0 < entry["publish_to_commit"]["max_ms"] <= entry["publish_to_webhook"]["max_ms"]
         assert entry["commit_to_webhook"]["samples"] == entry["sent"]
+    detail = probes["detail"]
+    assert len(detail) == sum(probes[kind]["sent"] for kind in ("panic", "crossing", "floor"))
+    assert all(item["webhook_ms"] is not None for item in detail)
     assert probes["duplicate_deliveries"] == 0
     assert result["skipped_crossings"] == 0
 
