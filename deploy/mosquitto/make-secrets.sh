@@ -5,7 +5,8 @@
 #                                    [--out DIR] [--rotate USER]... [--renew-cert]
 #
 # Reads the service passwords from .env (MOSQUITTO_INGEST_PASSWORD, MOSQUITTO_SIMULATOR_PASSWORD,
-# MOSQUITTO_HEALTHCHECK_PASSWORD, MOSQUITTO_PROVISIONER_PASSWORD), the TLS names (MOSQUITTO_TLS_NAMES), how many ingest worker
+# MOSQUITTO_HEALTHCHECK_PASSWORD, MOSQUITTO_ALERTS_PASSWORD, MOSQUITTO_ALERTS_PUBLISHER_PASSWORD,
+# MOSQUITTO_PROVISIONER_PASSWORD), the TLS names (MOSQUITTO_TLS_NAMES), how many ingest worker
 # accounts to make (MOSQUITTO_INGEST_WORKERS, default 4: kota-ingest-1 .. kota-ingest-4 for
 # `kota ingest --workers`, same password and rights as kota-ingest), and the device registry
 # (default: simulators/cities/jakarta/devices.yaml). Writes, into DIR (deploy/mosquitto/secrets,
@@ -45,7 +46,7 @@ while [ $# -gt 0 ]; do
     --out) out="$2"; shift 2 ;;
     --rotate) rotate+=(--rotate "$2"); shift 2 ;;
     --renew-cert) renew_cert=true; shift ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) die "unknown argument $1 (try --help)" ;;
   esac
 done
@@ -74,11 +75,19 @@ simulator_password=""
 if [ -n "$(env_value MOSQUITTO_SIMULATOR_PASSWORD)" ]; then
   simulator_password="$(secret MOSQUITTO_SIMULATOR_PASSWORD)"
 fi
-# kota-alerts (reads kota/#, publishes kota/+/alerts/#): MOSQUITTO_ALERTS_PASSWORD; empty: no
-# account.
+# kota-alerts (the alert service's stream subscriber: reads kota/#, publishes nothing):
+# MOSQUITTO_ALERTS_PASSWORD; empty: no account.
 alerts_password=""
 if [ -n "$(env_value MOSQUITTO_ALERTS_PASSWORD)" ]; then
   alerts_password="$(secret MOSQUITTO_ALERTS_PASSWORD)"
+fi
+# kota-alerts-publisher (the alert service's MQTT channel: publishes kota/+/alerts/#, reads
+# nothing). An account of its own because the broker binds client ids to user names: two
+# connections of kota-alerts would take over each other's session. Empty
+# MOSQUITTO_ALERTS_PUBLISHER_PASSWORD: no password, so nobody can log in as it.
+alerts_publisher_password=""
+if [ -n "$(env_value MOSQUITTO_ALERTS_PUBLISHER_PASSWORD)" ]; then
+  alerts_publisher_password="$(secret MOSQUITTO_ALERTS_PUBLISHER_PASSWORD)"
 fi
 # kota-provisioner (dynamic-security commands only: `kota devices`, POST /api/v1/devices):
 # MOSQUITTO_PROVISIONER_PASSWORD; empty: the plugin starts with no admin, nothing can be
@@ -113,7 +122,9 @@ chmod 755 "$out/broker" # mounted into the container, whose mosquitto user (uid 
 "${kota_broker[@]}" acl --registry "$registry" --ingest-workers "$ingest_workers" \
   ${agents[@]+"${agents[@]}"} > "$out/broker/acl.new"
 [ -z "$alerts_password" ] ||
-  printf '\nuser kota-alerts\ntopic read kota/#\ntopic write kota/+/alerts/#\n' >> "$out/broker/acl.new"
+  printf '\nuser kota-alerts\ntopic read kota/#\n' >> "$out/broker/acl.new"
+[ -z "$alerts_publisher_password" ] ||
+  printf '\nuser kota-alerts-publisher\ntopic write kota/+/alerts/#\n' >> "$out/broker/acl.new"
 "${kota_broker[@]}" passwords --registry "$registry" ${agents[@]+"${agents[@]}"} ${rotate[@]+"${rotate[@]}"} \
   --file "$out/device-passwords.txt"
 
@@ -128,6 +139,8 @@ plain="$out/broker/passwd.new"
   printf 'kota-healthcheck:%s\n' "$healthcheck_password"
   [ -z "$simulator_password" ] || printf 'kota-simulator:%s\n' "$simulator_password"
   [ -z "$alerts_password" ] || printf 'kota-alerts:%s\n' "$alerts_password"
+  [ -z "$alerts_publisher_password" ] ||
+    printf 'kota-alerts-publisher:%s\n' "$alerts_publisher_password"
   cat "$out/device-passwords.txt"
 } > "$plain"
 "${mosquitto_passwd[@]}" -U "$plain"

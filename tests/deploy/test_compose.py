@@ -65,8 +65,10 @@ from kota.mqtt._packets import (
 # Bind mounts whose files are generated (secrets, never committed), with the script making them.
 GENERATED_MOUNTS = {"./deploy/mosquitto/secrets/broker": MAKE_SECRETS}
 # .env.example entries read by a script, not by docker-compose.yml.
-SCRIPT_VARIABLES = {"MOSQUITTO_TLS_NAMES": MAKE_SECRETS, "MOSQUITTO_INGEST_WORKERS": MAKE_SECRETS,
-                    "MOSQUITTO_PROVISIONER_PASSWORD": MAKE_SECRETS}
+SCRIPT_VARIABLES = {"MOSQUITTO_TLS_NAMES": MAKE_SECRETS, "MOSQUITTO_INGEST_WORKERS": MAKE_SECRETS}
+# The shared device registry: a named volume, written by the API only, seeded by registry-init.
+REGISTRY_VOLUME, REGISTRY_DIR = "registry", "/var/lib/kota/registry"
+REGISTRY_READERS = ("ingest", "indicators", "alerts")
 INIT_DIR = REPO / "deploy" / "influxdb" / "init"
 DEMO_ONLY = {"simulator"}  # the platform runs without it; the simulated city is opt-in
 ALWAYS_ON = {"mosquitto", "influxdb"}
@@ -643,12 +645,127 @@ def test_alerts_service_block() -> None:
                                                   SERVICES["api"]["build"])
     assert {name: rule["condition"] for name, rule in alerts["depends_on"].items()} == {
         "postgres": "service_healthy", "influxdb": "service_healthy",
-        "mosquitto": "service_healthy"}
+        "mosquitto": "service_healthy", "registry-init": "service_completed_successfully"}
     env = service_env("alerts")
     assert env["KOTA_ALERTS__MQTT__USERNAME"] == "kota-alerts"
     assert env["KOTA_ALERTS__MQTT__PASSWORD"].startswith("${MOSQUITTO_ALERTS_PASSWORD:?")
     assert env["KOTA_ALERTS__MQTT__HOST"] == "mosquitto"
     assert 'env_value MOSQUITTO_ALERTS_PASSWORD)' in MAKE_SECRETS.read_text(encoding="utf-8")
+
+
+def test_alerts_mqtt_channel_has_a_broker_account_of_its_own() -> None:
+    """The channel and the stream subscriber cannot share a login: the broker binds client ids
+    to user names, so they would take over each other's session."""
+    settings_class = _section_models()["KOTA_ALERTS__"]
+    filled = _filled_env_example()
+    env = {key: interpolate(value, filled) for key, value in service_env("alerts").items()}
+    settings: Any = load_settings(settings_class, "alerts", None, environ=env)
+    (channel,) = settings.channels
+    assert channel.type == "mqtt" and channel.audiences == ["public"]
+    broker = channel.broker
+    assert (broker.host, broker.port) == ("mosquitto", 1883)
+    assert broker.username == broker.client_id == "kota-alerts-publisher"
+    assert broker.username != settings.mqtt.username == "kota-alerts"
+    assert broker.resolved_password() == filled["MOSQUITTO_ALERTS_PUBLISHER_PASSWORD"]
+    # Required in Compose: the service publishes there.
+    with pytest.raises(AssertionError, match="MOSQUITTO_ALERTS_PUBLISHER_PASSWORD"):
+        interpolate(service_env("alerts")["KOTA_ALERTS__CHANNELS"], {})
+    # A bad channel's error shows the start of the variable, never the password at its end.
+    bad = {**env, "KOTA_ALERTS__CHANNELS": env["KOTA_ALERTS__CHANNELS"].replace(
+        "port: 1883", "port: 99999")}
+    with pytest.raises(ConfigError) as caught:
+        load_settings(settings_class, "alerts", None, environ=bad)
+    assert "channels.0.mqtt.broker.port" in str(caught.value)
+    assert filled["MOSQUITTO_ALERTS_PUBLISHER_PASSWORD"] not in str(caught.value)
+    text = MAKE_SECRETS.read_text(encoding="utf-8")
+    assert "env_value MOSQUITTO_ALERTS_PUBLISHER_PASSWORD)" in text
+
+
+# -- the shared device registry and provisioning -------------------------------------------
+def test_registry_is_a_shared_volume_only_the_api_writes() -> None:
+    """Provisioning replaces the registry file by a rename: a single-file bind mount would keep
+    showing the old file, so every service mounts the folder (a named volume) instead."""
+    assert REGISTRY_VOLUME in (COMPOSE.get("volumes") or {})
+    for name in ("api", *REGISTRY_READERS):
+        registry = service_env(name)[f"KOTA_{name.upper()}__REGISTRY_FILE"]
+        assert registry.startswith(REGISTRY_DIR + "/"), f"{name}: {registry}"
+        shared = [(source, read_only) for source, target, read_only in mounts(name)
+                  if target == REGISTRY_DIR]
+        assert shared == [(REGISTRY_VOLUME, name in REGISTRY_READERS)], f"{name}: {shared}"
+        assert not any(target.endswith((".yaml", ".csv")) for _, target, _ in mounts(name)), \
+            f"{name} still bind-mounts a single registry file"
+        rule = SERVICES[name]["depends_on"]["registry-init"]
+        assert rule["condition"] == "service_completed_successfully", name
+    assert len({service_env(n)[f"KOTA_{n.upper()}__REGISTRY_FILE"]
+                for n in ("api", *REGISTRY_READERS)}) == 1, "one file for every service"
+
+
+def _seed_command(folder: Path) -> tuple[list[str], dict[str, str], Path, Path]:
+    """registry-init's own command (Compose's $$ undone), with its paths moved to ``folder``."""
+    init = SERVICES["registry-init"]
+    env = service_env("registry-init")
+    seed_in_image = Path(env["REGISTRY_SEED"])
+    # The image is the build context copied to its WORKDIR (Dockerfile: WORKDIR /src, COPY . .).
+    lines = (REPO / "Dockerfile").read_text(encoding="utf-8").splitlines()
+    assert "WORKDIR /src" in lines and "COPY . ." in lines
+    shipped = REPO / seed_in_image.relative_to("/src")
+    assert shipped.is_file(), f"{seed_in_image}: {shipped} is not in the repository"
+    live = folder / Path(env["REGISTRY_FILE"]).name
+    assert env["REGISTRY_FILE"] == f"{REGISTRY_DIR}/{live.name}"
+    command = [interpolate(word, {}) for word in init["entrypoint"]]
+    assert env["REGISTRY_OWNER"] == "kota:kota" and "useradd" in "\n".join(lines)
+    return command, {**os.environ, "REGISTRY_SEED": str(shipped), "REGISTRY_FILE": str(live),
+                     "REGISTRY_OWNER": f"{os.getuid()}:{os.getgid()}"}, shipped, live
+
+
+def test_registry_init_seeds_the_volume_once(tmp_path: Path) -> None:
+    init = SERVICES["registry-init"]
+    assert (init["image"], init["build"]) == (SERVICES["api"]["image"], SERVICES["api"]["build"])
+    # A one-shot: "unless-stopped" would run it again and again.
+    assert init["restart"] == "on-failure" and "ports" not in init
+    assert mounts("registry-init") == [(REGISTRY_VOLUME, REGISTRY_DIR, False)]
+    assert not any(fnmatch("simulators", line.strip()) for line in
+                   (REPO / ".dockerignore").read_text().splitlines()), "seed not in the image"
+    command, env, shipped, live = _seed_command(tmp_path)
+    assert command[:2] == ["/bin/sh", "-c"]
+    first = subprocess.run(["sh", *command[1:]], env=env, capture_output=True, text=True,
+                           timeout=10, check=False)
+    assert first.returncode == 0, first.stderr
+    assert live.read_bytes() == shipped.read_bytes() and live.stat().st_mode & 0o777 == 0o644
+    assert not live.with_name(live.name + ".new").exists()
+    live.write_text("devices: []\n")  # what provisioning wrote since
+    again = subprocess.run(["sh", *command[1:]], env=env, capture_output=True, text=True,
+                           timeout=10, check=False)
+    assert again.returncode == 0 and live.read_text() == "devices: []\n", again.stderr
+    # A missing seed fails the step (and the services waiting for it do not start).
+    live.unlink()
+    broken = subprocess.run(["sh", *command[1:]], capture_output=True, text=True, timeout=10,
+                            check=False, env={**env, "REGISTRY_SEED": str(tmp_path / "no")})
+    assert broken.returncode != 0 and not live.exists()
+
+
+def test_api_is_set_up_to_provision_devices() -> None:
+    settings_class = _section_models()["KOTA_API__"]
+    filled = {**_filled_env_example(), "KOTA_DEVICE_MQTT_HOST": "kota.example.go.id",
+              "KOTA_MQTTS_PORT": "18883"}
+    env = {key: interpolate(value, filled) for key, value in service_env("api").items()}
+    settings: Any = load_settings(settings_class, "api", None, environ=env)
+    provisioning = settings.provisioning
+    broker = provisioning.broker
+    assert (broker.host, broker.port, broker.tls) == ("mosquitto", 1883, False)
+    assert broker.username == broker.client_id == "kota-provisioner"
+    assert broker.resolved_password() == filled["MOSQUITTO_PROVISIONER_PASSWORD"]
+    # The agent config handed out: the broker as devices reach it, TLS, the private CA.
+    assert (provisioning.device_host, provisioning.device_port) == ("kota.example.go.id", 18883)
+    assert provisioning.device_tls and provisioning.device_ca_file
+    assert str(settings.registry_file).startswith(REGISTRY_DIR + "/")
+    # Empty provisioner password: no password, not an empty one (make-secrets.sh: no admin).
+    empty = {key: interpolate(value, {**filled, "MOSQUITTO_PROVISIONER_PASSWORD": ""})
+             for key, value in service_env("api").items()}
+    unset: Any = load_settings(settings_class, "api", None, environ=empty)
+    assert unset.provisioning.broker.password is None
+    # make-secrets.sh seeds the plugin's admin from the same variable.
+    assert "env_value MOSQUITTO_PROVISIONER_PASSWORD)" in MAKE_SECRETS.read_text(encoding="utf-8")
 
 
 # -- Grafana -------------------------------------------------------------------------------
@@ -666,30 +783,50 @@ def test_grafana_is_pinned_to_an_11_6_patch_and_started_through_the_check() -> N
 ALERTS_TEST_PASSWORD = "alerts-test-pw-123456"
 
 
-def _make_secrets(tmp_path: Path, path: str, alerts_password: str = ALERTS_TEST_PASSWORD
+ALERTS_PUBLISHER_TEST_PASSWORD = "alerts-publisher-test-pw-123456"
+
+
+def _make_secrets(tmp_path: Path, path: str, alerts_password: str = ALERTS_TEST_PASSWORD,
+                  publisher_password: str = ALERTS_PUBLISHER_TEST_PASSWORD,
                   ) -> tuple[Path, subprocess.CompletedProcess[str]]:
     tmp_path.mkdir(exist_ok=True)
     out, env_file = tmp_path / "secrets", tmp_path / "test.env"
     env_file.write_text(f"MOSQUITTO_INGEST_PASSWORD={TEST_PASSWORDS['kota-ingest']}\n"
                         f"MOSQUITTO_HEALTHCHECK_PASSWORD={TEST_PASSWORDS['kota-healthcheck']}\n"
                         f"MOSQUITTO_SIMULATOR_PASSWORD={TEST_PASSWORDS['kota-simulator']}\n"
-                        f"MOSQUITTO_ALERTS_PASSWORD={alerts_password}\n")
+                        f"MOSQUITTO_ALERTS_PASSWORD={alerts_password}\n"
+                        f"MOSQUITTO_ALERTS_PUBLISHER_PASSWORD={publisher_password}\n")
     env = {**os.environ, "PATH": path, "KOTA_BROKER": f"{sys.executable} -m kota.broker_cli"}
     result = subprocess.run([str(MAKE_SECRETS), "--env", str(env_file), "--out", str(out)],
                             env=env, capture_output=True, text=True, timeout=60, check=False)
     return out, result
 
 
-def test_make_secrets_adds_the_alerts_account(tmp_path: Path) -> None:
+def _acl_block(acl: str, user: str) -> list[str]:
+    return acl[acl.index(f"user {user}\n"):].split("\n\n")[0].splitlines()
+
+
+def test_make_secrets_adds_the_alerts_accounts(tmp_path: Path) -> None:
     out, result = _make_secrets(tmp_path, os.environ["PATH"])
     assert result.returncode == 0, result.stderr
     users = [line.split(":", 1)[0] for line in (out / "broker" / "passwd").read_text().splitlines()]
-    assert users.count("kota-alerts") == 1
+    assert users.count("kota-alerts") == 1 and users.count("kota-alerts-publisher") == 1
     acl = (out / "broker" / "acl").read_text()
-    block = acl[acl.index("user kota-alerts"):].split("\n\n")[0].splitlines()
-    assert block == ["user kota-alerts", "topic read kota/#", "topic write kota/+/alerts/#"]
+    # The stream subscriber reads; the MQTT channel's account publishes alerts and reads nothing.
+    assert _acl_block(acl, "kota-alerts") == ["user kota-alerts", "topic read kota/#"]
+    assert _acl_block(acl, "kota-alerts-publisher") == [
+        "user kota-alerts-publisher", "topic write kota/+/alerts/#"]
     _, placeholder = _make_secrets(tmp_path / "again", os.environ["PATH"], "change-me-alerts")
     assert placeholder.returncode != 0 and "MOSQUITTO_ALERTS_PASSWORD" in placeholder.stderr
+    _, placeholder = _make_secrets(tmp_path / "third", os.environ["PATH"],
+                                   publisher_password="change-me-publisher")
+    assert (placeholder.returncode != 0
+            and "MOSQUITTO_ALERTS_PUBLISHER_PASSWORD" in placeholder.stderr)
+    # Empty: no password, so nobody can log in as kota-alerts-publisher (like the simulator's).
+    out, empty = _make_secrets(tmp_path / "empty", os.environ["PATH"], publisher_password="")
+    assert empty.returncode == 0, empty.stderr
+    assert "kota-alerts-publisher" not in (out / "broker" / "passwd").read_text()
+    assert "kota-alerts-publisher" not in (out / "broker" / "acl").read_text()
 
 
 def _shims(folder: Path, uid: int, chgrp_works: bool) -> str:
@@ -953,19 +1090,20 @@ def test_grafana_gets_every_variable_its_provisioning_uses() -> None:
 
 
 @pytest.mark.parametrize("name", ["ingest", "indicators", "api", "alerts"])
-def test_services_that_tag_or_place_devices_read_the_mounted_registry(name: str) -> None:
+def test_services_that_tag_or_place_devices_read_the_shared_registry(name: str) -> None:
     # Without a registry ingest stores every reading as district=unregistered.
-    service = SERVICES[name]
-    registry = service["environment"][f"KOTA_{name.upper()}__REGISTRY_FILE"]
-    mounts = {volume.split(":")[1]: volume.split(":")[0] for volume in service["volumes"]
-              if volume.startswith("./")}
-    assert registry in mounts, f"{name} names {registry} but does not mount it"
-    assert (REPO / mounts[registry]).is_file()
+    registry = service_env(name)[f"KOTA_{name.upper()}__REGISTRY_FILE"]
+    folders = {target: source for source, target, _ in mounts(name)}
+    assert str(Path(registry).parent) in folders, f"{name} names {registry} but does not mount it"
+    assert folders[str(Path(registry).parent)] == REGISTRY_VOLUME
+    # registry-init fills that volume with a file of the same name.
+    assert service_env("registry-init")["REGISTRY_FILE"] == registry
 
 
 @pytest.mark.slow
-def test_alerts_account_reads_everything_and_publishes_only_alerts(tmp_path: Path) -> None:
-    """kota-alerts against the real broker with the generated configuration."""
+def test_alerts_accounts_against_the_generated_broker(tmp_path: Path) -> None:
+    """kota-alerts reads readings and publishes nothing; kota-alerts-publisher publishes alert
+    states and reads nothing: against the real broker with the generated configuration."""
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     if not os.access(binary, os.X_OK):
         pytest.fail("mosquitto not installed: scripts/install-services.sh test")
@@ -976,33 +1114,47 @@ def test_alerts_account_reads_everything_and_publishes_only_alerts(tmp_path: Pat
     conf, log = tmp_path / "mosquitto.conf", tmp_path / "mosquitto.log"
     conf.write_text(local_conf(port, data_dir, free_port(), out / "broker"))
     process = start_broker(conf, port, log, binary)
+
+    def login(user: str, password: str) -> _Client:
+        return _Client(port, user, clean_start=True, receive_maximum=20, username=user,
+                       password=password)
+
+    def try_publish(user: str, password: str, topic: str) -> None:
+        # Mosquitto 2.0.11 drops an MQTT 5 connection whose publish is denied: also a refusal.
+        client = login(user, password)
+        try:
+            client.publish_qos1([topic])
+            client.close()
+        except (ConnectionError, TimeoutError, AssertionError):
+            pass
+
     try:
-        watcher = _Client(port, "kota-ingest", clean_start=True, receive_maximum=20,
-                          username="kota-ingest", password=TEST_PASSWORDS["kota-ingest"])
-        alerts = _Client(port, "kota-alerts", clean_start=True, receive_maximum=20,
-                         username="kota-alerts", password=ALERTS_TEST_PASSWORD)
-        for client in (watcher, alerts):
+        watcher = login("kota-ingest", TEST_PASSWORDS["kota-ingest"])
+        alerts = login("kota-alerts", ALERTS_TEST_PASSWORD)
+        publisher = login("kota-alerts-publisher", ALERTS_PUBLISHER_TEST_PASSWORD)
+        for client in (watcher, alerts, publisher):
             client.sock.sendall(subscribe_packet(1, ["kota/#"], qos=1))
+            # Mosquitto grants the filter and then delivers only what the account may read.
             assert client.expect(SUBACK)[-1] == 1, "kota/# not granted"
-        device = _Client(port, "kota-simulator", clean_start=True, receive_maximum=20,
-                         username="kota-simulator", password=TEST_PASSWORDS["kota-simulator"])
+        device = login("kota-simulator", TEST_PASSWORDS["kota-simulator"])
         device.publish_qos1(["kota/jakarta/air/aq-0001"])
         device.close()
         assert [topic for _, topic, _ in alerts.receive(1, timeout_s=5)] == [
             "kota/jakarta/air/aq-0001"], "kota-alerts cannot read the readings"
-        # An alert goes out; a forged reading from the alerts account never arrives (Mosquitto
-        # 2.0.11 drops the MQTT 5 connection that tries it, so it gets one of its own).
-        alerts.publish_qos1(["kota/jakarta/alerts/flood-1"])
+        # The MQTT channel's account publishes an alert state ...
+        publisher.publish_qos1(["kota/jakarta/alerts/flood/siaga/gauge_manggarai"])
+        # ... and sees neither the reading nor its own alert.
+        assert publisher.receive(1, timeout_s=1.5, idle_s=1.5) == [], "the publisher reads"
+        publisher.close()
+        # Neither account may publish what it should not: the stream account no alert, the
+        # publisher no reading.
+        try_publish("kota-alerts", ALERTS_TEST_PASSWORD, "kota/jakarta/alerts/flood/forged/x")
+        try_publish("kota-alerts-publisher", ALERTS_PUBLISHER_TEST_PASSWORD,
+                    "kota/jakarta/air/aq-0002")
         alerts.close()
-        forger = _Client(port, "kota-alerts", clean_start=True, receive_maximum=20,
-                         username="kota-alerts", password=ALERTS_TEST_PASSWORD)
-        try:
-            forger.publish_qos1(["kota/jakarta/air/aq-0002"])
-            forger.close()
-        except (ConnectionError, TimeoutError, AssertionError):
-            pass  # refused by disconnecting: also fine
         received = [topic for _, topic, _ in watcher.receive(3, timeout_s=5, idle_s=1.5)]
-        assert received == ["kota/jakarta/air/aq-0001", "kota/jakarta/alerts/flood-1"], received
+        assert received == ["kota/jakarta/air/aq-0001",
+                            "kota/jakarta/alerts/flood/siaga/gauge_manggarai"], received
         watcher.close()
     finally:
         stop_broker(process)
