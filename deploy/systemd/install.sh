@@ -15,8 +15,10 @@
 # --secrets: after editing /etc/kota/kota.env, devices.yaml or agents: runs
 # deploy/mosquitto/make-secrets.sh (--env /etc/kota/kota.env --registry /etc/kota/devices.yaml
 # --out /etc/kota/mosquitto, one --agent per line of /etc/kota/agents), copies the broker's files
-# to /etc/mosquitto/kota/, installs /etc/mosquitto/conf.d/kota.conf and reloads mosquitto
-# (restarts it the first time). Device passwords: /etc/kota/mosquitto/device-passwords.txt.
+# to /etc/mosquitto/kota/, seeds the dynamic security plugin's file in /var/lib/mosquitto once,
+# installs /etc/mosquitto/conf.d/kota.conf (with this machine's plugin path), writes the alert
+# MQTT channel's password file and reloads mosquitto (restarts it the first time).
+# Device passwords: /etc/kota/mosquitto/device-passwords.txt.
 #
 # --dry-run prints every command instead of running it (no root needed).
 set -euo pipefail
@@ -33,8 +35,13 @@ SOURCE="$REPO"
 DRY_RUN=0
 SECRETS=0
 UNITS="kota-ingest.service kota-indicators.service kota-api.service kota-alerts.service kota.target"
+MOSQUITTO_DATA=/var/lib/mosquitto  # Debian's persistence_location
+# The dynamic security plugin, by architecture (Debian's mosquitto package ships it).
+DYNSEC_PLUGINS="/usr/lib/x86_64-linux-gnu /usr/lib/aarch64-linux-gnu /usr/lib/arm-linux-gnueabihf /usr/lib"
+# The alert service's MQTT channel logs in with this file (kota.yaml, alerts.channels).
+ALERTS_PUBLISHER_PASSWORD_FILE=/etc/kota/mqtt-alerts-publisher.password
 
-usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -77,13 +84,52 @@ if [[ $SECRETS -eq 1 ]]; then
       --out "$CONFIG_DIR/mosquitto" ${agents[@]+"${agents[@]}"}
   first=0
   [[ -f "$MOSQUITTO_DIR/kota/passwd" ]] || first=1
+  # The plugin is loaded at start only (SIGHUP does not): restart once when it is new.
+  grep -q '^plugin ' "$MOSQUITTO_DIR/conf.d/kota.conf" 2>/dev/null || first=1
   say "$MOSQUITTO_DIR/kota (read by the mosquitto user) and $MOSQUITTO_DIR/conf.d/kota.conf"
   run install -d -m 0750 -o root -g mosquitto "$MOSQUITTO_DIR/kota"
   for file in passwd acl ca.crt server.crt server.key; do
     run install -m 0640 -o root -g mosquitto "$CONFIG_DIR/mosquitto/broker/$file" \
         "$MOSQUITTO_DIR/kota/$file"
   done
+  plugin=""
+  for folder in $DYNSEC_PLUGINS; do
+    if [[ -f "$folder/mosquitto_dynamic_security.so" ]]; then
+      plugin="$folder/mosquitto_dynamic_security.so"; break
+    fi
+  done
+  if [[ -z "$plugin" ]]; then
+    if [[ $DRY_RUN -eq 0 ]]; then
+      echo "install.sh: mosquitto_dynamic_security.so not found in $DYNSEC_PLUGINS:" \
+           "find it with: dpkg -L mosquitto | grep dynamic_security" >&2
+      exit 1
+    fi
+    plugin=/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so  # dry run only
+  fi
+  say "dynamic security: $plugin, its file $MOSQUITTO_DATA/dynamic-security.json (seeded once)"
+  run env KOTA_DYNSEC_SEED="$CONFIG_DIR/mosquitto/broker/dynamic-security.json" \
+      KOTA_DYNSEC_FILE="$MOSQUITTO_DATA/dynamic-security.json" \
+      sh "$REPO/deploy/mosquitto/start.sh" true
   run install -m 0644 "$HERE/mosquitto-kota.conf" "$MOSQUITTO_DIR/conf.d/kota.conf"
+  run sed -i "s|^plugin .*\$|plugin $plugin|" "$MOSQUITTO_DIR/conf.d/kota.conf"
+  # The alert service's MQTT channel (kota-alerts-publisher) reads its password from a file.
+  publisher=""
+  if [[ -f "$CONFIG_DIR/kota.env" ]]; then
+    publisher="$(grep -E '^[[:space:]]*MOSQUITTO_ALERTS_PUBLISHER_PASSWORD=' \
+                 "$CONFIG_DIR/kota.env" | tail -n 1 || true)"
+    publisher="${publisher#*=}"
+  fi
+  if [[ -n "$publisher" ]]; then
+    say "$ALERTS_PUBLISHER_PASSWORD_FILE (root:$SERVICE_USER 0640)"
+    if [[ $DRY_RUN -eq 1 ]]; then
+      echo "+ write $ALERTS_PUBLISHER_PASSWORD_FILE"
+    else
+      (umask 027; printf '%s\n' "$publisher" > "$ALERTS_PUBLISHER_PASSWORD_FILE")
+      chgrp "$SERVICE_USER" "$ALERTS_PUBLISHER_PASSWORD_FILE"
+    fi
+  else
+    echo "    MOSQUITTO_ALERTS_PUBLISHER_PASSWORD is empty: the alerts MQTT channel cannot log in"
+  fi
   if [[ $first -eq 1 ]]; then
     say "restarting mosquitto (first time with the Kota settings)"
     run systemctl restart mosquitto.service

@@ -7,17 +7,23 @@ this venv's `kota` (it checks that the binary exists). Nothing is installed or s
 from __future__ import annotations
 
 import configparser
+import os
 import re
 import shlex
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
+import paho.mqtt.client as mqtt
 import pytest
 import yaml
+from broker_setup import DYNSEC_PLUGIN, MOSQUITTO_CONF, make_secrets, start_broker, stop_broker
 from kota_testing import REPO as REPO_ROOT
 
+from devstack.localstack import free_port
 from store.settings import DEFAULT_URL
 
 ROOT = REPO_ROOT
@@ -27,6 +33,10 @@ KOTA = Path(sys.executable).parent / "kota"
 SERVICES = ["kota-ingest.service", "kota-indicators.service", "kota-api.service",
             "kota-alerts.service"]
 UNITS = [*SERVICES, "kota.target"]
+BROKER_CONF = SYSTEMD / "mosquitto-kota.conf"
+SECRETS_DIR = "/etc/mosquitto/kota"  # where install.sh --secrets copies the broker's files
+DYNSEC_FILE = "/var/lib/mosquitto/dynamic-security.json"  # in Debian's mosquitto data folder
+PUBLISHER_PASSWORD_FILE = "/etc/kota/mqtt-alerts-publisher.password"
 
 
 def _unit(name: str) -> configparser.ConfigParser:
@@ -135,6 +145,163 @@ def test_alerts_reads_the_stream_and_shares_the_apis_database() -> None:
     # The broker's password file and the service's login: the same value.
     assert values["MOSQUITTO_ALERTS_PASSWORD"] == values["KOTA_ALERTS__MQTT__PASSWORD"]
     assert "change-me" in values["KOTA_ALERTS__MQTT__PASSWORD"]
+
+
+def _env_example() -> dict[str, str]:
+    text = (SYSTEMD / "kota.env.example").read_text(encoding="utf-8")
+    return dict(line.split("=", 1) for line in text.splitlines()
+                if line and not line.startswith("#"))
+
+
+def test_alerts_mqtt_channel_has_its_own_account() -> None:
+    """The channel publishes with kota-alerts-publisher: the broker binds client ids to user
+    names, so sharing kota-alerts with the stream would take over the stream's session."""
+    config = yaml.safe_load((SYSTEMD / "kota.yaml").read_text(encoding="utf-8"))
+    alerts = config["alerts"]
+    (channel,) = [c for c in alerts["channels"] if c["type"] == "mqtt"]
+    broker = channel["broker"]
+    assert broker["username"] == broker["client_id"] == "kota-alerts-publisher"
+    assert broker["username"] != alerts["mqtt"]["username"]
+    assert (broker["host"], broker["port"]) == ("127.0.0.1", 1883)
+    # install.sh --secrets writes that file from kota.env.
+    assert broker["password_file"] == PUBLISHER_PASSWORD_FILE
+    script = (SYSTEMD / "install.sh").read_text(encoding="utf-8")
+    assert f"ALERTS_PUBLISHER_PASSWORD_FILE={PUBLISHER_PASSWORD_FILE}" in script
+    assert "change-me" in _env_example()["MOSQUITTO_ALERTS_PUBLISHER_PASSWORD"]
+
+
+def test_api_provisions_as_kota_provisioner() -> None:
+    config = yaml.safe_load((SYSTEMD / "kota.yaml").read_text(encoding="utf-8"))
+    provisioning = config["api"]["provisioning"]
+    assert provisioning["broker"]["username"] == "kota-provisioner"
+    assert (provisioning["broker"]["host"], provisioning["broker"]["port"]) == ("127.0.0.1", 1883)
+    assert provisioning["device_port"] == 8883 and provisioning["device_tls"] is True
+    values = _env_example()
+    # The plugin's seed (make-secrets.sh) and the API's login: the same value.
+    assert values["MOSQUITTO_PROVISIONER_PASSWORD"] == values[
+        "KOTA_API__PROVISIONING__BROKER__PASSWORD"]
+
+
+def _options(path: Path) -> list[tuple[str, str]]:
+    return [(line.split(" ", 1)[0], line.split(" ", 1)[1].strip())
+            for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip() and not line.startswith("#")]
+
+
+def test_broker_conf_has_the_docker_security_settings_and_the_plugin() -> None:
+    """The systemd broker enforces what the Docker one does, the plugin included."""
+    ours, docker = _options(BROKER_CONF), _options(MOSQUITTO_CONF)
+    for key in ("allow_anonymous", "use_username_as_clientid", "tls_version",
+                "max_queued_messages", "max_queued_bytes", "persistent_client_expiration",
+                "message_size_limit"):
+        assert [v for k, v in ours if k == key] == [v for k, v in docker if k == key], key
+    values = dict(ours)
+    assert values["plugin"].endswith("/mosquitto_dynamic_security.so")
+    assert values["plugin_opt_config_file"] == DYNSEC_FILE
+    for key in ("password_file", "acl_file", "cafile", "certfile", "keyfile"):
+        assert values[key].startswith(SECRETS_DIR + "/"), key
+
+
+def test_install_secrets_seeds_the_plugin_once_and_sets_its_path() -> None:
+    out = subprocess.run([str(SYSTEMD / "install.sh"), "--secrets", "--dry-run"],
+                         capture_output=True, text=True, check=True, timeout=30).stdout
+    commands = [shlex.split(line[2:]) for line in out.splitlines() if line.startswith("+ ")]
+    # The seed goes through deploy/mosquitto/start.sh: copied only when no live file is there.
+    (seed,) = [c for c in commands if c[-2:] == [str(ROOT / "deploy/mosquitto/start.sh"), "true"]]
+    assert "KOTA_DYNSEC_SEED=/etc/kota/mosquitto/broker/dynamic-security.json" in seed
+    assert f"KOTA_DYNSEC_FILE={DYNSEC_FILE}" in seed
+    install = commands.index(["install", "-m", "0644", str(BROKER_CONF),
+                              "/etc/mosquitto/conf.d/kota.conf"])
+    sed = commands[install + 1]
+    assert sed[:2] == ["sed", "-i"] and sed[-1] == "/etc/mosquitto/conf.d/kota.conf"
+    plugin = sed[2].split("|")[2].removeprefix("plugin ")
+    assert plugin.endswith("/mosquitto_dynamic_security.so")
+    if Path(DYNSEC_PLUGIN).exists():  # this machine's, found by install.sh
+        assert plugin == DYNSEC_PLUGIN
+    # The sed expression rewrites the conf's plugin line and nothing else.
+    edited = subprocess.run(["sed", sed[2], str(BROKER_CONF)], capture_output=True, text=True,
+                            check=True, timeout=10).stdout
+    assert [line for line in edited.splitlines() if line.startswith("plugin ")] == [
+        f"plugin {plugin}"]
+    assert len(edited.splitlines()) == len(BROKER_CONF.read_text().splitlines())
+
+
+def _systemd_conf(port: int, tls_port: int, secrets: Path, data: Path) -> str:
+    """mosquitto-kota.conf with its ports and paths moved, plus what Debian's main
+    mosquitto.conf adds (persistence in its data folder)."""
+    lines, moved = [], []
+    ports = {"1883 127.0.0.1": port, "8883": tls_port}
+    for line in BROKER_CONF.read_text(encoding="utf-8").splitlines():
+        key, _, value = line.partition(" ")
+        if key == "listener":
+            line = f"listener {ports.pop(value)} 127.0.0.1"
+        elif key == "plugin":
+            line = f"plugin {value if Path(value).exists() else DYNSEC_PLUGIN}"
+        elif value == DYNSEC_FILE:
+            line = f"{key} {data / Path(DYNSEC_FILE).name}"
+        elif value.startswith(SECRETS_DIR + "/"):
+            line = f"{key} {secrets / value.removeprefix(SECRETS_DIR + '/')}"
+        else:
+            lines.append(line)
+            continue
+        moved.append(key)
+        lines.append(line)
+    assert not ports and "plugin" in moved and "plugin_opt_config_file" in moved, moved
+    lines += ["persistence true", f"persistence_location {data}/"]
+    if os.geteuid() == 0:  # as root mosquitto would switch to a user who cannot write tmp
+        lines.append("user root")
+    return "\n".join(lines) + "\n"
+
+
+def _login(port: int, user: str | None, password: str | None) -> bool:
+    """True when the broker accepts the login (bounded wait for the CONNACK)."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=user or "anonymous-test")
+    if user is not None:
+        client.username_pw_set(user, password)
+    result: dict[str, Any] = {}
+    done = threading.Event()
+
+    def on_connect(_c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        result["ok"] = not reason.is_failure
+        done.set()
+
+    client.on_connect = on_connect
+    client.connect("127.0.0.1", port, 30)
+    client.loop_start()
+    try:
+        assert done.wait(5.0), f"no CONNACK for {user}"
+        return bool(result["ok"])
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+@pytest.mark.slow
+def test_broker_conf_starts_mosquitto_with_the_plugin(tmp_path: Path) -> None:
+    """Debian's mosquitto with the systemd conf and make-secrets.sh's files: the provisioner
+    (known to the plugin only) and kota-ingest (password file) log in, strangers do not."""
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    if not os.access(binary, os.X_OK):
+        pytest.fail("mosquitto not installed: scripts/install-services.sh test")
+    passwords = make_secrets(tmp_path / "secrets")
+    secrets, data = tmp_path / "secrets" / "broker", tmp_path / "data"
+    data.mkdir()
+    # The seed, as install.sh --secrets copies it (deploy/mosquitto/start.sh).
+    env = {**os.environ, "KOTA_DYNSEC_SEED": str(secrets / "dynamic-security.json"),
+           "KOTA_DYNSEC_FILE": str(data / "dynamic-security.json")}
+    subprocess.run(["sh", str(ROOT / "deploy/mosquitto/start.sh"), "true"], env=env,
+                   check=True, timeout=10)
+    port = free_port()
+    conf = tmp_path / "kota.conf"
+    conf.write_text(_systemd_conf(port, free_port(), secrets, data))
+    process = start_broker(conf, port, tmp_path / "mosquitto.log", binary)
+    try:
+        assert _login(port, "kota-provisioner", passwords["kota-provisioner"])
+        assert _login(port, "kota-ingest", passwords["kota-ingest"])
+        assert not _login(port, "kota-provisioner", "wrong")
+        assert not _login(port, None, None)
+    finally:
+        stop_broker(process)
 
 
 def test_target_wants_every_service() -> None:
