@@ -32,11 +32,22 @@ from api.auth import (
 from api.deps import ApiState
 from api.headers import SecurityHeaders
 from api.problems import install_problem_handlers
-from api.routes import alerts, devices, health, indicators, keys, live, meta, readings
+from api.routes import (
+    alerts,
+    devices,
+    health,
+    indicators,
+    keys,
+    live,
+    meta,
+    readings,
+    subscriptions,
+)
 from api.services.alerts import AlertsService
 from api.services.indicators import IndicatorsService
 from api.services.live import LiveCache
 from api.services.readings import ReadingsService
+from api.services.subscriptions import SubscriptionsService
 from api.settings import ApiSettings
 from kota import __version__
 from kota.influx import InfluxClient
@@ -48,6 +59,7 @@ from store.settings import engine_url
 
 if TYPE_CHECKING:
     from alerts.settings import AlertsSettings
+    from alerts.subscriptions.settings import SubscriptionSettings
 
 __all__ = ["STATIC_DIR", "create_app"]
 
@@ -110,6 +122,7 @@ def create_app(settings: ApiSettings, registry: Registry | None = None,
         reloading = (asyncio.create_task(watcher.run(stop_reloading), name="registry")
                      if watcher is not None else None)
         yield
+        await app.state.subscriptions.close()
         stop_reloading.set()
         if reloading is not None:
             await reloading
@@ -126,10 +139,16 @@ def create_app(settings: ApiSettings, registry: Registry | None = None,
                       {"name": "live", "description": "Server-sent events for live views"},
                       {"name": "alerts", "description": "Alerts, their history, CAP messages, "
                                                         "silences and deliveries"},
+                      {"name": "subscriptions", "description": "Residents' and agencies' "
+                                                              "subscriptions to alerts"},
                       {"name": "health", "description": "Liveness and readiness"},
                   ])
     app.state.kota = state
     app.state.alerts = _alerts_service(keys_store, alerts_settings)
+    # Subscribers live in the same database as the alerts (docs/subscriptions.md).
+    app.state.subscriptions = SubscriptionsService(
+        keys_store.engine, alerts_settings.subscriptions if alerts_settings is not None
+        else _default_subscriptions(), registry)
     app.state.registry_watcher = watcher
     app.state.provisioner = (Provisioner(DeviceStore(keys_store.engine), settings.registry_file,
                                          settings.provisioning)
@@ -154,12 +173,21 @@ def create_app(settings: ApiSettings, registry: Registry | None = None,
     _include(app, roles, alerts.operator_router, "operator")
     _include(app, roles, alerts.admin_router, "admin")
     _include(app, roles, alerts.router, "public")
+    # The public subscription routes first: /subscriptions/me is not a subscriber id.
+    _include(app, roles, subscriptions.router, "public")
+    _include(app, roles, subscriptions.operator_router, "operator")
     _include(app, roles, keys.router, "admin")
     _include(app, roles, devices.admin_router, "admin")
     app.state.route_roles = roles
     if settings.page.enabled:
         app.mount("/", StaticFiles(directory=STATIC_DIR, html=True), name="page")
     return app
+
+
+def _default_subscriptions() -> SubscriptionSettings:
+    from alerts.subscriptions.settings import SubscriptionSettings
+
+    return SubscriptionSettings()
 
 
 def _alerts_service(keys_store: KeyStore,

@@ -56,6 +56,17 @@ EXPECTED_ROLES = {
     ("DELETE", "/api/v1/alerts/silences/{silence_id}"): "operator",
     ("GET", "/api/v1/alerts/deliveries"): "operator",
     ("POST", "/api/v1/alerts/deliveries/retry"): "admin",
+    ("POST", "/api/v1/subscriptions"): "public",
+    ("GET", "/api/v1/subscriptions/areas"): "public",
+    ("GET", "/api/v1/subscriptions/confirm"): "public",
+    ("GET", "/api/v1/subscriptions/unsubscribe"): "public",
+    ("POST", "/api/v1/subscriptions/unsubscribe"): "public",
+    ("GET", "/api/v1/subscriptions/me"): "public",
+    ("DELETE", "/api/v1/subscriptions/me"): "public",
+    ("POST", "/api/v1/subscriptions/agency"): "operator",
+    ("GET", "/api/v1/subscriptions"): "operator",
+    ("GET", "/api/v1/subscriptions/notifications"): "operator",
+    ("DELETE", "/api/v1/subscriptions/{subscriber_id}"): "operator",
 }
 # What a caller with the role gets where not 200/201: this app has no registry file, so device
 # provisioning answers 503 (tests/deploy/test_provisioning.py covers it working); it has no
@@ -68,7 +79,14 @@ REACHED = {("POST", "/api/v1/devices"): 503, ("DELETE", "/api/v1/devices/{device
            ("POST", "/api/v1/alerts/{alert_id}/resolve"): 422,
            ("POST", "/api/v1/alerts/silences"): 422,
            ("DELETE", "/api/v1/alerts/silences/{silence_id}"): 404,
-           ("POST", "/api/v1/alerts/deliveries/retry"): 200}
+           ("POST", "/api/v1/alerts/deliveries/retry"): 200,
+           # No alerts.subscriptions.secret here: what signs links answers 503
+           # (tests/api/test_api_subscriptions.py covers them working).
+           **{(method, f"/api/v1/subscriptions{path}"): 503 for method, path in (
+               ("POST", ""), ("GET", "/confirm"), ("GET", "/unsubscribe"),
+               ("POST", "/unsubscribe"), ("GET", "/me"), ("DELETE", "/me"),
+               ("POST", "/agency"))},
+           ("DELETE", "/api/v1/subscriptions/{subscriber_id}"): 404}
 CALLERS = ("anonymous", "public", "operator", "admin", "expired", "revoked", "wrong")
 RANK = {"public": 0, "operator": 1, "admin": 2}
 
@@ -134,7 +152,7 @@ def _expected(role: str, caller: str, method: str, path: str = "") -> int:
 def _call(env: Env, method: str, path: str, headers: dict[str, str]) -> int:
     concrete = (path.replace("{device_id}", "panic-monas")
                 .replace("{key_id}", str(env.throwaway_id)).replace("{alert_id}", "1")
-                .replace("{silence_id}", "1")
+                .replace("{silence_id}", "1").replace("{subscriber_id}", "1")
                 .replace("{identifier}", "kota-jakarta-alert-1-v1"))
     params = {"kind": "air"} if path.endswith("/history") else None
     body = {"name": "made in a test", "role": "public", "expires_in_days": 1}
