@@ -16,6 +16,7 @@ import click
 from kota.indices.ispu import (
     UnknownParameterError,
     ispu_category,
+    ispu_published,
     parameter_key,
     station_ispu,
 )
@@ -80,9 +81,9 @@ def ispu(measurements: tuple[str, ...], as_json: bool) -> None:
 
     Give each parameter's mean over its averaging window (PM10, PM2.5, SO2 24 h; CO 8 h;
     O3, NO2 1 h; HC 3 h by default, see kota/standards/ispu.yaml). Parameters: pm10, pm25
-    (or pm2.5), so2, co, o3, no2, hc. Prints each sub-index, the ISPU (the highest), its
-    category and colour, and the critical parameter; ✅ ⚠️ ❌ say how sure a number is
-    (docs/standards.md lists every source).
+    (or pm2.5), so2, co, o3, no2, hc. Prints each sub-index, the ISPU (the highest, a whole
+    number as KLHK publishes it), its category, colour and health advice, and the critical
+    parameter; ✅ ⚠️ ❌ say how sure a number is (docs/standards.md lists every source).
 
     \b
     Examples:
@@ -105,13 +106,17 @@ def ispu(measurements: tuple[str, ...], as_json: bool) -> None:
     for key, sub_index in result.sub_indices.items():
         label = table.parameters[key].label
         band_name = ispu_category(sub_index, table).name
-        click.echo(f"{label:<10} {values[key]:>10g} {sub_index:>10.1f}  {band_name}")
+        click.echo(f"{label:<10} {values[key]:>10g} {ispu_published(sub_index, table):>10d}  "
+                   f"{band_name}")
     assert result.ispu is not None and result.category is not None
     assert result.critical_parameter is not None
     category = result.category
     click.echo("")
-    click.echo(f"ISPU {result.ispu:.1f}: {category.name} ({category.colour} / "
+    click.echo(f"ISPU {result.ispu}: {category.name} ({category.colour} / "
                f"{category.colour_en}, {category.hex} {category.hex_confidence.mark})")
+    click.echo(f"{category.meaning_id} {category.advice_id} "
+               f"{category.advice_confidence.mark}")
+    click.echo(f"{category.meaning_en} {category.advice_en}")
     click.echo(f"Critical parameter: {table.parameters[result.critical_parameter].label}")
     windows = ", ".join(f"{table.parameters[k].label} "
                         f"{table.parameters[k].averaging.window_hours} h" for k in values)
@@ -122,6 +127,9 @@ def ispu(measurements: tuple[str, ...], as_json: bool) -> None:
                    f"its sub-index is capped at {table.index_scale.edges[-1]:g}")
     for note in result.uncertain:
         click.echo(f"note: {note}")
+    click.echo(f"note: ISPU {result.ispu} is the computed {result.ispu_exact:g} as a whole "
+               f"number ({table.rounding.rule.replace('_', ' ')}, "
+               f"{table.rounding.confidence.described})")
     click.echo(f"note: the hex colour {category.hex} is {category.hex_confidence.described}: "
                f"{table.categories.hex_source}")
     click.echo(f"note: {sources_note('ISPU breakpoints', table.basis, 'ispu-breakpoints')}")
@@ -136,11 +144,14 @@ def ispu(measurements: tuple[str, ...], as_json: bool) -> None:
 def siaga(gauge: str, level_cm: float, rise_cm_per_h: float | None, as_json: bool) -> None:
     """Water-level status (Siaga 4 Normal → 1 Awas) of GAUGE at LEVEL_CM.
 
-    GAUGE is an id (katulampa, depok, manggarai, karet, pulo_gadung, pasar_ikan) or a name
-    ("Pintu Air Manggarai"). LEVEL_CM is the reading in cm against that gauge's own datum.
+    GAUGE is an id (katulampa, depok, manggarai, karet, pulo_gadung, pasar_ikan, angke_hulu,
+    pesanggrahan, krukut_hulu, cipinang_hulu, sunter_hulu, waduk_pluit, marina) or a name
+    ("Pintu Air Manggarai"). LEVEL_CM is the reading in cm against that gauge's own datum; a
+    reading on a threshold has that status (≥) unless the table marks the threshold ">".
     Prints the status and every threshold it used, with its source and how sure it is
-    (✅ verified, ⚠️ partial, ❌ unknown or unverified). Thresholds: kota/standards/gauges.yaml;
-    every source and what the marks mean: docs/standards.md.
+    (✅ verified, ⚠️ partial, ❌ unknown or unverified), and how long a flood wave takes to the
+    gauges downstream. Thresholds and travel times: kota/standards/gauges.yaml; every source and
+    what the marks mean: docs/standards.md.
 
     \b
     Examples:
@@ -176,7 +187,7 @@ def siaga(gauge: str, level_cm: float, rise_cm_per_h: float | None, as_json: boo
         if used.value_cm is None:
             compare, state = "unknown", ""
         else:
-            sign = "≥" if getattr(spec, f"siaga{used.status}").reached_at_equal else ">"
+            sign = "≥" if getattr(spec, f"siaga{used.status}").at_equal else ">"
             compare = f"{sign} {used.value_cm:g} cm"
             state = "reached" if used.reached else "not reached"
         click.echo(f"  Siaga {used.status} {used.status_name:<8} {compare:<10} {state:<12}"
@@ -185,7 +196,15 @@ def siaga(gauge: str, level_cm: float, rise_cm_per_h: float | None, as_json: boo
         missing = ", ".join(name.replace("siaga", "Siaga ") for name in result.unknown)
         click.echo(f"note: {missing} threshold unknown for this gauge: the status may be more "
                    "severe")
-    marks = [result.status_name_confidence, *(used.confidence for used in result.thresholds)]
+    downstream = [route for route in table.travel_times if route.upstream == spec.id]
+    for route in downstream:
+        low, high = route.hours
+        hours_text = f"{low:g}" if low == high else f"{low:g}–{high:g}"
+        reaches = f" ({route.reaches})" if route.reaches else ""
+        click.echo(f"Downstream: {table.gauges[route.downstream].name}{reaches} about "
+                   f"{hours_text} h later {route.confidence.mark}")
+    marks = [result.status_name_confidence, *(used.confidence for used in result.thresholds),
+             *(route.confidence for route in downstream)]
     click.echo(f"note: {marks_note(marks)}")
     click.echo(f"note: {sources_note('thresholds', table.basis, 'siaga-gauge-thresholds')}")
     if rise_cm_per_h is not None:
@@ -194,6 +213,11 @@ def siaga(gauge: str, level_cm: float, rise_cm_per_h: float | None, as_json: boo
                        "unknown, or already Siaga 1)")
         else:
             upcoming = next(t for t in result.thresholds if t.reached is False)
-            click.echo(f"At {rise_cm_per_h:g} cm/h the next threshold (Siaga {upcoming.status} "
-                       f"{upcoming.status_name}, {upcoming.value_cm:g} cm) is reached in "
-                       f"{hours:.1f} h")
+            name = f"Siaga {upcoming.status} {upcoming.status_name}, {upcoming.value_cm:g} cm"
+            if hours == 0:
+                # Only a threshold marked ">" can hold a level that sits on it unreached.
+                click.echo(f"At {rise_cm_per_h:g} cm/h: the level is on the next threshold "
+                           f"({name}, entered above it): any further rise enters it")
+            else:
+                click.echo(f"At {rise_cm_per_h:g} cm/h the next threshold ({name}) is reached "
+                           f"in {hours:.1f} h")

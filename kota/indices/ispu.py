@@ -9,6 +9,10 @@ concentration and Ib, Ia its ISPU edges. A concentration on an edge belongs to t
 (50 µg/m³ PM10 is ISPU 50, Baik). Above the top edge the table's ``above_top_of_scale`` decides:
 ``cap`` (shipped default) gives 500 and flags the parameter ``beyond_scale``; ``extrapolate``
 continues the top band's slope.
+
+The station's ISPU is published as KLHK does, a whole number (the table's ``rounding``: half
+up), and its category follows that number: PM10 at 50.01 µg/m³ is ISPU 50, Baik; at 50.5 it is
+ISPU 51, Sedang. Sub-indices stay unrounded (``ispu_exact`` is the unrounded station figure).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ __all__ = [
     "ispu_category",
     "ispu_parameter",
     "ispu_parameters",
+    "ispu_published",
     "ispu_sub_index",
     "parameter_key",
     "station_ispu",
@@ -57,15 +62,21 @@ class IspuCategoryResult(BaseModel):
     colour_en: str
     hex: str
     hex_confidence: Confidence
+    meaning_id: str
+    meaning_en: str
+    advice_id: str
+    advice_en: str
+    advice_confidence: Confidence
 
 
 class IspuResult(BaseModel):
-    """A station's ISPU: the highest sub-index, its parameter and its category."""
+    """A station's ISPU: the highest sub-index as a whole number, its parameter and category."""
 
     model_config = ConfigDict(frozen=True)
 
     sub_indices: dict[str, float]
-    ispu: float | None
+    ispu: int | None
+    ispu_exact: float | None
     critical_parameter: str | None
     category: IspuCategoryResult | None
     insufficient: list[str]
@@ -144,11 +155,24 @@ def ispu_sub_index(parameter: str, concentration_ugm3: float,
     return (i_high - i_low) / (x_high - x_low) * (concentration_ugm3 - x_low) + i_low
 
 
+def ispu_published(ispu: float, table: IspuTable | None = None) -> int:
+    """The whole number KLHK publishes for a computed ISPU (the table's ``rounding``).
+
+    ``half_up``: 50.49 → 50, 50.5 → 51. The value is first rounded to 9 decimals so that an
+    interpolation landing a hair under .5 (100.49999999999) is not pushed down by float noise.
+    """
+    if not math.isfinite(ispu) or ispu < 0:
+        raise ValueError(f"ISPU must be a finite number ≥ 0, got {ispu}")
+    _table(table)  # the one rule the table can name today is half_up
+    return math.floor(round(ispu, 9) + 0.5)
+
+
 def ispu_category(ispu: float, table: IspuTable | None = None) -> IspuCategory:
-    """The category whose range holds ``ispu`` (an edge value belongs to the lower category)."""
+    """The category of ``ispu`` after rounding it as published: 50.4 is Baik, 50.5 Sedang."""
     table = _table(table)
+    published = ispu_published(ispu, table)
     for band in table.categories.bands:
-        if ispu <= band.index_max:
+        if published <= band.index_max:
             return band
     return table.categories.bands[-1]
 
@@ -156,7 +180,11 @@ def ispu_category(ispu: float, table: IspuTable | None = None) -> IspuCategory:
 def _category_result(ispu: float, table: IspuTable) -> IspuCategoryResult:
     band = ispu_category(ispu, table)
     return IspuCategoryResult(name=band.name, colour=band.colour, colour_en=band.colour_en,
-                              hex=band.hex, hex_confidence=table.categories.hex_confidence)
+                              hex=band.hex, hex_confidence=table.categories.hex_confidence,
+                              meaning_id=band.health.meaning_id,
+                              meaning_en=band.health.meaning_en,
+                              advice_id=band.health.advice_id, advice_en=band.health.advice_en,
+                              advice_confidence=band.health.confidence)
 
 
 def _uncertainty_notes(parameter: str, concentration_ugm3: float, table: IspuTable) -> list[str]:
@@ -184,8 +212,9 @@ def station_ispu(concentrations: Mapping[str, float | None],
     """A station's ISPU from each parameter's averaged concentration in µg/m³.
 
     ``None`` marks a parameter without enough data: it is listed in ``insufficient`` and left
-    out. The ISPU is the highest sub-index and its parameter the critical one (ties go to the
-    parameter listed first in the table). With no usable parameter, ``ispu`` is None.
+    out. The ISPU is the highest sub-index, published as a whole number, and its parameter the
+    critical one (ties go to the parameter listed first in the table). With no usable
+    parameter, ``ispu`` is None.
     """
     table = _table(table)
     sub_indices: dict[str, float] = {}
@@ -204,13 +233,15 @@ def station_ispu(concentrations: Mapping[str, float | None],
             beyond_scale.append(name)
         uncertain.extend(_uncertainty_notes(name, concentration, table))
     if not sub_indices:
-        return IspuResult(sub_indices={}, ispu=None, critical_parameter=None, category=None,
-                          insufficient=insufficient, beyond_scale=[], uncertain=[])
+        return IspuResult(sub_indices={}, ispu=None, ispu_exact=None, critical_parameter=None,
+                          category=None, insufficient=insufficient, beyond_scale=[],
+                          uncertain=[])
     order = list(table.parameters)
     critical = max(sub_indices, key=lambda name: (sub_indices[name], -order.index(name)))
-    ispu = sub_indices[critical]
-    return IspuResult(sub_indices=sub_indices, ispu=ispu, critical_parameter=critical,
-                      category=_category_result(ispu, table), insufficient=insufficient,
+    exact = sub_indices[critical]
+    return IspuResult(sub_indices=sub_indices, ispu=ispu_published(exact, table),
+                      ispu_exact=exact, critical_parameter=critical,
+                      category=_category_result(exact, table), insufficient=insufficient,
                       beyond_scale=beyond_scale, uncertain=uncertain)
 
 

@@ -1,8 +1,9 @@
 """Water-level alert status (Siaga 4 → 1) per gauge, rate of rise and time to the next threshold.
 
 Pure functions over :class:`kota.standards.GaugeThresholds` (``kota/standards/gauges.yaml``).
-A gauge enters Siaga 3, 2 or 1 when its level rises above that threshold (or reaches it, for a
-threshold marked ``reached_at_equal``). A threshold that is unknown (null in the table) is
+A gauge enters Siaga 3, 2 or 1 when its level reaches that threshold (BPBD DKI publishes bands
+such as "250–299 cm", so a reading on the threshold has the higher status), or rises above it for
+a threshold marked ``reached_at_equal: false``. A threshold that is unknown (null in the table) is
 never guessed: the status is then the most severe *known* one reached, ``is_lower_bound`` says
 the real status may be more severe, and ``unknown`` lists the missing thresholds.
 """
@@ -100,7 +101,7 @@ def siaga_status(gauge: GaugeThresholds, level_cm: float,
         raise ValueError(f"level must be a finite number of cm, got {level_cm}")
     names = (table or load_gauges_table()).status_names.names
     known_reached = {
-        threshold_status: _reached(level_cm, threshold.value_cm, threshold.reached_at_equal)
+        threshold_status: _reached(level_cm, threshold.value_cm, threshold.at_equal)
         for threshold_status, threshold in gauge.thresholds() if threshold.value_cm is not None}
     status = min((s for s, reached in known_reached.items() if reached), default=NORMAL_STATUS)
     used: list[ThresholdUsed] = []
@@ -163,6 +164,6 @@ def hours_to_next_threshold(gauge: GaugeThresholds, level_cm: float,
     for _status, threshold in gauge.thresholds():
         if threshold.value_cm is None:
             return None
-        if not _reached(level_cm, threshold.value_cm, threshold.reached_at_equal):
+        if not _reached(level_cm, threshold.value_cm, threshold.at_equal):
             return max(0.0, (threshold.value_cm - level_cm) / rise_cm_per_h)
     return None

@@ -31,14 +31,18 @@ from kota.standards._models import (
     GaugeTable,
     GaugeThresholds,
     IspuCategory,
+    IspuHealth,
     IspuParameter,
+    IspuRounding,
     IspuTable,
     NoiseStandard,
     NoiseZone,
     RainCategorySpec,
     RainScale,
     RainTables,
+    ReachedAtEqual,
     SiagaThreshold,
+    TravelTime,
 )
 
 __all__ = [
@@ -54,15 +58,19 @@ __all__ = [
     "GaugeTable",
     "GaugeThresholds",
     "IspuCategory",
+    "IspuHealth",
     "IspuParameter",
+    "IspuRounding",
     "IspuTable",
     "NoiseStandard",
     "NoiseZone",
     "RainCategorySpec",
     "RainScale",
     "RainTables",
+    "ReachedAtEqual",
     "SiagaThreshold",
     "StandardsError",
+    "TravelTime",
     "load_air_quality_standards",
     "load_aqi_tables",
     "load_gauges_table",
@@ -144,7 +152,8 @@ def load_rain_tables(path: str | Path | None = None) -> RainTables:
 
 
 def load_gauges_table(path: str | Path | None = None) -> GaugeTable:
-    """Siaga thresholds of the Jakarta gauges and the status names (``gauges.yaml``)."""
+    """Siaga thresholds of the Jakarta gauges, the status names and the travel times between
+    gauges (``gauges.yaml``)."""
     return _load(GaugeTable, "gauges.yaml", path)
 
 

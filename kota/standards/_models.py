@@ -30,16 +30,20 @@ __all__ = [
     "IndexScale",
     "IspuCategory",
     "IspuCategoryTable",
+    "IspuHealth",
     "IspuParameter",
+    "IspuRounding",
     "IspuTable",
     "NoiseStandard",
     "NoiseZone",
     "RainCategorySpec",
     "RainScale",
     "RainTables",
+    "ReachedAtEqual",
     "SiagaThreshold",
     "StatusName",
     "StatusNames",
+    "TravelTime",
     "UncertainEdge",
 ]
 
@@ -104,12 +108,24 @@ class IndexScale(_Strict):
         return self
 
 
+class IspuHealth(_Strict):
+    """What a category means for health and what to do, in Bahasa Indonesia and English."""
+
+    meaning_id: str = Field(min_length=1)
+    meaning_en: str = Field(min_length=1)
+    advice_id: str = Field(min_length=1)
+    advice_en: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+    confidence: Confidence
+
+
 class IspuCategory(_Strict):
     name: str
-    index_max: float = Field(description="Highest ISPU of the category (inclusive)")
+    index_max: float = Field(description="Highest (whole-number) ISPU of the category, inclusive")
     colour: str = Field(description="Official colour word (Indonesian)")
     colour_en: str
     hex: str = Field(pattern=r"^#[0-9a-fA-F]{6}$")
+    health: IspuHealth
 
 
 class IspuCategoryTable(_Strict):
@@ -117,6 +133,8 @@ class IspuCategoryTable(_Strict):
     confidence: Confidence
     hex_source: str = Field(min_length=1)
     hex_confidence: Confidence
+    meaning_source: str = Field(min_length=1)
+    meaning_confidence: Confidence
     bands: list[IspuCategory] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -173,11 +191,20 @@ class IspuParameter(_Strict):
         return self.confidence
 
 
+class IspuRounding(_Strict):
+    """How the published ISPU, a whole number, is made from the computed sub-index."""
+
+    rule: Literal["half_up"] = Field(description="half_up: 50.5 → 51, 50.49 → 50")
+    source: str = Field(min_length=1)
+    confidence: Confidence
+
+
 class IspuTable(_Strict):
     """ISPU per Permen LHK P.14/2020: index scale, categories and per-parameter breakpoints."""
 
     regulation: str = Field(min_length=1)
     formula: str
+    rounding: IspuRounding
     basis: str = Field(default="", description="What kind of document the numbers come from, "
                                                "in words (an official text, news reports, ...)")
     above_top_of_scale: AboveTop
@@ -283,13 +310,19 @@ class RainTables(_Strict):
 
 # -- Siaga gauges ----------------------------------------------------------------------------
 class SiagaThreshold(_Strict):
-    """The level above which a gauge enters one Siaga status; value_cm null when unknown."""
+    """The level at which a gauge enters one Siaga status; value_cm null when unknown."""
 
     value_cm: float | None
-    reached_at_equal: bool = Field(default=False,
-                                   description="True when the source says ≥ rather than >")
+    reached_at_equal: bool | None = Field(
+        default=None, description="Whether a level equal to the threshold already has the status "
+                                  "(≥) or not (>); null = the table's reached_at_equal.default")
     source: str = Field(min_length=1)
     confidence: Confidence
+
+    @property
+    def at_equal(self) -> bool:
+        """≥ (True) or > (False); a threshold built outside a table defaults to ≥."""
+        return self.reached_at_equal is not False
 
 
 class GaugeThresholds(_Strict):
@@ -320,6 +353,36 @@ class GaugeThresholds(_Strict):
 class StatusName(_Strict):
     name: str
     confidence: Confidence
+    note: str = Field(default="", description="Other names in use and where they were found")
+
+
+class ReachedAtEqual(_Strict):
+    """Whether a reading exactly on a threshold has the higher status, for the whole table."""
+
+    default: bool
+    source: str = Field(min_length=1)
+    confidence: Confidence
+    note: str = ""
+
+
+class TravelTime(_Strict):
+    """How long a flood wave takes from one gauge to another, as reported."""
+
+    upstream: str
+    downstream: str
+    hours: tuple[float, float] = Field(description="[fastest, slowest] reported, in hours")
+    reaches: str = Field(default="", description="What the source says the water reaches, when "
+                                                 "it is not the downstream gauge itself")
+    source: str = Field(min_length=1)
+    confidence: Confidence
+
+    @model_validator(mode="after")
+    def _check(self) -> TravelTime:
+        low, high = self.hours
+        if not 0 < low <= high:
+            raise ValueError(f"hours must be [min, max] with 0 < min <= max, "
+                             f"got {list(self.hours)}")
+        return self
 
 
 class StatusNames(_Strict):
@@ -336,18 +399,41 @@ class StatusNames(_Strict):
 class GaugeTable(_Strict):
     basis: str = Field(default="", description="What kind of document the numbers come from, "
                                                "in words (an official text, news reports, ...)")
+    reached_at_equal: ReachedAtEqual
     status_names: StatusNames
     gauges: dict[str, GaugeThresholds] = Field(min_length=1)
+    travel_times: list[TravelTime] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _ids(self) -> GaugeTable:
-        # The mapping key is the gauge's id; copy it in so a gauge travels with its id.
+        # The mapping key is the gauge's id; copy it in so a gauge travels with its id, and
+        # give each threshold without its own reached_at_equal the table's default.
         for key, gauge in list(self.gauges.items()):
             if gauge.id and gauge.id != key:
                 raise ValueError(f"gauges.{key}.id is {gauge.id!r}; omit it or make it {key!r}")
-            if not gauge.id:
-                self.gauges[key] = gauge.model_copy(update={"id": key})
+            update: dict[str, object] = {"id": key}
+            for name in ("siaga3", "siaga2", "siaga1"):
+                threshold: SiagaThreshold = getattr(gauge, name)
+                if threshold.reached_at_equal is None:
+                    update[name] = threshold.model_copy(
+                        update={"reached_at_equal": self.reached_at_equal.default})
+            self.gauges[key] = gauge.model_copy(update=update)
+        seen: set[tuple[str, str]] = set()
+        for index, route in enumerate(self.travel_times):
+            for end in (route.upstream, route.downstream):
+                if end not in self.gauges:
+                    raise ValueError(f"travel_times.{index}: unknown gauge {end!r} "
+                                     f"(known: {', '.join(self.gauges)})")
+            pair = (route.upstream, route.downstream)
+            if pair in seen:
+                raise ValueError(f"travel_times.{index}: {pair[0]} → {pair[1]} given twice")
+            seen.add(pair)
         return self
+
+    def travel_time(self, upstream: str, downstream: str) -> TravelTime | None:
+        """The reported travel time from ``upstream`` to ``downstream`` (gauge ids), if any."""
+        return next((t for t in self.travel_times
+                     if (t.upstream, t.downstream) == (upstream, downstream)), None)
 
 
 # -- Noise -----------------------------------------------------------------------------------

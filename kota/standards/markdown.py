@@ -130,19 +130,36 @@ def _ispu() -> list[str]:
               "the regulation lists no value above its top row."]
 
     categories = table.categories
+    rounding = table.rounding
     lines += [
         "",
         "### ISPU categories and colours",
         "",
+        "The ISPU is published as a whole number and the category follows that number "
+        f"(`rounding.rule: {rounding.rule}`: 50.49 is ISPU 50, Baik; 50.5 is ISPU 51, Sedang).",
+        "",
         *_sources_table([("Category names and colour words", categories.confidence,
                           categories.source),
-                         ("Hex colours", categories.hex_confidence, categories.hex_source)]),
+                         ("Hex colours", categories.hex_confidence, categories.hex_source),
+                         ("Whole-number ISPU, rounded half up", rounding.confidence,
+                          rounding.source),
+                         ("What each category means", categories.meaning_confidence,
+                          categories.meaning_source)]),
         "",
-        "| Up to ISPU | Kategori | Colour | hex |",
+        "| ISPU | Kategori | Colour | hex |",
         "|---|---|---|---|",
     ]
-    lines += [f"| {b.index_max:g} | {b.name} | {b.colour} ({b.colour_en}) | `{b.hex}` "
-              f"{categories.hex_confidence.mark} |" for b in categories.bands]
+    low = 0.0
+    for b in categories.bands:
+        lines.append(f"| {low:g}–{b.index_max:g} | {b.name} | {b.colour} ({b.colour_en}) | "
+                     f"`{b.hex}` {categories.hex_confidence.mark} |")
+        low = b.index_max + 1
+    lines += ["", "#### Health meaning and advice per category", "",
+              "| Kategori | Arti dan anjuran | Meaning and advice | Advice: confidence and "
+              "source |", "|---|---|---|---|"]
+    lines += [f"| {b.name} | {_cell(b.health.meaning_id)} {_cell(b.health.advice_id)} | "
+              f"{_cell(b.health.meaning_en)} {_cell(b.health.advice_en)} | "
+              f"{_c(b.health.confidence)}: {_cell(b.health.source)} |" for b in categories.bands]
 
     rules = [(p.label, p.averaging) for p in table.parameters.values()]
     shared = {rule.source for _label, rule in rules}
@@ -215,20 +232,28 @@ def _rain() -> list[str]:
 def _gauges() -> list[str]:
     table = load_gauges_table()
     names = table.status_names.names
+    equal = table.reached_at_equal
     lines = ["## Siaga gauge thresholds", "",
-             "Water-level alert thresholds in cm against each gauge's own datum; the gauge "
-             "enters a status when the level rises above the threshold (≥ where the source "
-             "says so). File: `kota/standards/gauges.yaml`.", "",
+             "Water-level alert thresholds in cm against each gauge's own datum. "
+             "File: `kota/standards/gauges.yaml`.", "",
              *_basis(table.basis),
+             f"A reading exactly on a threshold {'has' if equal.default else 'does not have'} "
+             f"that status (`reached_at_equal.default: {str(equal.default).lower()}`, "
+             f"{_c(equal.confidence)}): {equal.source}. {equal.note}".rstrip(), "",
+             "In the table, `≥ 750` means the gauge enters the status at 750 cm and `> 80` "
+             "only above 80 cm (a threshold with its own `reached_at_equal: false`).", "",
              "Status names: " + ", ".join(f"Siaga {s} = {names[s].name} {names[s].confidence.mark}"
                                           for s in (4, 3, 2, 1))
-             + f". Source: {table.status_names.source}.", "",
-             "| Gauge | id | River | Siaga 3 above | Siaga 2 above | Siaga 1 above | Valid from |",
-             "|---|---|---|---|---|---|---|"]
+             + f". Source: {table.status_names.source}.", ""]
+    lines += [f"- Siaga {s} ({names[s].name}): {names[s].note}" for s in (4, 3, 2, 1)
+              if names[s].note]
+    lines += ["",
+              "| Gauge | id | River | Siaga 3 | Siaga 2 | Siaga 1 | Valid from |",
+              "|---|---|---|---|---|---|---|"]
     for gauge in table.gauges.values():
         cells = []
         for _status, threshold in gauge.thresholds():
-            sign = "≥ " if threshold.reached_at_equal else ""
+            sign = "≥ " if threshold.at_equal else "> "
             value = "unknown" if threshold.value_cm is None else f"{sign}{threshold.value_cm:g}"
             cells.append(f"{value} {threshold.confidence.mark}")
         river = gauge.river + ("" if gauge.river_confidence is Confidence.VERIFIED
@@ -239,13 +264,26 @@ def _gauges() -> list[str]:
     for gauge in table.gauges.values():
         for status, threshold in gauge.thresholds():
             value = ("unknown" if threshold.value_cm is None else
-                     f"{'≥' if threshold.reached_at_equal else '>'} {threshold.value_cm:g} cm")
+                     f"{'≥' if threshold.at_equal else '>'} {threshold.value_cm:g} cm")
             rows.append((f"{gauge.name}, Siaga {status}: {value}", threshold.confidence,
                          threshold.source))
     lines += ["", *_sources_table(rows), "",
               "`valid_from` is the date of the report that gave the figures; the date of the "
               "decision behind them is unknown. A river marked ❌ is this project's reading of "
               "where the gauge stands."]
+    lines += ["", "### Travel times between gauges", "",
+              "How long a flood wave takes from one gauge to the next, as BPBD DKI and BNPB "
+              "state it in their warnings. The one table for these figures: "
+              "[indices.md](indices.md), the Flood dashboard and the `routes` of "
+              "`alerts/rules/jakarta.yaml` (checked by a test) take them from here.", "",
+              "| From | To | Hours | Confidence | Source |", "|---|---|---|---|---|"]
+    for route in table.travel_times:
+        low, high = route.hours
+        hours = f"{low:g}" if low == high else f"{low:g}–{high:g}"
+        to = table.gauges[route.downstream].name + (f" ({route.reaches})" if route.reaches
+                                                    else "")
+        lines.append(f"| {table.gauges[route.upstream].name} | {_cell(to)} | {hours} | "
+                     f"{_c(route.confidence)} | {_cell(route.source)} |")
     return lines
 
 

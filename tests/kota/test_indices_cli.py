@@ -23,10 +23,19 @@ def test_ispu_text_output() -> None:
     assert run.returncode == 0, run.stderr
     expected = station_ispu({"pm25": 80, "pm10": 120})
     assert expected.category is not None
-    assert f"ISPU {expected.ispu:.1f}: {expected.category.name}" in run.stdout
+    assert f"ISPU {expected.ispu}: {expected.category.name}" in run.stdout
     assert "kuning" in run.stdout and expected.category.hex in run.stdout
+    assert expected.category.advice_id in run.stdout and expected.category.advice_en in run.stdout
     assert "Critical parameter: PM2.5" in run.stdout
-    assert f"{ispu_sub_index('pm10', 120):.1f}" in run.stdout
+    assert f"{round(ispu_sub_index('pm10', 120))}  Sedang" in run.stdout
+
+
+@pytest.mark.slow
+def test_ispu_on_a_category_edge_prints_the_whole_number_and_its_category() -> None:
+    run = kota("ispu", "pm10=50.01")
+    assert run.returncode == 0, run.stderr
+    assert "ISPU 50: Baik" in run.stdout and "Sedang" not in run.stdout
+    assert "computed 50.005 as a whole number (half up" in run.stdout
 
 
 @pytest.mark.slow
@@ -55,8 +64,8 @@ def test_ispu_notes_say_in_words_what_the_marks_mean_and_where_to_read_more() ->
     assert run.returncode == 0, run.stderr
     assert ("Averaging assumed: PM2.5 24 h; ❌ unverified (no source found shows it: a "
             "configurable default)") in run.stdout
-    assert ("the hex colour #f56a0d is ❌ unverified (no source found shows it: a configurable "
-            "default): One public ISPU map's choice; no official hex was found") in run.stdout
+    assert ("the hex colour #ffff00 is ❌ unverified (no source found shows it: a configurable "
+            "default): No official hex was found.") in run.stdout
     assert "the ISPU breakpoints come from: The breakpoint table of Permen LHK P.14/2020" in (
         run.stdout)
     assert "docs/standards.md#ispu-breakpoints" in run.stdout
@@ -95,12 +104,24 @@ def test_siaga_text_output() -> None:
     assert f"Status: Siaga {expected.status}: {expected.status_name}" in run.stdout
     for threshold in expected.thresholds:
         assert threshold.source in run.stdout
-    assert "≥ 950 cm" in run.stdout and "> 850 cm" in run.stdout
+    assert "≥ 950 cm" in run.stdout and "≥ 850 cm" in run.stdout
+
+
+@pytest.mark.slow
+def test_siaga_exactly_on_a_threshold_has_its_status_and_no_zero_hour_estimate() -> None:
+    run = kota("siaga", "manggarai", "750", "--rise", "10")
+    assert run.returncode == 0, run.stderr
+    assert "Status: Siaga 3: Waspada" in run.stdout and " 0.0 h" not in run.stdout
+    assert "next threshold (Siaga 2 Siaga, 850 cm) is reached in 10.0 h" in run.stdout
+    strict = kota("siaga", "katulampa", "80", "--rise", "10")
+    assert "Status: Siaga 4: Normal" in strict.stdout and " 0.0 h" not in strict.stdout
+    assert "on the next threshold (Siaga 3 Waspada, 80 cm, entered above it)" in strict.stdout
+    assert "Downstream: Pintu Air Manggarai about 6–9 h later" in strict.stdout
 
 
 @pytest.mark.slow
 def test_siaga_by_name_with_rise_and_unknown_threshold() -> None:
-    run = kota("siaga", "Pintu Air Karet", "600", "--rise", "10")
+    run = kota("siaga", "Pulo Gadung", "750", "--rise", "10")
     assert run.returncode == 0, run.stderr
     assert "at least Siaga 2" in run.stdout and "unknown" in run.stdout
     assert "no estimate" in run.stdout
@@ -128,7 +149,7 @@ def test_siaga_json_output_with_rise() -> None:
     data = json.loads(run.stdout)
     assert data["status"] == 3 and data["status_name"] == "Waspada"
     assert data["hours_to_next_threshold"] == pytest.approx((150 - 120) / 15)
-    assert data["valid_from"] == "2014-01-21"
+    assert data["valid_from"] == "2019-10-08"
 
 
 def test_siaga_names_the_next_threshold() -> None:

@@ -20,6 +20,7 @@ from kota.indices.ispu import (
     UnknownParameterError,
     average_for_ispu,
     ispu_category,
+    ispu_published,
     ispu_sub_index,
     station_ispu,
 )
@@ -56,14 +57,88 @@ def test_sub_index_at_every_breakpoint(parameter: str, band: int, limit_ugm3: fl
     assert ispu_sub_index(parameter, limit_ugm3) == pytest.approx(REFERENCE_INDEX[band])
 
 
+def _concentration_for(parameter: str, ispu: float) -> float:
+    """The concentration whose sub-index is ``ispu`` (inverse of the formula, reference table)."""
+    edges_x = [0, *REFERENCE_UPPER_LIMITS[parameter]]
+    edges_i = [0, *REFERENCE_INDEX]
+    band = next(b for b in range(1, len(edges_i)) if ispu <= edges_i[b])
+    return edges_x[band - 1] + (ispu - edges_i[band - 1]) * (
+        (edges_x[band] - edges_x[band - 1]) / (edges_i[band] - edges_i[band - 1]))
+
+
 @pytest.mark.parametrize(("parameter", "band", "limit_ugm3"), EDGES)
-def test_category_at_and_just_above_every_breakpoint(parameter: str, band: int,
-                                                    limit_ugm3: float) -> None:
-    at_edge = ispu_category(ispu_sub_index(parameter, limit_ugm3)).name
-    assert at_edge == REFERENCE_CATEGORIES[band]
+def test_category_follows_the_published_whole_number_at_every_breakpoint(
+        parameter: str, band: int, limit_ugm3: float) -> None:
+    at_edge = station_ispu({parameter: limit_ugm3})
+    assert at_edge.ispu == REFERENCE_INDEX[band]
+    assert at_edge.category is not None and at_edge.category.name == REFERENCE_CATEGORIES[band]
     if band < len(REFERENCE_INDEX) - 1:
-        above = ispu_category(ispu_sub_index(parameter, limit_ugm3 + 0.01)).name
-        assert above == REFERENCE_CATEGORIES[band + 1]
+        # just above the edge, still rounding down to it: the same category
+        barely = station_ispu({parameter: _concentration_for(parameter,
+                                                             REFERENCE_INDEX[band] + 0.4)})
+        assert barely.ispu == REFERENCE_INDEX[band]
+        assert barely.category is not None
+        assert barely.category.name == REFERENCE_CATEGORIES[band]
+        # half a point above rounds up to the first whole number of the next category
+        above = station_ispu({parameter: _concentration_for(parameter,
+                                                            REFERENCE_INDEX[band] + 0.5)})
+        assert above.ispu == REFERENCE_INDEX[band] + 1
+        assert above.category is not None
+        assert above.category.name == REFERENCE_CATEGORIES[band + 1]
+
+
+@pytest.mark.parametrize(("value", "published"), [
+    (0.0, 0), (0.49, 0), (0.5, 1), (50.0, 50), (50.005, 50), (50.49, 50), (50.5, 51),
+    (100.4999999999999, 101), (100.49, 100), (199.5, 200), (200.5, 201), (300.5, 301),
+    (499.6, 500)])
+def test_published_ispu_rounds_half_up(value: float, published: int) -> None:
+    assert ispu_published(value) == published
+
+
+def test_the_issue_examples() -> None:
+    """PM10 at 50.01 µg/m³ was shown as "ISPU 50.0: Sedang": it is ISPU 50, Baik."""
+    result = station_ispu({"pm10": 50.01})
+    assert result.ispu == 50 and result.category is not None
+    assert result.category.name == "Baik" and result.category.hex == ispu_category(50).hex
+    assert ispu_category(50.5).name == "Sedang"  # the 50.5 a dashboard drew green
+
+
+# Hue ranges (degrees) for the colour words of P.14/2020; black is dark and unsaturated.
+COLOUR_HUES = {"hijau": (90, 150), "biru": (200, 250), "kuning": (50, 65), "merah": (345, 375)}
+
+
+def _hue_saturation_value(hex_colour: str) -> tuple[float, float, float]:
+    r, g, b = (int(hex_colour[i:i + 2], 16) / 255 for i in (1, 3, 5))
+    high, low = max(r, g, b), min(r, g, b)
+    if high == low:
+        return 0.0, 0.0, high
+    span = high - low
+    hue = (60 * ((g - b) / span % 6) if high == r else
+           60 * ((b - r) / span + 2) if high == g else 60 * ((r - g) / span + 4))
+    return hue, span / high, high
+
+
+@pytest.mark.parametrize("band", load_ispu_table().categories.bands, ids=lambda b: b.name)
+def test_every_category_hex_matches_its_colour_word(band: object) -> None:
+    hue, saturation, value = _hue_saturation_value(band.hex)  # type: ignore[attr-defined]
+    word = band.colour  # type: ignore[attr-defined]
+    if word == "hitam":
+        assert value < 0.15
+        return
+    low, high = COLOUR_HUES[word]
+    assert low <= hue <= high or low <= hue + 360 <= high, (word, band.hex, hue)  # type: ignore[attr-defined]
+    assert saturation > 0.6 and value > 0.5
+
+
+@pytest.mark.parametrize("ispu", [0, 1, 50, 51, 100, 101, 200, 201, 300, 301, 500])
+def test_colour_and_category_at_every_category_edge(ispu: int) -> None:
+    table = load_ispu_table()
+    expected = next(b for b in table.categories.bands if ispu <= b.index_max)
+    band = ispu_category(ispu)
+    assert band.name == expected.name and band.hex == expected.hex
+    assert band.health.advice_id and band.health.advice_en and band.health.meaning_id
+    assert ispu_category(ispu - 0.5 if ispu else 0).name == (
+        ispu_category(ispu).name)  # x.5 below a whole number rounds up to it
 
 
 @pytest.mark.parametrize(("parameter", "band", "limit_ugm3"), EDGES)
@@ -109,10 +184,12 @@ def test_bad_concentrations_are_refused(bad: float) -> None:
 def test_station_ispu_critical_parameter_and_insufficient() -> None:
     result = station_ispu({"pm25": 80, "pm10": 120, "so2": None})
     assert result.critical_parameter == "pm25"
-    assert result.ispu == max(result.sub_indices.values())
+    assert result.ispu_exact == max(result.sub_indices.values())
+    assert result.ispu == ispu_published(result.ispu_exact)
     assert result.insufficient == ["so2"]
     assert result.category is not None and result.category.name == "Tidak Sehat"
-    assert result.category.colour == "kuning"
+    assert result.category.colour == "kuning" and result.category.hex == "#ffff00"
+    assert "merugikan" in result.category.meaning_id
 
 
 def test_station_without_any_data_has_no_ispu() -> None:
@@ -196,9 +273,11 @@ def test_station_ispu_is_the_max_of_its_sub_indices(values: dict[str, float | No
     measured = {k: v for k, v in values.items() if v is not None}
     assert result.sub_indices == {k: ispu_sub_index(k, v) for k, v in measured.items()}
     if measured:
-        assert result.ispu == max(result.sub_indices.values())
+        assert result.ispu_exact == max(result.sub_indices.values())
+        assert result.ispu == ispu_published(result.ispu_exact)
+        assert isinstance(result.ispu, int)
         assert result.critical_parameter is not None
-        assert result.sub_indices[result.critical_parameter] == result.ispu
+        assert result.sub_indices[result.critical_parameter] == result.ispu_exact
     else:
         assert result.ispu is None
     assert sorted(result.insufficient) == sorted(k for k, v in values.items() if v is None)

@@ -91,7 +91,7 @@ def test_confidence_marks() -> None:
 def test_the_unverified_numbers_say_so() -> None:
     assert load_air_quality_standards().standards["national_pm25_24h"].confidence.mark == "❌"
     assert load_ispu_table().categories.hex_confidence.mark == "❌"
-    assert load_gauges_table().gauges["karet"].siaga1.value_cm is None
+    assert load_gauges_table().gauges["pulo_gadung"].siaga1.value_cm is None
 
 
 def _broken_copy(tmp_path: Path, name: str, edit: Any) -> Path:
@@ -127,6 +127,27 @@ def test_missing_source_is_refused(tmp_path: Path) -> None:
                         lambda d: d["gauges"]["manggarai"]["siaga2"].pop("source"))
     with pytest.raises(StandardsError, match=r"gauges\.manggarai\.siaga2\.source"):
         load_standard(GaugeTable, path)
+
+
+def test_travel_times_to_an_unknown_gauge_or_backwards_hours_are_refused(tmp_path: Path) -> None:
+    path = _broken_copy(tmp_path, "gauges.yaml",
+                        lambda d: d["travel_times"][0].__setitem__("downstream", "bekasi"))
+    with pytest.raises(StandardsError, match=r"travel_times\.0: unknown gauge 'bekasi'"):
+        load_gauges_table(path)
+    path = _broken_copy(tmp_path, "gauges.yaml",
+                        lambda d: d["travel_times"][1].__setitem__("hours", [9, 6]))
+    with pytest.raises(StandardsError, match=r"travel_times\.1 .*hours must be"):
+        load_gauges_table(path)
+
+
+def test_a_threshold_without_its_own_rule_takes_the_tables_default(tmp_path: Path) -> None:
+    def strict(document: dict[str, Any]) -> None:
+        document["reached_at_equal"]["default"] = False
+    table = load_gauges_table(_broken_copy(tmp_path, "gauges.yaml", strict))
+    assert table.gauges["manggarai"].siaga3.at_equal is False
+    shipped = load_gauges_table()
+    assert shipped.gauges["manggarai"].siaga3.at_equal is True
+    assert shipped.gauges["katulampa"].siaga3.at_equal is False  # its own override
 
 
 def test_thresholds_out_of_order_are_refused(tmp_path: Path) -> None:
