@@ -26,8 +26,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.problems import PROBLEM_MEDIA_TYPE, TYPE_BASE, Problem, ProblemError, ResponsesDoc
 from store.keys import KeyProblem, KeyStore
 
-__all__ = ["ADMIN", "AUTH_RESPONSES", "OPERATOR", "PUBLIC", "ROLE_DEPENDENCIES", "ROLE_RANK",
-           "STATIC_ROLES",
+__all__ = ["ADMIN", "AUTH_RESPONSES", "OPERATOR", "PREREDACTED_KEY", "PUBLIC",
+           "ROLE_DEPENDENCIES", "ROLE_RANK", "SCOPE_KEY", "STATIC_ROLES",
            "AuthMiddleware", "Principal", "Role", "declared_role", "needed_scope",
            "principal_of", "redact", "require", "scope_allows", "sensitive_kind_guard"]
 
@@ -36,6 +36,9 @@ log = logging.getLogger("kota.api.auth")
 Role = Literal["public", "operator", "admin"]
 ROLE_RANK: dict[str, int] = {"public": 0, "operator": 1, "admin": 2}
 SCOPE_KEY = "kota.principal"
+# Set on the scope by a route whose answer is already redacted for the caller's role
+# (api/services/snapshot.py encodes the public view once per refresh): passed through as is.
+PREREDACTED_KEY = "kota.preredacted"
 SENSITIVE_KINDS = frozenset({"safety"})
 SENSITIVE_FIELDS = ("message", "incident_id")
 # Routes that are not FastAPI routes (no dependencies), with the role they serve.
@@ -125,7 +128,7 @@ class AuthMiddleware:
             # public history answer carries nothing to redact: it streams through unbuffered.
             await self.app(scope, receive, send)
             return
-        await self.app(scope, receive, _Redactor(send, self.position_decimals()).send)
+        await self.app(scope, receive, _Redactor(send, self.position_decimals(), scope).send)
 
 
 async def _send_problem(scope: Scope, send: Send, status: int, detail: str, type_: str,
@@ -178,15 +181,20 @@ def _redact_events(chunk: bytes, decimals: int) -> bytes:
 class _Redactor:
     """Wraps ``send``: JSON bodies are collected and redacted, event streams per chunk."""
 
-    def __init__(self, send: Send, decimals: int) -> None:
+    def __init__(self, send: Send, decimals: int, scope: Scope | None = None) -> None:
         self._send = send
         self._decimals = decimals
+        self._scope = scope or {}
         self._mode: Literal["pass", "json", "events"] = "pass"
         self._start: Message | None = None
         self._body = bytearray()
 
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start":
+            if self._scope.get(PREREDACTED_KEY):
+                self._mode = "pass"
+                await self._send(message)
+                return
             found = {n.lower(): v for n, v in message.get("headers", ())}
             media = found.get(b"content-type", b"").split(b";")[0].strip()
             if media in (b"application/json", PROBLEM_MEDIA_TYPE.encode()):

@@ -16,6 +16,7 @@ from api.problems import TYPE_BASE, ProblemError
 from api.services.indicators import IndicatorsService
 from api.services.live import LiveCache
 from api.services.readings import Filters, ReadingsService
+from api.services.snapshot import Snapshot
 from api.settings import ApiSettings
 from kota.influx import InfluxClient
 from kota.registry import Registry
@@ -47,6 +48,7 @@ class ApiState:
     readings: ReadingsService
     indicators: IndicatorsService
     live: LiveCache
+    snapshot: Snapshot
     open_streams: int = 0
     districts: frozenset[str] = field(default_factory=frozenset)
     keys: KeyStore | None = None

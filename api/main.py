@@ -47,6 +47,7 @@ from api.services.alerts import AlertsService
 from api.services.indicators import IndicatorsService
 from api.services.live import LiveCache
 from api.services.readings import ReadingsService
+from api.services.snapshot import Snapshot
 from api.services.subscriptions import SubscriptionsService
 from api.settings import ApiSettings
 from kota import __version__
@@ -97,6 +98,9 @@ def create_app(settings: ApiSettings, registry: Registry | None = None,
         settings=settings, influx=influx, registry=registry, readings=readings_service,
         indicators=indicators_service,
         live=LiveCache(readings_service, indicators_service, settings.sse_interval_s * 0.8),
+        snapshot=Snapshot(readings_service, indicators_service, settings.snapshot_interval_s,
+                          settings.page.stale_after_s,
+                          lambda: settings.auth.public_position_decimals),
         districts=frozenset(d.district for d in registry),
         keys=(keys_store := KeyStore(make_engine(settings.database.url))))
 
@@ -126,6 +130,7 @@ def create_app(settings: ApiSettings, registry: Registry | None = None,
         stop_reloading.set()
         if reloading is not None:
             await reloading
+        await state.snapshot.close()
         await influx.close()
         keys_store.engine.dispose()
 

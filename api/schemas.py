@@ -58,6 +58,13 @@ class LatestReading(BaseModel):
     lat: float | None = Field(default=None, description="From the registry")
     lon: float | None = None
     name: str = ""
+    age_s: float | None = Field(default=None, description="Seconds from `time` to when "
+                                                          "the API read it (its snapshot)")
+    stale: bool | None = Field(default=None, description="Older than api.page.stale_after_s: "
+                                                         "the device has been silent")
+    offline: bool | None = Field(default=None,
+                                 description="The device's own heartbeat (kind status) says "
+                                             "online: false (its Last Will); null: no heartbeat")
 
 
 class LatestResponse(BaseModel):
@@ -121,6 +128,8 @@ class IspuPublic(BaseModel):
     insufficient: list[str]
     stations: int | None = Field(default=None, description="district: complete stations")
     source: IndicatorSource
+    age_s: float | None = Field(default=None, description="Seconds from `time` to when "
+                                                          "the API read it (its snapshot)")
 
 
 class IspuResponse(BaseModel):
@@ -149,6 +158,8 @@ class SiagaPublic(BaseModel):
     hours_to_next: float | None = None
     thresholds_cm: dict[str, float | None] = Field(default_factory=dict)
     source: IndicatorSource
+    age_s: float | None = Field(default=None, description="Seconds from `time` (the level's "
+                                                          "reading) to when the API read it")
 
 
 class SiagaResponse(BaseModel):

@@ -67,6 +67,11 @@ class PageSettings(BaseModel):
                     "markers on a plain background (works offline)")
     tile_attribution: str = Field(default="", max_length=300,
                                   description="Attribution the tile provider requires")
+    stale_after_s: float = Field(
+        default=900, gt=0, le=7 * 86400,
+        description="A value older than this is greyed on the page and its device flagged "
+                    "silent (the simulators and agents report every 10-60 s, so 15 minutes "
+                    "is several missed reports)")
 
 
 class AuthSettings(BaseModel):
@@ -120,6 +125,15 @@ class ApiSettings(LoggingSettings):
                     "computes the value from the readings instead")
     siaga_max_age_s: float = Field(default=3600, gt=0,
                                    description="Oldest water level used for a computed Siaga")
+    snapshot_interval_s: float = Field(
+        default=2.0, ge=0.1, le=300,
+        description="Public reads (latest readings, ISPU, Siaga, devices) are answered from a "
+                    "shared snapshot refreshed at most this often: one set of queries per "
+                    "interval however many clients; also their Cache-Control max-age")
+    stale_while_revalidate_s: float = Field(
+        default=10.0, ge=0, le=3600,
+        description="Cache-Control stale-while-revalidate of those reads: how long a browser "
+                    "or proxy may serve an expired answer while it fetches a new one")
 
     @model_validator(mode="after")
     def _no_placeholders(self) -> ApiSettings:

@@ -9,9 +9,10 @@ from http import HTTPStatus
 from typing import Annotated, Protocol
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from api.deps import PrincipalDep, RegistryDep
+from api.deps import PrincipalDep, RegistryDep, StateDep
 from api.params import CityQuery, DeviceIdPath, DistrictQuery, KindQuery
 from api.problems import (
     PROBLEM_RESPONSES,
@@ -21,6 +22,7 @@ from api.problems import (
     problem_responses,
 )
 from api.schemas import DevicePublic
+from api.services.snapshot import respond, role_class
 from kota.registry import DEVICE_ID_PATTERN, Device
 from store.devices import DeviceInfo, Provisioned, ProvisioningError, device_problems
 
@@ -28,13 +30,16 @@ router = APIRouter(prefix="/devices", tags=["devices"])
 
 
 @router.get("", response_model=list[DevicePublic], summary="Registered devices",
-            responses={422: PROBLEM_RESPONSES[422]})
-async def list_devices(registry: RegistryDep, kind: KindQuery = None, city: CityQuery = None,
-                       district: DistrictQuery = None) -> list[DevicePublic]:
-    """Devices of the registry, optionally of one kind, city or district (kecamatan)."""
-    return [DevicePublic.of(d) for d in registry
-            if (kind is None or d.kind == kind) and (city is None or d.city == city)
-            and (district is None or d.district == district)]
+            responses={422: PROBLEM_RESPONSES[422],
+                       304: {"description": "Not modified (If-None-Match)"}})
+async def list_devices(request: Request, state: StateDep, kind: KindQuery = None,
+                       city: CityQuery = None, district: DistrictQuery = None) -> Response:
+    """Devices of the registry, optionally of one kind, city or district (kecamatan); encoded
+    once per registry change, with an ETag and `Cache-Control`."""
+    role = role_class(request)
+    encoded = state.snapshot.devices(state.registry, kind, city, district, role)
+    return respond(request, encoded, role, state.settings.snapshot_interval_s,
+                   state.settings.stale_while_revalidate_s)
 
 
 @router.get("/{device_id}", response_model=DevicePublic, summary="One device",

@@ -4,44 +4,61 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
 
 from api.deps import FiltersDep, IndicatorsDep, StateDep, get_filters
 from api.params import CityQuery, DistrictQuery
 from api.problems import problem_responses
 from api.schemas import IncidentsResponse, IspuResponse, SiagaResponse
+from api.services.snapshot import respond, role_class
 
 router = APIRouter(prefix="/indicators", tags=["indicators"])
 
 ERRORS = problem_responses(404, 422, 503)
+CACHED = {**ERRORS, 304: {"description": "Not modified (If-None-Match)"}}
 
 
-@router.get("/ispu", response_model=IspuResponse, summary="Current ISPU", responses=ERRORS)
-async def ispu(service: IndicatorsDep, filters: FiltersDep,
+@router.get("/ispu", response_model=IspuResponse, summary="Current ISPU", responses=CACHED)
+async def ispu(request: Request, state: StateDep, filters: FiltersDep,
                scope: Annotated[Literal["device", "district"],
                                 Query(description="Per station, or per district (its worst "
                                                   "complete station)")] = "device",
-               ) -> IspuResponse:
+               ) -> Response | IspuResponse:
     """ISPU (Permen LHK P.14/2020) per air station or per district.
 
     From the newest hourly `ispu` point of `kota indicators` when it is recent
     (`indicator_max_age_s`); otherwise computed now from the last 24 h of air readings with
     `kota.indices.ispu` (hourly means, each parameter's averaging period and completeness rule).
-    `source` says which.
+    `source` says which. Answered from the shared snapshot (`snapshot_interval_s`) with an
+    ETag and `Cache-Control`.
     """
-    return await service.ispu(scope, filters)
+    if scope == "district" and filters.device is not None:
+        # A district's row names its worst station: the device filter means something else
+        # there, so it is asked of the database as before.
+        return await state.indicators.ispu(scope, filters)
+    role = role_class(request)
+    encoded = await state.snapshot.ispu(scope, filters, role)
+    return respond(request, encoded, role, state.settings.snapshot_interval_s,
+                   state.settings.stale_while_revalidate_s)
 
 
 @router.get("/siaga", response_model=SiagaResponse, summary="Current Siaga per gauge",
-            responses=ERRORS)
-async def siaga(service: IndicatorsDep, filters: FiltersDep) -> SiagaResponse:
+            responses=CACHED)
+async def siaga(request: Request, state: StateDep, filters: FiltersDep) -> Response:
     """Water-level alert status (4 Normal, 3 Waspada, 2 Siaga, 1 Awas) per gauge.
 
     From the newest `siaga` 1-minute point of `kota indicators`, else computed from the latest
     `water` level with `kota.indices.siaga` and the gauge's thresholds (`kota/standards/
-    gauges.yaml`), with the rate of rise over the last hour. `source` says which.
+    gauges.yaml`), with the rate of rise over the last hour. `source` says which. A gauge
+    that reported after the service's newest minute is computed from that reading: the
+    status is never older than the level (`age_s`: the level's age when read). Answered from
+    the shared snapshot (`snapshot_interval_s`) with an ETag and `Cache-Control`.
     """
-    return await service.siaga(filters)
+    role = role_class(request)
+    encoded = await state.snapshot.siaga(filters, role)
+    return respond(request, encoded, role, state.settings.snapshot_interval_s,
+                   state.settings.stale_while_revalidate_s)
 
 
 @router.get("/incidents", response_model=IncidentsResponse,

@@ -1,23 +1,25 @@
 """``/api/v1/stream``: server-sent events with the newest readings, for the live page.
 
-Each stream sends a ``snapshot`` (latest readings, ISPU, Siaga), then every ``sse_interval_s``
-the readings that are newer than what it sent (``readings``) and, when air or water changed,
+Each stream sends a ``snapshot`` (latest readings, ISPU, Siaga), then, at each refresh of the
+shared snapshot (api/services/snapshot.py; at least every ``sse_interval_s`` it looks), the
+readings that are newer than what it sent (``readings``) and, when air or water changed,
 fresh indicators (``indicators``). A stream ends after ``sse_max_duration_s`` with an ``end``
 event; browsers' EventSource reconnects by itself (``retry``). At most ``sse_max_clients``
 streams run at once (more: 503), and at most ``sse_max_clients_per_client`` for one client (its
 API key, else its address; more: 429), so one client cannot take every slot.
-Streams with the same filters share their queries (api/services/live.py).
+Every stream reads the same snapshot, and each reading is encoded once per refresh and role
+(public: redacted), not once per stream.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
@@ -25,8 +27,10 @@ from starlette.types import Receive, Scope, Send
 from api.deps import ApiState, FiltersDep, StateDep
 from api.params import KindName
 from api.problems import TYPE_BASE, ProblemError, problem_responses
+from api.schemas import LatestReading
 from api.services.live import client_identity
 from api.services.readings import Filters
+from api.services.snapshot import PREREDACTED_KEY, RoleClass, View, encode, role_class
 from kota.influx import InfluxDataError, InfluxUnavailable
 from kota.kinds import KINDS
 
@@ -36,45 +40,73 @@ log = logging.getLogger("kota.api.live")
 RETRY_MS = 3000
 
 
-def _event(name: str, data: Any) -> str:
-    return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False, default=str)}\n\n"
+def _event(name: str, data: bytes) -> bytes:
+    return b"event: " + name.encode() + b"\ndata: " + data + b"\n\n"
 
 
-async def _events(request: Request, state: ApiState, kinds: list[str],
-                  filters: Filters) -> AsyncIterator[str]:
+def _matches(reading: LatestReading, kinds: frozenset[str], filters: Filters) -> bool:
+    return (reading.kind in kinds and filters.city in (None, reading.city)
+            and filters.district in (None, reading.district)
+            and filters.device in (None, reading.device))
+
+
+async def _indicators(state: ApiState, view: View, filters: Filters, role: RoleClass) -> bytes:
+    """The `indicators` payload: the snapshot's, encoded once per refresh, for the page's
+    unfiltered stream; a filtered stream's from the (shared) filtered queries."""
+    if filters == Filters():
+        return state.snapshot.indicators_bytes(view, role)
+    payload = await state.live.indicators_payload(filters)
+    return encode(payload, role, state.settings.auth.public_position_decimals).body
+
+
+async def _events(request: Request, state: ApiState, kinds: list[str], filters: Filters,
+                  role: RoleClass) -> AsyncIterator[bytes]:
     settings = state.settings
+    snapshot = state.snapshot
+    chosen = frozenset(kinds)
     deadline = time.monotonic() + settings.sse_max_duration_s
     seen: dict[tuple[str, str], int] = {}
     first = True
-    yield f"retry: {RETRY_MS}\n\n"
+    view: View | None = None
+    yield f"retry: {RETRY_MS}\n\n".encode()
     while time.monotonic() < deadline:
         try:
-            readings = await state.live.latest(kinds, filters)
-            fresh = [r for r in readings if seen.get((r.kind, r.device), -1) < r.time_ms]
+            view = await snapshot.view()
+            fresh = [r for r in view.readings if _matches(r, chosen, filters)
+                     and seen.get((r.kind, r.device), -1) < r.time_ms]
             for reading in fresh:
                 seen[(reading.kind, reading.device)] = reading.time_ms
-            payload = [r.model_dump(mode="json") for r in fresh]
+            # Each reading is encoded once per refresh and role, shared by every stream.
+            readings = b"[" + b",".join(snapshot.reading_bytes(view, r, role)
+                                        for r in fresh) + b"]"
             if first:
-                snapshot = {"readings": payload, **await state.live.indicators_payload(filters),
-                            "server_time_ms": int(time.time() * 1000)}
-                yield _event("snapshot", snapshot)
+                indicators = await _indicators(state, view, filters, role)
+                extra = orjson.dumps({"server_time_ms": int(time.time() * 1000),
+                                      "as_of_ms": int(view.taken * 1000),
+                                      "stale_after_s": settings.page.stale_after_s})
+                yield _event("snapshot", b'{"readings":' + readings + b"," + extra[1:-1]
+                             + b"," + indicators[1:])
                 first = False
             elif fresh:
-                yield _event("readings", {"readings": payload})
+                yield _event("readings", b'{"readings":' + readings + b"}")
                 if any(r.kind in ("air", "water") for r in fresh):
-                    yield _event("indicators", await state.live.indicators_payload(filters))
+                    yield _event("indicators", await _indicators(state, view, filters, role))
             else:
-                yield ": nothing new\n\n"
+                yield b": nothing new\n\n"
         except (InfluxUnavailable, InfluxDataError) as exc:
             log.warning("stream: %s", exc)
-            yield _event("problem", {"type": TYPE_BASE + "database-unavailable",
-                                     "title": "Service Unavailable", "status": 503,
-                                     "detail": "the time-series database is unavailable"})
+            yield _event("problem", orjson.dumps({
+                "type": TYPE_BASE + "database-unavailable", "title": "Service Unavailable",
+                "status": 503, "detail": "the time-series database is unavailable"}))
         remaining = deadline - time.monotonic()
         if remaining <= 0 or await request.is_disconnected():
             break
-        await asyncio.sleep(min(settings.sse_interval_s, remaining))
-    yield _event("end", {"reason": "max_duration", "reconnect_ms": RETRY_MS})
+        # Woken by the next refresh of the shared snapshot, or after sse_interval_s.
+        if view is None:
+            await asyncio.sleep(min(settings.sse_interval_s, remaining))
+        else:
+            await snapshot.changed(view, min(settings.sse_interval_s, remaining))
+    yield _event("end", orjson.dumps({"reason": "max_duration", "reconnect_ms": RETRY_MS}))
 
 
 @router.get("/stream", summary="Live readings (server-sent events)",
@@ -106,8 +138,11 @@ async def stream(request: Request, state: StateDep, filters: FiltersDep,
                            title="Too many streams for this client",
                            headers={"Retry-After": "10"})
     kinds: list[str] = list(dict.fromkeys(kind)) if kind else list(KINDS)
+    role = role_class(request)
+    # Events are encoded for the caller's role here: api/auth.py passes them through.
+    request.scope[PREREDACTED_KEY] = True
     state.open_streams += 1
-    return _CountedStream(_events(request, state, kinds, filters), state, client,
+    return _CountedStream(_events(request, state, kinds, filters, role), state, client,
                           media_type="text/event-stream",
                           headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
@@ -115,7 +150,7 @@ async def stream(request: Request, state: StateDep, filters: FiltersDep,
 class _CountedStream(StreamingResponse):
     """A streaming response that gives its place in ``open_streams`` back when it ends."""
 
-    def __init__(self, content: AsyncIterator[str], state: ApiState, client: str,
+    def __init__(self, content: AsyncIterator[bytes], state: ApiState, client: str,
                  **kwargs: Any) -> None:
         super().__init__(content, **kwargs)
         self._state = state

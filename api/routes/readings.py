@@ -6,10 +6,10 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response, StreamingResponse
 
-from api.deps import FiltersDep, ReadingsDep, SettingsDep
+from api.deps import FiltersDep, ReadingsDep, SettingsDep, StateDep
 from api.params import (
     FIELD_PATTERN,
     INTERVAL_PATTERN,
@@ -23,6 +23,7 @@ from api.params import (
 from api.problems import TYPE_BASE, ProblemError, problem_responses
 from api.schemas import DistrictLatest, HistoryResponse, LatestResponse
 from api.services.readings import district_summaries
+from api.services.snapshot import respond, role_class
 from kota.kinds import KINDS
 
 router = APIRouter(prefix="/readings", tags=["readings"])
@@ -32,15 +33,22 @@ ERRORS = problem_responses(404, 422, 503)
 
 
 @router.get("/latest", response_model=LatestResponse, summary="Latest reading per device",
-            responses=ERRORS)
-async def latest(service: ReadingsDep, filters: FiltersDep,
-                 kind: KindQuery = None) -> LatestResponse:
-    """The newest point of each device (within `limits.latest_lookback_h`), all its fields.
+            responses={**ERRORS, 304: {"description": "Not modified (If-None-Match)"}})
+async def latest(request: Request, state: StateDep, filters: FiltersDep,
+                 kind: KindQuery = None) -> Response:
+    """The newest point of each device (within `limits.latest_lookback_h`), all its fields,
+    with its `age_s`, `stale` (older than `page.stale_after_s`) and `offline` (its heartbeat's
+    Last Will), as the shared snapshot read them.
 
-    Filter by `kind`, `city`, `district` (kecamatan) and `device`.
+    Filter by `kind`, `city`, `district` (kecamatan) and `device`. Answered from the shared
+    snapshot (refreshed every `snapshot_interval_s`), with an ETag (send `If-None-Match` for a
+    304) and `Cache-Control`.
     """
-    readings = await service.latest([kind] if kind else ALL_KINDS, filters)
-    return LatestResponse(count=len(readings), readings=readings)
+    role = role_class(request)
+    settings = state.settings
+    encoded = await state.snapshot.latest([kind] if kind else None, filters, role)
+    return respond(request, encoded, role, settings.snapshot_interval_s,
+                   settings.stale_while_revalidate_s)
 
 
 @router.get("/latest/districts", response_model=list[DistrictLatest],

@@ -126,17 +126,23 @@ class IndicatorsService:
 
     # -- Siaga ---------------------------------------------------------------------------------
     async def siaga(self, filters: Filters) -> SiagaResponse:
-        # The service's latest complete minute per gauge; gauges it has no complete minute for
-        # (silent lately, or the service is behind) are computed from their latest readings.
-        items = await self._siaga_from_service(filters)
-        have = {item.device for item in items}
-        computed = [item for item in await self._siaga_computed(filters)
-                    if item.device not in have]
-        if not items:
-            return SiagaResponse(source="computed" if computed else "none", items=computed)
-        merged = sorted([*items, *computed], key=lambda i: i.device)
-        return SiagaResponse(source="indicator_service" if not computed else "mixed",
-                             items=merged)
+        """Per gauge, the status of its latest level. The indicator service's latest complete
+        minute is used when it covers that level; when the gauge has reported since (the
+        service is behind, or its minute is not complete yet), the status is computed here
+        from the newest reading: the status shown is never older than the level shown
+        (issue 14)."""
+        service_items = await self._siaga_from_service(filters)
+        latest = {item.device: item for item in await self._siaga_computed(filters)}
+        merged = []
+        for item in service_items:
+            newer = latest.pop(item.device, None)
+            merged.append(newer if newer is not None and _reported_after(newer, item) else item)
+        merged.extend(latest.values())
+        merged.sort(key=lambda i: i.device)
+        sources = {item.source for item in merged}
+        source: Literal["indicator_service", "computed", "mixed", "none"] = (
+            "none" if not sources else sources.pop() if len(sources) == 1 else "mixed")
+        return SiagaResponse(source=source, items=merged)
 
     def _thresholds(self, gauge_id: str | None) -> dict[str, float | None]:
         gauge = self.gauges.get(gauge_id or "")
@@ -261,6 +267,11 @@ class IndicatorsService:
             source="indicator_service", window=used.pop() if len(used) == 1 else "mixed",
             as_of=max(ms_to_datetime(t + length) for _, length, t in newest.values()),
             items=items)
+
+
+def _reported_after(reading: SiagaPublic, point: SiagaPublic) -> bool:
+    """The reading is past the service's 1-minute window that starts at ``point.time``."""
+    return reading.time.timestamp() * 1000 >= point.time.timestamp() * 1000 + MINUTE_MS
 
 
 def _worst_per_district(stations: Sequence[IspuPublic]) -> list[IspuPublic]:
