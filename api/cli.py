@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+import json
+import os
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -10,7 +12,14 @@ from api.settings import ApiSettings
 from kota.service_cli import EXIT_CODES, fail, load_or_exit, logging_from
 from kota.settings_doc import settings_help
 
-__all__ = ["api"]
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+__all__ = ["api", "worker_app"]
+
+# How `kota api --workers N` hands its command line to the worker processes uvicorn starts
+# (they import worker_app and load the same settings; secrets stay in the file/environment).
+WORKER_ENV = "KOTA_API_WORKER_ARGS"
 
 
 def _epilog() -> str:
@@ -30,10 +39,13 @@ def _epilog() -> str:
               help="Override api.registry_file (the same file ingest uses).")
 @click.option("--tile-url", help="Override api.page.tile_url, e.g. "
                                  "'https://tile.openstreetmap.org/{z}/{x}/{y}.png'.")
+@click.option("--workers", type=click.IntRange(1, 64), default=None,
+              help="Processes serving the API (uvicorn workers; default: one per CPU core). "
+                   "Each keeps its own snapshot and live-stream limits.")
 @click.option("--check", is_flag=True, help="Validate the settings and the registry, print, exit.")
 def api(config_file: str | None, host: str | None, port: int | None, influx_url: str | None,
         database: str | None, registry_file: str | None, tile_url: str | None,
-        check: bool) -> None:
+        workers: int | None, check: bool) -> None:
     """Serve the read API, its OpenAPI docs and the live page.
 
     \b
@@ -47,6 +59,7 @@ def api(config_file: str | None, host: str | None, port: int | None, influx_url:
       kota api                                     # settings from ./kota.yaml (section api:)
       kota api --influx-url http://127.0.0.1:8086 --registry run/demo/registry.yaml
       kota api --host 0.0.0.0 --port 8080          # listen on every interface
+      kota api --workers 1                         # one process (default: one per core)
       KOTA_API__INFLUX__TOKEN=... kota api          # secrets from the environment
       curl -s 'http://127.0.0.1:8000/api/v1/readings/latest?kind=air'
 
@@ -82,9 +95,29 @@ def api(config_file: str | None, host: str | None, port: int | None, influx_url:
 
     from kota.influx import redact_url
 
+    workers = workers or os.cpu_count() or 1
     click.echo(f"Kota Cerdas API on http://{settings.host}:{settings.port}/ "
                f"(docs: /docs; InfluxDB {redact_url(settings.influx.url)}, database "
-               f"{settings.influx.database})", err=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,
-                proxy_headers=True, access_log=settings.log_level == "debug",
-                server_header=False)  # no "server: uvicorn" (issue 10)
+               f"{settings.influx.database}; {workers} worker{'s' if workers > 1 else ''})",
+               err=True)
+    options: dict[str, Any] = {
+        "host": settings.host, "port": settings.port, "log_level": settings.log_level,
+        "proxy_headers": True, "access_log": settings.log_level == "debug",
+        "server_header": False}  # no "server: uvicorn" (issue 10)
+    if workers == 1:
+        uvicorn.run(app, **options)
+        return
+    os.environ[WORKER_ENV] = json.dumps({"config_file": config_file, "overrides": overrides})
+    uvicorn.run("api.cli:worker_app", factory=True, workers=workers, **options)
+
+
+def worker_app() -> FastAPI:
+    """The app of one ``kota api --workers N`` process: the parent's settings, loaded again."""
+    from alerts.settings import AlertsSettings
+    from api.main import create_app
+
+    args = json.loads(os.environ[WORKER_ENV])
+    settings = load_or_exit(ApiSettings, "api", args["config_file"], args["overrides"])
+    logging_from(settings)
+    return create_app(settings, alerts_settings=load_or_exit(AlertsSettings, "alerts",
+                                                             args["config_file"]))

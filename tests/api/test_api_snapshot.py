@@ -182,3 +182,45 @@ def test_public_and_operator_views_are_encoded_apart(influxdb: LocalService, dat
                            headers={"Authorization": f"Bearer {key}",
                                     "If-None-Match": public.headers["etag"]})
         assert again.status_code == 200 and "tolong" in again.text
+
+
+@pytest.mark.slow
+def test_kota_api_workers(influxdb: LocalService, database: str, tmp_path: Path) -> None:
+    """`kota api --workers 2`: two uvicorn worker processes with the same settings."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from devstack.localstack import free_port
+
+    seed(influxdb, database)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KOTA_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kota", "api", "--port", str(port), "--workers", "2",
+         "--influx-url", f"http://127.0.0.1:{influxdb.port}", "--database", database],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 40
+        answer = None
+        while time.monotonic() < deadline and process.poll() is None:  # bounded
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/api/v1/readings/latest",
+                                   timeout=5)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        assert answer is not None and answer.status_code == 200
+        assert answer.json()["count"] >= 5
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        assert len(children) >= 2, children
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            output = process.communicate(timeout=20)[0].decode()
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output = process.communicate(timeout=5)[0].decode()
+    assert "2 workers" in output
+    assert process.returncode in (0, -signal.SIGTERM), output
