@@ -125,6 +125,7 @@ def create_app(settings: ApiSettings, registry: Registry | None = None,
         stop_reloading = asyncio.Event()
         reloading = (asyncio.create_task(watcher.run(stop_reloading), name="registry")
                      if watcher is not None else None)
+        app.state.subscriptions.start()
         yield
         await app.state.subscriptions.close()
         stop_reloading.set()

@@ -11,6 +11,7 @@ prefix of its keyed address hash.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import json
 import logging
@@ -26,6 +27,7 @@ from email.utils import formatdate, make_msgid
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from alerts.subscriptions import tokens
 from alerts.subscriptions.registry import Areas, SubscriptionRegistry, Wanted, known_areas
@@ -40,6 +42,9 @@ CHALLENGE_TIMEOUT_S = 10.0
 # Limiter memory: at most this many client addresses are tracked at once (the oldest go first),
 # so a flood from many addresses cannot grow it without bound.
 MAX_TRACKED_CLIENTS = 100_000
+# Unconfirmed sign-ups must be gone within signup.confirm_ttl_h (at least 1 h): an hourly look
+# keeps them at most an hour past it.
+PURGE_INTERVAL_S = 3600.0
 
 
 @dataclass
@@ -189,6 +194,7 @@ class SubscriptionsService:
         self.limiter = SlidingLimiter(settings.signup.per_client_per_hour, 3600.0)
         self.address_limiter = SlidingLimiter(settings.signup.per_address_per_day, 86_400.0)
         self._background: set[asyncio.Task[None]] = set()
+        self._purging: asyncio.Task[None] | None = None
 
     @property
     def signing_on(self) -> bool:
@@ -244,7 +250,29 @@ class SubscriptionsService:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
+    def start(self) -> None:
+        """Purge what is no longer needed, now and every hour (registry.purge)."""
+        self._purging = asyncio.get_running_loop().create_task(self._purge_loop(),
+                                                                name="subscription-purge")
+
+    async def _purge_loop(self) -> None:
+        while True:
+            try:
+                counts = await asyncio.to_thread(self.registry.purge)
+                if any(counts.values()):
+                    log.info("purged subscribers: %d unconfirmed, %d unsubscribed",
+                             counts["unconfirmed"], counts["unsubscribed"])
+            except SQLAlchemyError as exc:
+                log.warning("purging subscribers failed (retried in %g s): %s",
+                            PURGE_INTERVAL_S, type(exc).__name__)
+            await asyncio.sleep(PURGE_INTERVAL_S)
+
     async def close(self) -> None:
-        """Let confirmations under way finish (bounded by their own timeouts)."""
+        """Stop purging; let confirmations under way finish (bounded by their timeouts)."""
+        if self._purging is not None:
+            self._purging.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._purging
+            self._purging = None
         if self._background:
             await asyncio.wait(set(self._background), timeout=CHALLENGE_TIMEOUT_S + 5)

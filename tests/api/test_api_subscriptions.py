@@ -465,3 +465,26 @@ def test_sign_up_is_off_without_a_secret(influxdb: LocalService, database: str,
         assert answer.status_code == 503
         assert "alerts.subscriptions.secret" in answer.json()["detail"]
         assert client.get("/api/v1/subscriptions/areas").status_code == 200
+
+
+def test_the_api_purges_unconfirmed_sign_ups_when_it_starts(env: Env) -> None:
+    # A sign-up made long ago (written straight to the database), then a new API on it.
+    long_ago = datetime.now(UTC) - timedelta(hours=49)
+    with Session(env.registry.engine) as session, session.begin():
+        session.add(Subscriber(channel="email", address="old@example.org", address_hash="0" * 64,
+                               status="pending", language="id-ID", districts=["Tebet"],
+                               kelurahan=[], hazards=["rain"], min_severity="Moderate",
+                               created_by="public", created_at=long_ago, updated_at=long_ago))
+    assert len(env.rows()) == 1
+    app: Any = env.client.app
+    with TestClient(create_app(app.state.kota.settings, registry=api_registry(),
+                               alerts_settings=AlertsSettings.model_validate(
+                                   {"database": {"url": env.url},
+                                    "subscriptions": {"secret": SECRET}}))):
+        _wait(lambda: env.rows() == [], "the old sign-up purged")
+
+
+def test_the_page_is_served_at_langganan(env: Env) -> None:
+    page = env.client.get("/langganan", follow_redirects=True)
+    assert page.status_code == 200 and "Langganan peringatan dini" in page.text
+    assert "<script>" not in page.text and 'src="langganan.js"' in page.text
