@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from alerts.channels._contract import SEVERITY_RANK
 from alerts.model import AlertView, Area
 
-__all__ = ["PUBLIC_HAZARDS", "Criteria", "area_matches", "haversine_km", "is_public", "matches",
-           "point_in_polygon", "severities_at_most"]
+__all__ = ["PUBLIC_HAZARDS", "AreaMatcher", "Criteria", "area_matches", "haversine_km",
+           "is_public", "matcher", "matches", "point_in_polygon", "severities_at_most"]
 
 # The hazards a subscriber may choose: safety alerts are for operators and device health for
 # field teams, so neither ever reaches a subscriber whatever the rules say.
@@ -83,14 +83,12 @@ def _named_in(name: str, text: str) -> bool:
         is not None
 
 
-def area_matches(criteria: Criteria, area: Area, details: dict[str, object] | None = None
-                 ) -> bool:
-    """Whether the subscriber's area meets the alert's."""
-    if criteria.districts:
-        alert_districts = {_fold(name) for name in area.districts}
-        if any(_fold(name) in alert_districts for name in criteria.districts):
-            return True
-    if criteria.kelurahan:
+class AreaMatcher:
+    """One alert's area, prepared once to be met by many subscribers (a fan-out)."""
+
+    def __init__(self, area: Area, details: dict[str, object] | None = None) -> None:
+        self.area = area
+        self.districts = {_fold(name) for name in area.districts}
         # Areas name kelurahan in their description (a safety or device alert's place) or in a
         # "kelurahan" figure; Area itself has no kelurahan list.
         named = area.description
@@ -99,17 +97,33 @@ def area_matches(criteria: Criteria, area: Area, details: dict[str, object] | No
             named = f"{named}, {extra}"
         elif isinstance(extra, list | tuple):
             named = ", ".join([named, *(str(item) for item in extra)])
-        if any(_named_in(name, named) for name in criteria.kelurahan):
+        self.named = named
+
+    def __call__(self, criteria: Criteria) -> bool:
+        """Whether the subscriber's area meets the alert's."""
+        if criteria.districts and any(_fold(name) in self.districts
+                                      for name in criteria.districts):
             return True
-    if criteria.lat is not None and criteria.lon is not None:
-        radius_km = criteria.radius_km or 0.0
-        if area.circle_km is not None:
-            lat, lon, circle_radius_km = area.circle_km
-            if haversine_km(criteria.lat, criteria.lon, lat, lon) <= radius_km + circle_radius_km:
+        if criteria.kelurahan and any(_named_in(name, self.named)
+                                      for name in criteria.kelurahan):
+            return True
+        if criteria.lat is not None and criteria.lon is not None:
+            area = self.area
+            radius_km = criteria.radius_km or 0.0
+            if area.circle_km is not None:
+                lat, lon, circle_radius_km = area.circle_km
+                if haversine_km(criteria.lat, criteria.lon, lat, lon) \
+                        <= radius_km + circle_radius_km:
+                    return True
+            if area.polygon and point_in_polygon(criteria.lat, criteria.lon, area.polygon):
                 return True
-        if area.polygon and point_in_polygon(criteria.lat, criteria.lon, area.polygon):
-            return True
-    return False
+        return False
+
+
+def area_matches(criteria: Criteria, area: Area, details: dict[str, object] | None = None
+                 ) -> bool:
+    """Whether the subscriber's area meets the alert's."""
+    return AreaMatcher(area, details)(criteria)
 
 
 def severities_at_most(severity: str) -> list[str]:
@@ -124,12 +138,24 @@ def is_public(view: AlertView) -> bool:
             and view.hazard in PUBLIC_HAZARDS)
 
 
+def matcher(view: AlertView) -> Callable[[Criteria], bool]:
+    """``matches`` for one version, prepared once for many subscribers."""
+    public = is_public(view)
+    rank = SEVERITY_RANK.get(view.severity, 0)
+    area = AreaMatcher(view.area, view.details)
+
+    def match(criteria: Criteria) -> bool:
+        if criteria.status != "active" or not public:
+            return False
+        if criteria.hazards and view.hazard not in criteria.hazards:
+            return False
+        if rank < SEVERITY_RANK.get(criteria.min_severity, 1):
+            return False
+        return area(criteria)
+
+    return match
+
+
 def matches(criteria: Criteria, view: AlertView) -> bool:
     """Whether this (non-Cancel) version goes to this subscriber."""
-    if criteria.status != "active" or not is_public(view):
-        return False
-    if criteria.hazards and view.hazard not in criteria.hazards:
-        return False
-    if SEVERITY_RANK.get(view.severity, 0) < SEVERITY_RANK.get(criteria.min_severity, 1):
-        return False
-    return area_matches(criteria, view.area, view.details)
+    return matcher(view)(criteria)
