@@ -160,6 +160,8 @@ class AlertService:
             keepalive_s=mqtt.keepalive_s, session_expiry_s=mqtt.session_expiry_s,
             receive_maximum=mqtt.receive_maximum)
         self.last_commit_at: float | None = None
+        self._kinds_for: list[RuleKind[Any]] | None = None
+        self._kinds: tuple[frozenset[str], list[RuleKind[Any]]] = (frozenset(), [])
         # One evaluation at a time: the stream, the poll and the tick share the memory.
         self._lock = asyncio.Lock()
 
@@ -228,14 +230,40 @@ class AlertService:
                 for _generation, burst in batch:
                     for message in burst:
                         changes.extend(self._on_message(message))
+                    # Let the dispatcher and the broker connection run between bursts: a long
+                    # batch must not hold back the delivery of what was already decided.
+                    await asyncio.sleep(0)
                 if not await self._commit(changes, stop):
                     continue
             for gen, burst in batch:
                 self.subscriber.ack(gen, [message[0] for message in burst])
 
+    def _payload_kinds(self) -> tuple[frozenset[str], list[RuleKind[Any]]]:
+        """The kinds some rule reads the payload of, and the rules that only need to hear
+        from every device ("*"), for the current rules (they may be reloaded)."""
+        rules = self.rules.rules
+        if self._kinds_for is not rules:
+            self._kinds_for = rules
+            self._kinds = (frozenset(kind for rule in rules for kind in rule.reading_kinds
+                                     if kind != "*"),
+                           [rule for rule in rules if "*" in rule.reading_kinds])
+        return self._kinds
+
     def _on_message(self, message: Message) -> list[_Change]:
         _packet_id, topic, payload = message[0], message[1], message[2]
         received = datetime.now(UTC)
+        payload_kinds, hearing = self._payload_kinds()
+        parts = topic.split("/")
+        if len(parts) == 4 and parts[2] not in payload_kinds:
+            # No rule reads this kind's values (air, noise, ... at thousands a second): that
+            # the device spoke is all that matters, and decoding it would cost the most.
+            changes: list[_Change] = []
+            for rule in hearing:
+                for finding in rule.heard(parts[1], parts[2], parts[3], received):
+                    change = self._evaluate(rule, finding, finding.at)
+                    if change is not None:
+                        changes.append(change)
+            return changes
         decoded = self.decoder.decode(topic, payload)
         if isinstance(decoded, Refusal):
             self.metrics.refused.inc()
@@ -246,7 +274,7 @@ class AlertService:
             return []
         device = self.registry.get(source.device_id)
         params = device.params if device else {}
-        changes: list[_Change] = []
+        changes = []
         received_ms = int(received.timestamp() * 1000)
         for reading in decoded.readings:
             if isinstance(reading, Refusal):

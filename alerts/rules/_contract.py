@@ -194,6 +194,11 @@ class RuleKind(Generic[SettingsT]):
     def on_tick(self, now: datetime) -> Sequence[Finding]:
         return ()
 
+    def heard(self, city: str, kind: str, device_id: str, at: datetime) -> Sequence[Finding]:
+        """A message arrived from ``device_id`` whose payload no rule reads (the service does
+        not decode it): for rules that only need to know a device is alive."""
+        return ()
+
     def restore(self, scope: str, grade: int) -> None:
         """An alert of this rule is active at ``scope`` with ``grade`` (read back from the
         database at start or after a reload): rules that keep memory take it back."""

@@ -70,6 +70,21 @@ class OfflineRule(RuleKind[OfflineSettings]):
     def _watched(self, kind: str) -> bool:
         return self.settings.kinds is None or kind in self.settings.kinds
 
+    def heard(self, city: str, kind: str, device_id: str, at: datetime) -> Sequence[Finding]:
+        device = self.context.registry.get(device_id)
+        if device is None or not self._watched(kind):
+            return ()
+        self.city[device_id] = city
+        self.went_away.discard(device_id)
+        self.last_seen[device_id] = at
+        if device_id not in self.alerting:
+            return ()
+        self.alerting.discard(device_id)
+        area, details = _area(device)
+        return [Finding(scope=device_id, at=at, grade=0, level="online", severity="Minor",
+                        urgency="Past", certainty="Observed", city=city, area=area,
+                        details={**details, "silent_min": 0})]
+
     def on_reading(self, reading: Reading) -> Sequence[Finding]:
         if reading.device is None or not self._watched(reading.kind):
             return ()
@@ -82,15 +97,7 @@ class OfflineRule(RuleKind[OfflineSettings]):
                             level="offline", severity="Minor", urgency="Expected",
                             certainty="Observed", city=reading.city, area=area,
                             details={**details, "silent_min": 0})]
-        self.went_away.discard(reading.device_id)
-        self.last_seen[reading.device_id] = reading.received_at
-        if reading.device_id not in self.alerting:
-            return ()
-        self.alerting.discard(reading.device_id)
-        area, details = _area(reading.device)
-        return [Finding(scope=reading.device_id, at=reading.received_at, grade=0,
-                        level="online", severity="Minor", urgency="Past", certainty="Observed",
-                        city=reading.city, area=area, details={**details, "silent_min": 0})]
+        return self.heard(reading.city, reading.kind, reading.device_id, reading.received_at)
 
     def restore(self, scope: str, grade: int) -> None:
         self.alerting.add(scope)
