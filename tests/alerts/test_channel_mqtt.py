@@ -1,5 +1,7 @@
 """The MQTT channel against a real Mosquitto: the current state retained for a later subscriber,
-the all-clear retained and then expired, drills only under exercise/, a broker that is away."""
+the all-clear retained and then expired, drills only under exercise/, a broker that is away.
+Each test has its own broker: retained alerts would reach every later subscriber of the
+session's broker (a test counting messages on kota/# saw two more)."""
 
 from __future__ import annotations
 
@@ -77,12 +79,12 @@ def _subscribe(port: int, topic_filter: str, wait_s: float = 0.5) -> list[Seen]:
     return seen
 
 
-def test_current_state_is_retained_for_a_later_subscriber(mosquitto: LocalService) -> None:
+def test_current_state_is_retained_for_a_later_subscriber(own_mosquitto: LocalService) -> None:
     city = _city()
     first = flood_view(city=city)
     update = flood_view(city=city, version=2, level="Siaga 1 (Awas)", grade=4)
-    _send(_channel(mosquitto.port), first, update)
-    (seen,) = _subscribe(mosquitto.port, f"kota/{city}/alerts/#")
+    _send(_channel(own_mosquitto.port), first, update)
+    (seen,) = _subscribe(own_mosquitto.port, f"kota/{city}/alerts/#")
     assert seen.topic == f"kota/{city}/alerts/flood/flood-siaga/gauge:manggarai"
     assert seen.retained
     assert seen.payload["version"] == 2 and seen.payload["level"] == "Siaga 1 (Awas)"
@@ -90,23 +92,23 @@ def test_current_state_is_retained_for_a_later_subscriber(mosquitto: LocalServic
 
 
 @pytest.mark.slow
-def test_the_all_clear_is_retained_and_then_expires(mosquitto: LocalService) -> None:
+def test_the_all_clear_is_retained_and_then_expires(own_mosquitto: LocalService) -> None:
     city = _city()
     first = flood_view(city=city)
-    _send(_channel(mosquitto.port, resolved_expiry_s=2), first, resolved(first, 2))
-    (seen,) = _subscribe(mosquitto.port, f"kota/{city}/alerts/#", wait_s=0.5)
+    _send(_channel(own_mosquitto.port, resolved_expiry_s=2), first, resolved(first, 2))
+    (seen,) = _subscribe(own_mosquitto.port, f"kota/{city}/alerts/#", wait_s=0.5)
     assert seen.retained and seen.payload["status"] == "resolved"
     assert 0 < seen.properties.MessageExpiryInterval <= 2
     time.sleep(2.5)
-    assert _subscribe(mosquitto.port, f"kota/{city}/alerts/#", wait_s=0.5) == []
+    assert _subscribe(own_mosquitto.port, f"kota/{city}/alerts/#", wait_s=0.5) == []
 
 
-def test_a_drill_goes_only_to_the_exercise_topics(mosquitto: LocalService) -> None:
+def test_a_drill_goes_only_to_the_exercise_topics(own_mosquitto: LocalService) -> None:
     city = _city()
     drill = flood_view(city=city, cap_status="Exercise")
-    _send(_channel(mosquitto.port, exercises=True), drill)
-    assert _subscribe(mosquitto.port, f"kota/{city}/alerts/flood/#", wait_s=0.5) == []
-    (seen,) = _subscribe(mosquitto.port, f"kota/{city}/alerts/#", wait_s=0.5)
+    _send(_channel(own_mosquitto.port, exercises=True), drill)
+    assert _subscribe(own_mosquitto.port, f"kota/{city}/alerts/flood/#", wait_s=0.5) == []
+    (seen,) = _subscribe(own_mosquitto.port, f"kota/{city}/alerts/#", wait_s=0.5)
     assert seen.topic == f"kota/{city}/alerts/exercise/flood/flood-siaga/gauge:manggarai"
     assert seen.payload["cap_status"] == "Exercise"
 
