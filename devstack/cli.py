@@ -55,7 +55,8 @@ def demo(run_dir: str, history: str, speed: float, days: float) -> None:
 def bench() -> None:
     """Measure the pipeline on this machine (broker and InfluxDB included).
 
-    Each benchmark lives next to what it measures (ingest/bench/, indicators/bench.py) and is
+    Each benchmark lives next to what it measures (ingest/bench/, indicators/bench.py,
+    alerts/bench/) and is
     registered in pyproject.toml under [project.entry-points."kota.bench"].
     """
 
