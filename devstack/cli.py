@@ -56,7 +56,7 @@ def bench() -> None:
     """Measure the pipeline on this machine (broker and InfluxDB included).
 
     Each benchmark lives next to what it measures (ingest/bench/, indicators/bench.py,
-    alerts/bench/) and is
-    registered in pyproject.toml under [project.entry-points."kota.bench"].
+    alerts/bench/) and is registered in pyproject.toml under
+    [project.entry-points."kota.bench"].
     """
 
