@@ -132,8 +132,8 @@ def _when(moment: datetime | None) -> str:
               help="Lifetime: 12h, 90d, 8w, or 'never'.")
 @click.option("--scope", "scopes", multiple=True,
               help="Limit the key to an API area (repeat): readings, indicators, stream, meta, "
-                   "devices, alerts, keys; add :read for reading only (alerts:read). None: "
-                   "everything its role may do.")
+                   "devices, alerts, subscriptions, keys; add :read for reading only "
+                   "(alerts:read). None: everything its role may do.")
 @_options
 def keys_create(name: str, role: str, expires: str, scopes: tuple[str, ...],
                 config_file: str | None, url: str | None) -> None:

@@ -88,7 +88,8 @@ class KeyProblem(Exception):
 
 # What a key's scopes may name: an API area (the first path segment after /api/v1/), alone (every
 # method) or with ":read" (GET and HEAD only). No scopes: everything its role may do.
-KEY_SCOPE_AREAS = ("readings", "indicators", "stream", "meta", "devices", "alerts", "keys")
+KEY_SCOPE_AREAS = ("readings", "indicators", "stream", "meta", "devices", "alerts",
+                   "subscriptions", "keys")
 
 
 def check_scopes(scopes: Sequence[str]) -> tuple[str, ...]:
