@@ -2,8 +2,8 @@
 at a phone's viewport (390×844), served by a real uvicorn on an SQLite file, with a real SMTP
 server (aiosmtpd) receiving the confirmation mail: choose a kecamatan, hazards and level, sign
 up, see "check your mail", follow the link from the mail, see and delete one's data through the
-manage link, sign up by "use my location"; Bahasa Indonesia first with an English toggle; the
-privacy note; no address in the API's log output."""
+manage link, sign up by "use my location" and unsubscribe through the link's page; Bahasa
+Indonesia first with an English toggle; the privacy note; no address in the API's log output."""
 
 from __future__ import annotations
 
@@ -145,6 +145,7 @@ def test_sign_up_confirm_see_and_delete_on_a_phone(served: Served,
         assert found, text
         page.goto(served.url + found.group(1))
         expect(page.locator("h1")).to_have_text("Langganan dikonfirmasi")
+        assert f"{served.url}/langganan/langganan.css" in browsed.requests   # styled, no script
         [row] = served.rows()
         assert row.status == "active"
 
@@ -195,4 +196,13 @@ def test_use_my_location_in_english(served: Served) -> None:
         page.fill("#address", "ftp://example.org/hook")
         page.click("#submit")
         expect(page.locator("#form-error")).to_contain_text("http:// or https://")
+        # The unsubscribe link: the page asks, the button (a form POST) does it.
+        unsubscribe = tokens.unsubscribe_url(served.alerts.subscriptions, row.id)
+        page.goto(unsubscribe.replace(PUBLIC_URL, served.url))
+        expect(page.locator("h1")).to_have_text("Unsubscribe?")
+        assert [r.status for r in served.rows()] == ["pending"]
+        page.click("button[type=submit]")
+        expect(page.locator("h1")).to_have_text("Unsubscribed")
+        [row] = served.rows()
+        assert (row.status, row.address) == ("unsubscribed", "")
         assert browsed.errors == []
