@@ -1,5 +1,10 @@
 """BMKG rainfall intensity per gauge, hourly and daily. Pure functions over hourly sums;
-the step at the end (registered in indicators.steps) queries for them."""
+the step at the end (registered in indicators.steps) queries for them.
+
+The daily figure is BMKG's rain day, 07:00 to 07:00 local time (kota/standards/bmkg_rain.yaml,
+``observation_day``), not the service's midnight day: when the local day D closes, the step
+computes the rain day from 07:00 on D-1 to 07:00 on D and stamps it with its start.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +16,10 @@ from indicators.outputs import output
 from indicators.points import Point
 from indicators.queries import DeviceKey, Sample
 from indicators.settings import RainSettings
-from indicators.windows import Window
+from indicators.windows import Window, rain_day
 from kota.indices import rain as rain_index
 from kota.indices.rain import RainCategory
+from kota.standards import load_rain_tables
 
 __all__ = ["rain_points"]
 
@@ -28,7 +34,8 @@ def _category(result: RainCategory | None) -> tuple[str | None, float | None]:
 
 def rain_points(window: Window, hourly: Mapping[DeviceKey, list[Sample]],
                 settings: RainSettings) -> list[Point]:
-    """``hourly``: per device, (hour start, {"rain_mm": sum, "reports": count})."""
+    """``hourly``: per device, (hour start, {"rain_mm": sum, "reports": count}). For "1d",
+    ``window`` is the BMKG rain day (:func:`indicators.windows.rain_day`)."""
     points = []
     for key, rows in sorted(hourly.items()):
         inside = [(t, v) for t, v in rows if window.start_ms <= t < window.end_ms
@@ -59,6 +66,8 @@ def rain_points(window: Window, hourly: Mapping[DeviceKey, list[Sample]],
 
 async def _span_step(span: steps.Span) -> list[Point]:
     window = span.window
+    if window.name == "1d":
+        window = rain_day(window, span.zone, load_rain_tables().observation_day.start_hour)
     rain = q.rows_by_device(await span.query(q.hourly_aggregate_query(
         "rain", [("sum", "rain_mm", "rain_mm"), ("count", "rain_mm", "reports")],
         window.start_ms, window.end_ms, span.city)))

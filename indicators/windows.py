@@ -2,7 +2,8 @@
 
 Minute and hour windows are aligned on UTC (an hour in WIB, UTC+7, is also a UTC hour); day
 windows are local days in the configured time zone. A window is identified by its name and its
-start; every point computed for it carries the start as timestamp.
+start; every point computed for it carries the start as timestamp. Rain alone counts its day as
+BMKG does, 07:00 to 07:00 local time (:func:`rain_day`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from zoneinfo import ZoneInfo
 from indicators.settings import WindowName
 
 __all__ = ["DAY_MS", "HOUR_MS", "MINUTE_MS", "WINDOW_MS", "Window", "closed_windows",
-           "floor_start", "iso_utc", "next_start", "windows_between"]
+           "floor_start", "iso_utc", "next_start", "rain_day", "windows_between"]
 
 # The window lengths, defined here only: the indicators, their queries and the API import them.
 MINUTE_MS = 60_000
@@ -63,6 +64,21 @@ def next_start(name: WindowName, start_ms: int, zone: ZoneInfo) -> int:
     following = (local + timedelta(days=1, hours=2)).replace(hour=0, minute=0, second=0,
                                                               microsecond=0)
     return int(following.timestamp() * 1000)
+
+
+def rain_day(day: Window, zone: ZoneInfo, start_hour: int) -> Window:
+    """The BMKG rain day that has closed by the end of the local day ``day``.
+
+    BMKG's day runs from ``start_hour`` (07:00) local time to the same hour the next day
+    (kota/standards/bmkg_rain.yaml). When the local day D (midnight to midnight) closes, the
+    rain day from ``start_hour`` on D-1 to ``start_hour`` on D is complete; the one that starts
+    on D ends only the next morning, so it waits for D+1's window.
+    """
+    local = datetime.fromtimestamp(day.start_ms / 1000, zone)
+    end = local.replace(hour=start_hour, minute=0, second=0, microsecond=0)
+    # Aware arithmetic keeps the wall-clock hour: the previous calendar day at start_hour.
+    start = end - timedelta(days=1)
+    return Window(int(start.timestamp() * 1000), int(end.timestamp() * 1000), day.name)
 
 
 def windows_between(name: WindowName, since_ms: int, until_ms: int, zone: ZoneInfo,

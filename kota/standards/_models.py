@@ -36,6 +36,7 @@ __all__ = [
     "IspuTable",
     "NoiseStandard",
     "NoiseZone",
+    "ObservationDay",
     "RainCategorySpec",
     "RainScale",
     "RainTables",
@@ -300,9 +301,19 @@ class RainScale(_Strict):
         return self
 
 
+class ObservationDay(_Strict):
+    """BMKG's rain day: from ``start_hour`` local time to the same hour the next day."""
+
+    start_hour: int = Field(ge=0, le=23, description="Local hour the rain day starts and ends")
+    label: Literal["start_date"] = Field(description="The date a rain day is reported under")
+    source: str = Field(min_length=1)
+    confidence: Confidence
+
+
 class RainTables(_Strict):
     basis: str = Field(default="", description="What kind of document the numbers come from, "
                                                "in words (an official text, news reports, ...)")
+    observation_day: ObservationDay
     edge_convention_confidence: Confidence
     hourly: RainScale
     daily: RainScale

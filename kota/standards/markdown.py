@@ -210,8 +210,12 @@ def _aqi() -> list[str]:
 
 def _rain() -> list[str]:
     tables = load_rain_tables()
+    day = tables.observation_day
     lines = ["## BMKG rain categories", "", "File: `kota/standards/bmkg_rain.yaml`.", "",
-             *_basis(tables.basis)]
+             *_basis(tables.basis),
+             f"A daily figure is BMKG's rain day, {day.start_hour:02d}:00 to "
+             f"{day.start_hour:02d}:00 local time the next day, reported under the date it starts "
+             f"(`observation_day`, {_c(day.confidence)}): {day.source}.", ""]
     for scale in (tables.hourly, tables.daily):
         period = "Hourly" if scale is tables.hourly else "Daily"
         lines += [f"### {period} rain ({scale.unit})", "",

@@ -267,6 +267,9 @@ def test_a_day_of_city_indicators(influxdb: LocalService, database: str) -> None
     # the previous day's PM2.5 too, so that every hour of the day has a 24-h mean
     write(influxdb, database, [air_line("air-a", "Menteng", DAY_START - HOUR * (h + 1) + 1,
                                         pm25=10.0) for h in range(24)])
+    # and its rain from 07:00: BMKG's rain day closed by this day runs 07:00 to 07:00 WIB
+    write(influxdb, database, [f"rain,{tags('rain', 'rain-a', 'Tebet')} rain_mm=1.0 "
+                               f"{DAY_START - HOUR * (h + 1) + MINUTE}" for h in range(17)])
     assert recompute(service(influxdb, database, windows=["1h", "1d"]),
                      DAY_START, DAY_END) == 25
 
@@ -307,6 +310,7 @@ def test_a_day_of_city_indicators(influxdb: LocalService, database: str) -> None
     assert gauge["status"] == float(siaga.siaga_status(siaga.load_gauges()["manggarai"],
                                                        900.0).status)
     daily_rain = point(influxdb, database, "rain_category", "\"window\"='1d'")
+    assert daily_rain["time"] == DAY_START - 17 * HOUR  # 07:00 WIB on the day before
     assert daily_rain["rain_mm"] == pytest.approx(24.0)
     assert daily_rain["category"] == rain.bmkg_daily_category(24.0).name
     level = point(influxdb, database, "noise_level", "\"window\"='1d'")
