@@ -19,7 +19,7 @@ from alerts.rules._contract import Finding, RuleContext, RuleKind, RuleSettings
 from indicators.outputs import output
 from indicators.queries import eq, group_by, recent, where
 from kota.influx import quote_ident
-from kota.standards import load_rain_tables
+from kota.standards import load_ispu_table, load_rain_tables
 
 __all__ = ["Advice", "IspuRule", "IspuSettings", "RainRule", "RainSettings"]
 
@@ -33,8 +33,10 @@ class Advice(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     severity: Severity
-    id: str
-    en: str
+    id: str = Field(default="", description="Empty: the category's advice in "
+                                            "kota/standards/ispu.yaml")
+    en: str = Field(default="", description="Empty: the category's advice in "
+                                            "kota/standards/ispu.yaml")
 
 
 class IspuSettings(RuleSettings):
@@ -86,6 +88,8 @@ class IspuRule(RuleKind[IspuSettings]):
     def __init__(self, settings: IspuSettings, context: RuleContext) -> None:
         super().__init__(settings, context)
         self.rank = {name: rank for rank, name in enumerate(settings.categories)}
+        # The standards' advice per category, for a category the rule gives no text of its own.
+        self.health = {band.name: band.health for band in load_ispu_table().categories.bands}
 
     def queries(self, now: datetime) -> Sequence[str]:
         return [f"SELECT * FROM {quote_ident(ISPU)} WHERE "
@@ -103,6 +107,9 @@ class IspuRule(RuleKind[IspuSettings]):
                 continue
             rank = self.rank[category]
             advice = self.settings.advice.get(category)
+            health = self.health.get(category)
+            advice_id = (advice.id if advice else "") or (health.advice_id if health else "")
+            advice_en = (advice.en if advice else "") or (health.advice_en if health else "")
             district = str(row.get("district") or "")
             findings.append(Finding(
                 scope=district, at=_time(row),
@@ -113,8 +120,7 @@ class IspuRule(RuleKind[IspuSettings]):
                 details={"district": district, "ispu": round(float(row["ispu"])),
                          "category": category,
                          "critical_parameter": row.get("critical_parameter") or "-",
-                         "advice_id": advice.id if advice else "",
-                         "advice_en": advice.en if advice else ""}))
+                         "advice_id": advice_id, "advice_en": advice_en}))
         return findings
 
 
@@ -153,10 +159,11 @@ class RainRule(RuleKind[RainSettings]):
 
     def queries(self, now: datetime) -> Sequence[str]:
         return [f"SELECT * FROM {quote_ident(RAIN_CATEGORY)} WHERE "
-                # A day's point is stamped at the day's start and written after it ends: look
-                # back two days so a late indicator service still has it read.
+                # A BMKG rain day (07:00-07:00) is stamped at its start and written after the
+                # indicator service's next local midnight, ~41 h later: look back three days so
+                # a late indicator service still has it read.
                 + where(recent(self.settings.max_age_s if window == "1h"
-                               else self.settings.max_age_s + 2 * 86400), eq("window", window))
+                               else self.settings.max_age_s + 3 * 86400), eq("window", window))
                 + f" GROUP BY {group_by(['city', 'district', 'device'])} "
                   "ORDER BY time DESC LIMIT 1"
                 for window in self.settings.windows]
