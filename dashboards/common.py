@@ -21,6 +21,7 @@ from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 
 from dashboards.influxql import DATASOURCE, InfluxQL, InfluxQLAnnotation
+from kota.standards import load_ispu_table
 
 __all__ = [
     "GRID_COLUMNS", "ISPU_BANDS", "RANK_STEPS", "SIAGA_MAPPINGS", "alert_annotation",
@@ -122,11 +123,15 @@ def thresholds(*steps: tuple[float | None, str]) -> db.ThresholdsConfig:
         [dm.Threshold(value=value, color=color) for value, color in steps])
 
 
-# ISPU bands (Permen LHK P.14/2020; kota/standards/ispu.yaml) and their official colours.
+# ISPU categories and colours from the table (Permen LHK P.14/2020; kota/standards/ispu.yaml).
+# The ISPU written by the indicator service is a whole number, so a category starts at the
+# whole number after the previous one's index_max (Sedang at 51).
+_ISPU_CATEGORIES = load_ispu_table().categories.bands
 ISPU_BANDS: list[tuple[float | None, str]] = [
-    (None, "green"), (51, "blue"), (101, "yellow"), (201, "red"), (301, "#000000")]
-_RANK_COLOURS = {1: ("Baik", "green"), 2: ("Sedang", "blue"), 3: ("Tidak Sehat", "yellow"),
-                 4: ("Sangat Tidak Sehat", "red"), 5: ("Berbahaya", "#000000")}
+    (None if index == 0 else int(_ISPU_CATEGORIES[index - 1].index_max) + 1, band.hex)
+    for index, band in enumerate(_ISPU_CATEGORIES)]
+_RANK_COLOURS = {rank: (band.name, band.hex)
+                 for rank, band in enumerate(_ISPU_CATEGORIES, start=1)}
 
 
 def ispu_thresholds() -> db.ThresholdsConfig:
@@ -135,7 +140,8 @@ def ispu_thresholds() -> db.ThresholdsConfig:
 
 # ISPU ``category_rank`` 1 (Baik) .. 5 (Berbahaya) as threshold steps, for colours.
 RANK_STEPS: list[tuple[float | None, str]] = [
-    (None, "green"), (2, "blue"), (3, "yellow"), (4, "red"), (5, "#000000")]
+    (None if rank == 1 else rank, hex_colour) for rank, (_name, hex_colour)
+    in _RANK_COLOURS.items()]
 
 
 def line_thresholds() -> GraphThresholdsStyleConfig:

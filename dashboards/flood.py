@@ -25,12 +25,13 @@ from dashboards.common import (
     timeseries_panel,
 )
 from kota.indices.siaga import load_gauges
+from kota.standards import load_gauges_table
 
 __all__ = ["CILIWUNG", "UID", "build"]
 
 UID = "kota-flood"
-# The Ciliwung's gauges in flow order: a flood wave passes Katulampa (Bogor) ~9-12 h, and
-# Depok ~6 h, before Manggarai.
+# The Ciliwung's gauges in flow order; how long a flood wave takes between them is the
+# travel_times table of kota/standards/gauges.yaml, quoted in the panel's description.
 CILIWUNG = ("katulampa", "depok", "manggarai")
 # A local day's point is stamped with its start and written once the day has closed: the
 # last one is up to 48 h old, so day panels look three days back.
@@ -58,6 +59,21 @@ def _gauge_panel(gauge_id: str) -> timeseries.Panel:
     ).thresholds(thresholds(*steps)).thresholds_style(line_thresholds())
 
 
+def _travel_times() -> str:
+    """The reported travel times along CILIWUNG, from kota/standards/gauges.yaml."""
+    table = load_gauges_table()
+    parts = []
+    for index, upstream in enumerate(CILIWUNG):
+        for downstream in CILIWUNG[index + 1:]:
+            route = table.travel_time(upstream, downstream)
+            if route is not None:
+                low, high = route.hours
+                hours = f"{low:g}" if low == high else f"{low:g}–{high:g}"
+                parts.append(f"{table.gauges[upstream].name} → "
+                             f"{table.gauges[downstream].name} {hours} h")
+    return "; ".join(parts) + " as BPBD DKI and BNPB report them, kota/standards/gauges.yaml"
+
+
 def build() -> dm.Dashboard:
     board = dashboard(UID, bi("Banjir", "Flood"),
                       "Water levels against each gauge's Siaga thresholds, the Ciliwung from "
@@ -80,8 +96,9 @@ def build() -> dm.Dashboard:
            alias=f"{index + 1}. {load_gauges()[gauge_id].name}")
          for index, gauge_id in enumerate(CILIWUNG)],
         unit="lengthcm", width=12, height=9,
-        description="Katulampa → Depok → Manggarai: a rise upstream reaches Manggarai hours "
-                    "later. Each against its own datum (compare shapes, not heights)."))
+        description=f"Katulampa → Depok → Manggarai: a rise upstream reaches Manggarai hours "
+                    f"later ({_travel_times()}). Each against its own datum (compare shapes, "
+                    "not heights)."))
     board.with_panel(timeseries_panel(
         bi("Laju kenaikan", "Rate of rise"),
         [q('SELECT mean("rise_cm_per_h") FROM "siaga" WHERE "window" = \'1m\' '
