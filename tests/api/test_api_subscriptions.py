@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from alert_samples import flood_view, insert_alert
@@ -488,3 +493,62 @@ def test_the_page_is_served_at_langganan(env: Env) -> None:
     page = env.client.get("/langganan", follow_redirects=True)
     assert page.status_code == 200 and "Langganan peringatan dini" in page.text
     assert "<script>" not in page.text and 'src="langganan.js"' in page.text
+
+
+@pytest.mark.slow
+def test_kota_api_logs_no_address_at_debug(influxdb: LocalService, database: str,
+                                           tmp_path: Path) -> None:
+    """The real `kota api` at log level debug (access log on): sign up, confirm, unsubscribe,
+    then search everything it printed for the address."""
+    sink = MailSink()
+    controller = Controller(sink, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    port = free_port()
+    url = f"sqlite:///{tmp_path / 'kota.db'}"
+    config = tmp_path / "kota.yaml"
+    config.write_text(json.dumps({
+        "api": {"log_level": "debug", "database": {"url": url},
+                "influx": {"url": f"http://127.0.0.1:{influxdb.port}", "database": database}},
+        "alerts": {"database": {"url": url}, "subscriptions": {
+            "secret": SECRET, "public_url": f"http://127.0.0.1:{port}",
+            "smtp": {"host": "127.0.0.1", "port": controller.port, "timeout_s": 5}}}}),
+        encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KOTA_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kota", "api", "--config", str(config), "--port", str(port),
+         "--workers", "1"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait(lambda: _answers(f"{base}/readyz") or process.poll() is not None, "kota api up")
+        signed = httpx.post(f"{base}/api/v1/subscriptions", timeout=10, json={
+            "address": SITI, "districts": ["Jatinegara"], "hazards": ["flood"]})
+        assert signed.status_code == 202, signed.text
+        link = re.search(r"(http://127\.0\.0\.1:\d+/api/v1/subscriptions/confirm\?token=\S+)",
+                         sink.wait_for(1)[0].get_body(("plain",))  # type: ignore[union-attr]
+                         .get_content())
+        assert link is not None
+        assert httpx.get(link.group(1), timeout=10).json()["status"] == "active"
+        assert httpx.get(f"{base}/api/v1/subscriptions/areas", timeout=10).status_code == 200
+        settings = SubscriptionSettings.model_validate({"secret": SECRET, "public_url": base})
+        assert httpx.post(tokens.unsubscribe_url(settings, 1), timeout=10).status_code == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            output = process.communicate(timeout=15)[0].decode()
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output = process.communicate(timeout=5)[0].decode()
+        controller.stop()
+    assert "confirmation mail sent for subscriber 1" in output, output   # it did log, by id
+    assert "subscriber 1 unsubscribed" in output
+    assert "GET /api/v1/subscriptions/confirm" in output                # the access log is on
+    for address in (SITI, SITI.lower(), "rahma"):
+        assert address.lower() not in output.lower(), address
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
