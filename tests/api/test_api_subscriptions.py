@@ -459,6 +459,28 @@ def test_no_address_in_any_log_line(env: Env, caplog: pytest.LogCaptureFixture) 
         assert address.lower() not in logged.lower(), address
 
 
+def test_public_sign_up_can_be_turned_off_alone(influxdb: LocalService, database: str,
+                                                 tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'kota.db'}"
+    alerts_settings = AlertsSettings.model_validate({"database": {"url": url}, "subscriptions": {
+        "secret": SECRET, "signup": {"enabled": False}}})
+    settings = make_settings(influxdb, database).model_copy(
+        update={"database": DatabaseSettings(url=url, migrate_on_start=True)})
+    keys = KeyStore(make_engine(url))
+    with TestClient(create_app(settings, registry=api_registry(),
+                               alerts_settings=alerts_settings)) as client:
+        answer = client.post("/api/v1/subscriptions", json={
+            "address": "a@example.org", "districts": ["Tebet"], "hazards": ["rain"]})
+        assert answer.status_code == 503 and "signup.enabled" in answer.json()["detail"]
+        operator = keys.create("op", "operator", expires_in=None, created_by="test")[1]
+        agency = client.post("/api/v1/subscriptions/agency", headers={
+            "Authorization": f"Bearer {operator}"}, json={
+            "channel": "webhook", "address": "https://bpbd.example.org/hook", "label": "BPBD",
+            "districts": ["Tebet"], "hazards": ["flood"]})
+        assert agency.status_code == 201, agency.text
+        assert agency.json()["address"] == "https://bpbd.example.org/***"
+
+
 def test_sign_up_is_off_without_a_secret(influxdb: LocalService, database: str,
                                          tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'kota.db'}"
