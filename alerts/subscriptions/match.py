@@ -23,9 +23,9 @@ from alerts.model import AlertView, Area
 __all__ = ["PUBLIC_HAZARDS", "AreaMatcher", "Criteria", "area_matches", "haversine_km",
            "is_public", "matcher", "matches", "point_in_polygon", "severities_at_most"]
 
-# The hazards a subscriber may choose: safety alerts are for operators and device health for
-# field teams, so neither ever reaches a subscriber whatever the rules say.
-PUBLIC_HAZARDS = ("flood", "air", "rain")
+# The hazards a subscriber may choose. Safety alerts reach subscribers only when a rule makes
+# them public (fire, smoke); device health is for field teams and never does.
+PUBLIC_HAZARDS = ("flood", "air", "rain", "safety")
 # Mean Earth radius (IUGG), km: haversine's error against the ellipsoid is < 0.5 %.
 EARTH_RADIUS_KM = 6371.0088
 

@@ -65,7 +65,9 @@ def who(**fields: Any) -> Criteria:
     (who(districts=("Tebet",)), {"audience": "field"}, False),
     (who(districts=("Tebet",)), {"cap_status": "Exercise"}, False),
     (who(districts=("Tebet",)), {"cap_status": "Test"}, False),
-    (who(districts=("Tebet",)), {"hazard": "safety"}, False),
+    (who(districts=("Tebet",)), {"hazard": "safety", "audience": "operators"}, False),
+    (who(districts=("Tebet",)), {"hazard": "safety"}, True),          # a public fire alert
+    (who(districts=("Tebet",), hazards=("flood",)), {"hazard": "safety"}, False),
     (who(districts=("Tebet",)), {"hazard": "device"}, False),
     (who(districts=("Tebet",)), {"hazard": "air"}, True),
 ])
