@@ -36,6 +36,7 @@ def _store(config_file: str | None) -> Any:
 
     from alerts.channels import build_channels
     from alerts.state import AlertStore
+    from alerts.subscriptions.fanout import with_fanout
     from store.db import SchemaError, ensure_schema, make_engine
 
     settings = _settings(config_file)
@@ -48,7 +49,8 @@ def _store(config_file: str | None) -> Any:
         channels = build_channels(settings.channels)
     except (ValueError, OSError) as exc:
         fail(f"alerts.channels: {exc}")
-    return AlertStore(engine, channels)
+    # The fan-out too: an all-clear given here reaches the subscribers of that alert.
+    return AlertStore(engine, with_fanout(channels, settings.subscriptions.enabled, engine))
 
 
 def _duration(text: str) -> timedelta:

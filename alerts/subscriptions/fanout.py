@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
@@ -32,7 +32,7 @@ from alerts.model import AlertView, Audience, alert_view_to_json
 from alerts.subscriptions.match import Criteria, is_public, matcher, severities_at_most
 from store.subscription_models import Notification, Subscriber
 
-__all__ = ["FANOUT_CHANNEL", "FanoutChannel", "FanoutSettings", "fan_out"]
+__all__ = ["FANOUT_CHANNEL", "FanoutChannel", "FanoutSettings", "fan_out", "with_fanout"]
 
 log = logging.getLogger(__name__)
 
@@ -163,3 +163,13 @@ class FanoutChannel(Channel[FanoutSettings]):
         log.info("fan-out: %s queued for %d subscriber(s)", view.identifier, count)
         if count and self.on_queued is not None:
             self.on_queued()
+
+
+def with_fanout(channels: Sequence[Channel[Any]], enabled: bool, engine: Engine
+                ) -> list[Channel[Any]]:
+    """``channels`` and, when subscriptions are ``enabled``, the fan-out: what an
+    :class:`~alerts.state.AlertStore` outside the service (``kota alerts resolve``, the API)
+    queues to, so an all-clear an operator gives reaches subscribers too."""
+    if not enabled or any(channel.name == FANOUT_CHANNEL for channel in channels):
+        return list(channels)
+    return [*channels, FanoutChannel(engine)]

@@ -38,7 +38,7 @@ from alerts.outbox import Dispatcher, OutboxSettings
 from alerts.rules import Finding
 from alerts.settings import AlertsSettings
 from alerts.state import AlertStore, RuleInfo
-from alerts.subscriptions.fanout import FANOUT_CHANNEL, FanoutChannel, fan_out
+from alerts.subscriptions.fanout import FANOUT_CHANNEL, FanoutChannel, fan_out, with_fanout
 from alerts.subscriptions.notifier import Notifier, NotifierMetrics, build_senders
 from alerts.subscriptions.senders.apprise import AppriseSender
 from alerts.subscriptions.senders.email import EmailSender
@@ -252,6 +252,22 @@ def test_fan_out_through_the_outbox_matches_and_is_crash_safe(engine: Engine) ->
     assert sorted(row.subscriber_id for row in cancels) == [tebet, by_point]
     assert late not in {row.subscriber_id for row in notifications(engine)}
     assert all(row.payload["msg_type"] == "Cancel" for row in cancels)
+
+
+def test_an_all_clear_an_operator_gives_reaches_subscribers(engine: Engine) -> None:
+    """``kota alerts resolve`` and the API build their store with ``with_fanout``."""
+    tebet = subscriber(engine, "ibu.tebet@example.org")
+    store = AlertStore(engine, with_fanout([], True, engine))
+    assert [channel.name for channel in with_fanout([], False, engine)] == []
+    view = observe(store, "flood-siaga", "gauge:manggarai", grade=2, severity="Severe",
+                   at=MORNING)
+    assert view is not None
+    [fanout] = [channel for channel in store.channels if isinstance(channel, FanoutChannel)]
+    dispatch(engine, fanout)
+    store.resolve(view.id, "api:key 1 (operator)", "surut")
+    dispatch(engine, fanout)
+    assert [(row.subscriber_id, row.version, row.payload["msg_type"])
+            for row in notifications(engine)] == [(tebet, 1, "Alert"), (tebet, 2, "Cancel")]
 
 
 @pytest.mark.slow
