@@ -412,6 +412,41 @@ def test_webhook_signed_500_then_200_and_max_attempts_failed(
     assert sample("kota_subscriptions_notifications_failed_total", {"channel": "webhook"}) == 1
 
 
+def test_decided_to_delivered_without_waiting_for_a_poll(engine: Engine,
+                                                         receiver: WebhookReceiver) -> None:
+    """The dispatcher and the notifier run as the service runs them: the fan-out wakes the
+    notifier, so a notification arrives long before either poll (30 s) would find it."""
+    subscriber(engine, receiver.url, channel="webhook")
+    config = settings(poll_interval_s=30)
+    notifier = Notifier(engine, config, [WebhookSender(config)])
+    fanout = FanoutChannel(engine, on_queued=notifier.wake)
+    dispatcher = Dispatcher(engine, [fanout], OutboxSettings(poll_interval_s=30))
+    store = AlertStore(engine, [fanout])
+
+    async def go() -> float:
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(dispatcher.run(stop)),
+                 asyncio.create_task(notifier.run(stop))]
+        await asyncio.sleep(0.5)   # both are waiting for their next poll
+        started = time.monotonic()
+        await asyncio.to_thread(observe, store, "flood-siaga", "gauge:manggarai", grade=2,
+                                severity="Severe", at=datetime.now(UTC))
+        dispatcher.wake()   # what AlertService._commit does after a commit
+        try:
+            while not receiver.requests:
+                assert time.monotonic() - started < 10, "not delivered within 10 s"
+                await asyncio.sleep(0.02)
+            return time.monotonic() - started
+        finally:
+            stop.set()
+            await asyncio.wait_for(asyncio.gather(*tasks), 15)
+            await notifier.aclose()
+
+    took_s = asyncio.run(go())
+    assert took_s < 5, f"decided → delivered took {took_s:.1f} s"
+    assert [row.status for row in notifications(engine)] == ["sent"]
+
+
 # -- apprise ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("scheme", ["json", "form"])
