@@ -1,6 +1,7 @@
 """What routes receive: the settings and services, as ``Annotated`` aliases.
 
 ``create_app`` puts one :class:`ApiState` on ``app.state.kota``; routes never build clients.
+The dependencies are async: FastAPI runs a sync one in a thread, a hand-off per request.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ class ApiState:
     keys: KeyStore | None = None
 
 
-def get_state(request: Request) -> ApiState:
+async def get_state(request: Request) -> ApiState:
     state: ApiState = request.app.state.kota
     return state
 
@@ -62,19 +63,19 @@ def get_state(request: Request) -> ApiState:
 StateDep = Annotated[ApiState, Depends(get_state)]
 
 
-def get_settings(state: StateDep) -> ApiSettings:
+async def get_settings(state: StateDep) -> ApiSettings:
     return state.settings
 
 
-def get_registry(state: StateDep) -> Registry:
+async def get_registry(state: StateDep) -> Registry:
     return state.registry
 
 
-def get_readings(state: StateDep) -> ReadingsService:
+async def get_readings(state: StateDep) -> ReadingsService:
     return state.readings
 
 
-def get_indicators(state: StateDep) -> IndicatorsService:
+async def get_indicators(state: StateDep) -> IndicatorsService:
     return state.indicators
 
 
@@ -84,7 +85,7 @@ ReadingsDep = Annotated[ReadingsService, Depends(get_readings)]
 IndicatorsDep = Annotated[IndicatorsService, Depends(get_indicators)]
 
 
-def get_filters(state: StateDep, city: CityQuery = None, district: DistrictQuery = None,
+async def get_filters(state: StateDep, city: CityQuery = None, district: DistrictQuery = None,
                 device: DeviceQuery = None) -> Filters:
     """City / district / device filters; a district must be one the registry knows."""
     if (district is not None and state.districts and district not in state.districts
@@ -98,7 +99,7 @@ def get_filters(state: StateDep, city: CityQuery = None, district: DistrictQuery
 FiltersDep = Annotated[Filters, Depends(get_filters)]
 
 
-def get_keys(state: StateDep) -> KeyStore:
+async def get_keys(state: StateDep) -> KeyStore:
     if state.keys is None:
         raise ProblemError(503, "the key store is not open", type_=TYPE_BASE + "no-key-store")
     return state.keys

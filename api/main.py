@@ -47,7 +47,7 @@ from api.services.alerts import AlertsService
 from api.services.indicators import IndicatorsService
 from api.services.live import LiveCache
 from api.services.readings import ReadingsService
-from api.services.snapshot import Snapshot
+from api.services.snapshot import FastPath, Snapshot
 from api.services.subscriptions import SubscriptionsService
 from api.settings import ApiSettings
 from kota import __version__
@@ -163,6 +163,10 @@ def create_app(settings: ApiSettings, registry: Registry | None = None,
     # Innermost of the middleware: its 401s get the CORS and security headers too.
     app.add_middleware(AuthMiddleware, keys=lambda: state.keys,
                        position_decimals=lambda: settings.auth.public_position_decimals)
+    # Anonymous public reads straight from the snapshot, before authentication and routing.
+    app.add_middleware(FastPath, snapshot=state.snapshot, registry=registry,
+                       max_age_s=settings.snapshot_interval_s,
+                       stale_while_revalidate_s=settings.stale_while_revalidate_s)
     if settings.cors.origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors.origins,
                            allow_methods=["GET"], allow_headers=["*"])

@@ -20,6 +20,7 @@ mosquitto_pub      mosquitto-clients   demo,test
 influxd            influxdb            demo,test,bench
 openssl            openssl             demo,test
 curl               curl                demo,test
+wrk                wrk                 bench
 git                git                 test
 chromium           chromium            test
 systemd-analyze    systemd             test

@@ -73,4 +73,4 @@ async def incidents(service: IndicatorsDep, state: StateDep, city: CityQuery = N
     `resolved` event. There is no fallback computation here; `source` is `none` when the
     service has written nothing recently.
     """
-    return await service.incidents(get_filters(state, city, district))
+    return await service.incidents(await get_filters(state, city, district))

@@ -28,6 +28,7 @@ from typing import Any, Literal, TypeVar
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.auth import PREREDACTED_KEY, ROLE_RANK, SCOPE_KEY, redact
 from api.schemas import (
@@ -44,8 +45,8 @@ from api.services.readings import Filters, ReadingsService
 from kota.kinds import KINDS
 from kota.registry import Device, Registry
 
-__all__ = ["PREREDACTED_KEY", "Encoded", "RoleClass", "Snapshot", "View", "encode", "respond",
-           "role_class"]
+__all__ = ["PREREDACTED_KEY", "Encoded", "FastPath", "RoleClass", "Snapshot", "View", "encode",
+           "respond", "role_class"]
 
 log = logging.getLogger("kota.api.snapshot")
 
@@ -298,7 +299,84 @@ def respond(request: Request, encoded: Encoded, role: RoleClass, max_age_s: floa
              else f"private, max-age={max(1, round(max_age_s))}")
     headers = {"ETag": encoded.etag, "Cache-Control": cache, "Vary": "Authorization, X-API-Key"}
     asked = request.headers.get("if-none-match")
-    if asked is not None and (asked.strip() == "*" or encoded.etag in
-                              (tag.strip().removeprefix("W/") for tag in asked.split(","))):
+    if asked is not None and _matches_etag(asked, encoded.etag):
         return Response(status_code=304, headers=headers)
     return Response(encoded.body, media_type="application/json", headers=headers)
+
+
+class FastPath:
+    """Anonymous ``GET``s of the public reads, with no or the simplest query (``kind=``,
+    ``scope=``), answered from the snapshot before routing: no key to check, nothing to
+    validate, so FastAPI's routing and dependency solving (most of a request's cost, measured
+    with kota bench api) are skipped. Anything else, and any error, goes to the routes, which
+    answer the same bytes (tests/api/test_api_snapshot.py compares them)."""
+
+    def __init__(self, app: ASGIApp, snapshot: Snapshot, registry: Registry,
+                 max_age_s: float, stale_while_revalidate_s: float) -> None:
+        self.app = app
+        self.snapshot = snapshot
+        self.registry = registry
+        cache = (f"public, max-age={max(1, round(max_age_s))}, "
+                 f"stale-while-revalidate={round(stale_while_revalidate_s)}")
+        self._headers = [(b"cache-control", cache.encode()),
+                         (b"vary", b"Authorization, X-API-Key")]
+        self._kinds = {f"kind={kind}".encode(): kind for kind in KINDS}
+
+    async def _encoded(self, path: str, query: bytes) -> Encoded | None:
+        kind = self._kinds.get(query) if query else None
+        if query and kind is None and path != "/api/v1/indicators/ispu":
+            return None
+        if path == "/api/v1/readings/latest":
+            return await self.snapshot.latest([kind] if kind else None, ALL, "public")
+        if path == "/api/v1/devices":
+            return self.snapshot.devices(self.registry, kind, None, None, "public")
+        if path == "/api/v1/indicators/siaga" and not query:
+            return await self.snapshot.siaga(ALL, "public")
+        if path == "/api/v1/indicators/ispu" and query in (b"", b"scope=device",
+                                                           b"scope=district"):
+            scope: Literal["device", "district"] = ("district" if query == b"scope=district"
+                                                    else "device")
+            return await self.snapshot.ispu(scope, ALL, "public")
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "GET":
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        root = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root):]
+        asked: bytes | None = None
+        for name, value in scope["headers"]:
+            if name in (b"authorization", b"x-api-key"):
+                await self.app(scope, receive, send)
+                return
+            if name == b"if-none-match":
+                asked = value
+        try:
+            encoded = (await self._encoded(path, scope["query_string"])
+                       if path in FAST_PATHS else None)
+        except Exception:  # the route answers it, as a problem
+            encoded = None
+        if encoded is None:
+            await self.app(scope, receive, send)
+            return
+        headers = [(b"etag", encoded.etag.encode()), *self._headers]
+        if asked is not None and _matches_etag(asked.decode("latin-1"), encoded.etag):
+            await send({"type": "http.response.start", "status": 304, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(encoded.body)).encode()), *headers]})
+        await send({"type": "http.response.body", "body": encoded.body})
+
+
+FAST_PATHS = frozenset({"/api/v1/readings/latest", "/api/v1/devices",
+                        "/api/v1/indicators/siaga", "/api/v1/indicators/ispu"})
+
+
+def _matches_etag(asked: str, etag: str) -> bool:
+    return asked.strip() == "*" or etag in (tag.strip().removeprefix("W/")
+                                            for tag in asked.split(","))

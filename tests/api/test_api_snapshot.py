@@ -224,3 +224,29 @@ def test_kota_api_workers(influxdb: LocalService, database: str, tmp_path: Path)
             output = process.communicate(timeout=5)[0].decode()
     assert "2 workers" in output
     assert process.returncode in (0, -signal.SIGTERM), output
+
+
+@pytest.mark.slow
+def test_the_fast_path_answers_what_the_routes_answer(influxdb: LocalService,
+                                                      database: str) -> None:
+    """Anonymous simple reads skip routing (api/services/snapshot.py FastPath); a repeated
+    parameter sends the same request through the route: bytes and tags agree."""
+    seed(influxdb, database)
+    app = create_app(make_settings(influxdb, database, snapshot_interval_s=30),
+                     registry=api_registry())
+    with TestClient(app) as client:
+        for path, query in (("/api/v1/readings/latest", "kind=air"),
+                            ("/api/v1/devices", "kind=water"),
+                            ("/api/v1/indicators/ispu", "scope=district"),
+                            ("/api/v1/indicators/ispu", "scope=device")):
+            fast = client.get(f"{path}?{query}")
+            routed = client.get(f"{path}?{query}&{query}")
+            assert fast.status_code == routed.status_code == 200
+            assert fast.content == routed.content, path
+            assert fast.headers["etag"] == routed.headers["etag"]
+            assert fast.headers["cache-control"] == routed.headers["cache-control"]
+            # the security headers are on both
+            assert "content-security-policy" in fast.headers
+        # an unknown kind is still the route's 422, not the fast path's business
+        assert client.get("/api/v1/readings/latest?kind=nope").status_code == 422
+        assert client.get("/api/v1/devices?kind=nope").status_code == 422
