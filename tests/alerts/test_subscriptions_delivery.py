@@ -611,6 +611,10 @@ def test_retention_deletes_old_sent_and_failed_only(engine: Engine) -> None:
                             .values(status=status, created_at=MORNING - timedelta(days=31)))
     config = settings(keep_notifications_days=30)
     notifier = Notifier(engine, config, [])
+    notifier.refresh_gauges()
+    sample = notifier.metrics.registry.get_sample_value
+    assert sample("kota_subscriptions_queue_depth", {"channel": "email"}) == 1
+    assert sample("kota_subscriptions_failed", {"channel": "email"}) == 1
     assert notifier.delete_old(MORNING) == 2
     assert [row.status for row in notifications(engine)] == ["queued"]
 
