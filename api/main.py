@@ -204,6 +204,7 @@ def _alerts_service(keys_store: KeyStore,
                     alerts_settings: AlertsSettings | None) -> AlertsService:
     from alerts.channels import build_channels
     from alerts.settings import AlertsSettings
+    from alerts.subscriptions.fanout import with_fanout
 
     if alerts_settings is None:   # no alerts: section: the defaults, nothing to compare
         alerts_settings = AlertsSettings()
@@ -211,7 +212,10 @@ def _alerts_service(keys_store: KeyStore,
         log.warning("alerts.database.url and api.database.url differ: the API reads and acts on "
                     "the alert state in api.database.url; the alert service must use the same "
                     "database (docs/api.md, Alerts)")
-    return AlertsService(keys_store.engine, build_channels(alerts_settings.channels),
+    # The fan-out too: an all-clear an operator gives here reaches subscribers as well.
+    channels = with_fanout(build_channels(alerts_settings.channels),
+                           alerts_settings.subscriptions.enabled, keys_store.engine)
+    return AlertsService(keys_store.engine, channels,
                          alerts_settings.sender)
 
 
