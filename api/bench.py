@@ -348,12 +348,14 @@ def _run(config: ApiBenchConfig, workdir: Path, progress: Progress) -> dict[str,
         progress(f"kota api --workers {config.workers} on {base}; waiting for the simulated "
                  "devices' first reports")
         deadline = time.monotonic() + 90
-        count = 0
-        while time.monotonic() < deadline:  # bounded: until most devices have reported
-            count = httpx.get(f"{base}/api/v1/readings/latest", timeout=10).json()["count"]
-            if count >= 100:
+        counts = [0]
+        while time.monotonic() < deadline:  # bounded: until the count holds for 3 polls
+            counts.append(httpx.get(f"{base}/api/v1/readings/latest",
+                                    timeout=10).json()["count"])
+            if counts[-1] > 0 and counts[-3:] == [counts[-1]] * 3:
                 break
-            time.sleep(2)
+            time.sleep(3)
+        count = counts[-1]
         body = httpx.get(f"{base}/api/v1/readings/latest", timeout=10).content
         result["latest_readings"] = count
         result["latest_bytes"] = len(body)

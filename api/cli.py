@@ -73,20 +73,28 @@ def api(config_file: str | None, host: str | None, port: int | None, influx_url:
     }
     settings = load_or_exit(ApiSettings, "api", config_file, overrides)
     from alerts.settings import AlertsSettings
-    from api.main import create_app
-    from kota.registry import RegistryError
+    from kota.registry import Registry, RegistryError
 
     # The alert service's CAP sender and channels (an all-clear resolved here is queued to
     # them); the alert state is read from api.database.url.
     alerts_settings = load_or_exit(AlertsSettings, "alerts", config_file)
-
+    workers = workers or os.cpu_count() or 1
+    app: FastAPI | None = None
     try:
-        app = create_app(settings, alerts_settings=alerts_settings)
+        if workers == 1 or check:
+            from api.main import create_app
+
+            app = create_app(settings, alerts_settings=alerts_settings)
+        elif settings.registry_file:
+            # The workers build the app; this supervisor only checks the registry, so it does
+            # not hold a copy of the application's memory (about 100 MB) it never uses.
+            Registry.load(settings.registry_file)
     except RegistryError as exc:
         fail(f"{exc}\n(fix the registry file, or unset api.registry_file)")
     if check:
         import yaml
 
+        assert app is not None
         click.echo(yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False).rstrip())
         click.echo(f"api settings OK ({len(app.state.kota.registry)} devices in the registry)")
         return
@@ -95,7 +103,6 @@ def api(config_file: str | None, host: str | None, port: int | None, influx_url:
 
     from kota.influx import redact_url
 
-    workers = workers or os.cpu_count() or 1
     click.echo(f"Kota Cerdas API on http://{settings.host}:{settings.port}/ "
                f"(docs: /docs; InfluxDB {redact_url(settings.influx.url)}, database "
                f"{settings.influx.database}; {workers} worker{'s' if workers > 1 else ''})",
@@ -104,7 +111,7 @@ def api(config_file: str | None, host: str | None, port: int | None, influx_url:
         "host": settings.host, "port": settings.port, "log_level": settings.log_level,
         "proxy_headers": True, "access_log": settings.log_level == "debug",
         "server_header": False}  # no "server: uvicorn" (issue 10)
-    if workers == 1:
+    if app is not None:
         uvicorn.run(app, **options)
         return
     os.environ[WORKER_ENV] = json.dumps({"config_file": config_file, "overrides": overrides})
