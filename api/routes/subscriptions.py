@@ -33,7 +33,13 @@ from alerts.subscriptions.registry import (
 )
 from api.auth import ROLE_RANK
 from api.deps import PrincipalDep
-from api.problems import TYPE_BASE, ProblemError, problem_responses
+from api.problems import (
+    PROBLEM_MEDIA_TYPE,
+    TYPE_BASE,
+    Problem,
+    ProblemError,
+    problem_responses,
+)
 from api.services.subscriptions import Page, SubscriptionsService, html_page
 from store.models import utc
 from store.subscription_models import NOTIFICATION_STATUSES, SUBSCRIBER_STATUSES
@@ -51,6 +57,10 @@ Severity = Literal["Minor", "Moderate", "Severe", "Extreme"]
 Language = Literal["id-ID", "en-US"]
 TokenQuery = Annotated[str, Query(min_length=10, max_length=TOKEN_MAX_CHARS,
                                   description="The signed token from the link")]
+_TOKEN_REFUSED: dict[int | str, dict[str, Any]] = {400: {
+    "model": Problem, "description": "The link's token is malformed, forged, for another purpose, "
+                                     "replaced or expired (invalid-token)",
+    "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}}}
 ACCEPTED = {"status": "accepted",
             "detail": "If the address can receive alerts, a confirmation is on its way: open "
                       "the link in it to start. Nothing is sent before that."}
@@ -309,7 +319,7 @@ async def sign_up(request: Request, body: SignUp, service: SigningDep) -> Accept
             response_class=HTMLResponse,
             responses={200: {"description": "A page in the subscriber's language (JSON with "
                                             "Accept: application/json)"},
-                       **problem_responses(422, 503)})
+                       **_TOKEN_REFUSED, **problem_responses(422, 503)})
 async def confirm(request: Request, token: TokenQuery, service: SigningDep) -> Response:
     try:
         done = await asyncio.to_thread(service.registry.confirm, token)
@@ -329,7 +339,8 @@ async def confirm(request: Request, token: TokenQuery, service: SigningDep) -> R
 
 
 @router.get("/unsubscribe", summary="The unsubscribe page (asks before it acts)",
-            response_class=HTMLResponse, responses=problem_responses(422, 503))
+            response_class=HTMLResponse,
+            responses={**_TOKEN_REFUSED, **problem_responses(422, 503)})
 async def unsubscribe_page(request: Request, token: TokenQuery, service: SigningDep) -> Response:
     """A page with one button that POSTs to the same link; GET itself changes nothing (mail
     scanners open links)."""
@@ -353,7 +364,8 @@ async def unsubscribe_page(request: Request, token: TokenQuery, service: Signing
 
 
 @router.post("/unsubscribe", summary="Unsubscribe (one click, RFC 8058)",
-             response_class=HTMLResponse, responses=problem_responses(422, 503))
+             response_class=HTMLResponse,
+             responses={**_TOKEN_REFUSED, **problem_responses(422, 503)})
 async def unsubscribe(request: Request, token: TokenQuery, service: SigningDep) -> Response:
     """``List-Unsubscribe-Post: List-Unsubscribe=One-Click`` POSTs here; so does the page's
     button. Nothing more is sent; the address is erased at once. Idempotent."""
@@ -386,7 +398,7 @@ def _manage_row(service: SubscriptionsService, token: str) -> int:
 
 
 @router.get("/me", response_model=MyData, summary="What is stored about me",
-            responses=problem_responses(404, 422, 503))
+            responses={**_TOKEN_REFUSED, **problem_responses(404, 422, 503)})
 async def my_data(token: TokenQuery, service: SigningDep) -> MyData:
     """With the manage link from any mail: every stored field and the notifications sent."""
     subscriber_id = await asyncio.to_thread(_manage_row, service, token)
@@ -399,7 +411,7 @@ async def my_data(token: TokenQuery, service: SigningDep) -> MyData:
 
 @router.delete("/me", status_code=204, response_class=Response,
                summary="Delete everything stored about me",
-               responses=problem_responses(404, 422, 503))
+               responses={**_TOKEN_REFUSED, **problem_responses(404, 422, 503)})
 async def delete_my_data(token: TokenQuery, service: SigningDep) -> Response:
     subscriber_id = await asyncio.to_thread(_manage_row, service, token)
     await asyncio.to_thread(service.registry.delete, subscriber_id)

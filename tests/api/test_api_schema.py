@@ -51,7 +51,13 @@ def test_no_server_errors(schema_app: FastAPI) -> None:
                 response = client.request(request["method"], request["url"],
                                           params=request.get("params"),
                                           headers=request.get("headers"))
-                assert response.status_code < 500, (request, response.text)
+                # Sign-up without alerts.subscriptions.secret is off on purpose: a 503 problem
+                # (with a secret, generated sign-ups would mail and POST to generated hosts).
+                off = (response.status_code == 503
+                       and "subscriptions-off" in response.text)
+                assert response.status_code < 500 or off, (request, response.text)
+                if off:
+                    return   # schemathesis' own checks count every 5xx as a server error
                 case.validate_response(response, excluded_checks=[positive_data_acceptance])
 
             check()
