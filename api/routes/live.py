@@ -65,17 +65,18 @@ async def _events(request: Request, state: ApiState, kinds: list[str], filters: 
     snapshot = state.snapshot
     chosen = frozenset(kinds)
     deadline = time.monotonic() + settings.sse_max_duration_s
-    seen: dict[tuple[str, str], int] = {}
+    # What this stream sent: the serial and index of the last view (shared with every stream).
+    sent_serial, sent_index = -1, dict[tuple[str, str], int]()
     first = True
     view: View | None = None
     yield f"retry: {RETRY_MS}\n\n".encode()
     while time.monotonic() < deadline:
         try:
             view = await snapshot.view()
-            fresh = [r for r in view.readings if _matches(r, chosen, filters)
-                     and seen.get((r.kind, r.device), -1) < r.time_ms]
-            for reading in fresh:
-                seen[(reading.kind, reading.device)] = reading.time_ms
+            candidates = (view.readings if first
+                          else view.newer_than(sent_serial, sent_index))
+            fresh = [r for r in candidates if _matches(r, chosen, filters)]
+            sent_serial, sent_index = view.serial, view.index
             # Each reading is encoded once per refresh and role, shared by every stream.
             readings = b"[" + b",".join(snapshot.reading_bytes(view, r, role)
                                         for r in fresh) + b"]"

@@ -82,12 +82,26 @@ class View:
     ispu_district: IspuResponse
     siaga: SiagaResponse
     indicators: dict[str, Any]  # the live stream's `indicators` payload (ispu, siaga, incidents)
+    serial: int = 0
+    # (kind, device) → time_ms of its reading here; and the readings newer than in the view
+    # before (serial - 1): what a stream that sent that view sends next, found once for all.
+    index: dict[tuple[str, str], int] = field(default_factory=dict)
+    changed: list[LatestReading] = field(default_factory=list)
     encoded: dict[tuple[Any, ...], Encoded] = field(default_factory=dict)
     reading_bytes: dict[tuple[str, str, RoleClass], bytes] = field(default_factory=dict)
 
     @property
     def as_of(self) -> datetime:
         return datetime.fromtimestamp(self.taken, tz=UTC)
+
+    def newer_than(self, serial: int, index: dict[tuple[str, str], int]
+                   ) -> list[LatestReading]:
+        """The readings newer than those of the view ``serial`` (whose ``index`` is given)."""
+        if serial == self.serial - 1:
+            return self.changed
+        if serial == self.serial:
+            return []
+        return [r for r in self.readings if index.get((r.kind, r.device), -1) < r.time_ms]
 
 
 def _matches(item: LatestReading | SiagaPublic | IspuPublic, filters: Filters) -> bool:
@@ -178,9 +192,11 @@ class Snapshot:
             self.indicators.ispu("district", ALL), self.indicators.siaga(ALL),
             self.indicators.incidents(ALL))
         taken = time.time()
-        offline = {r.device for r in readings if r.kind == "status"
-                   and r.fields.get("online") is False}
-        heartbeats = {r.device for r in readings if r.kind == "status"}
+        # A heartbeat reports as the device itself (kota-agent: agent.id is the device id) or
+        # as its "<id>-status" twin (kota simulate); its Last Will says online: false.
+        heartbeats = {r.device.removesuffix("-status"): r for r in readings
+                      if r.kind == "status"}
+        offline = {device for device, r in heartbeats.items() if r.fields.get("online") is False}
         aged = []
         for reading in readings:
             age_s = round(max(0.0, taken - reading.time_ms / 1000), 1)
@@ -190,7 +206,12 @@ class Snapshot:
                 else None}))
         ispu_device, ispu_district, siaga = (
             _aged(ispu_device, taken), _aged(ispu_district, taken), _aged(siaga, taken))
+        previous = self._view
+        index = {(r.kind, r.device): r.time_ms for r in aged}
+        before = previous.index if previous is not None else {}
         return View(taken=taken, monotonic=time.monotonic(), readings=aged,
+                    serial=previous.serial + 1 if previous is not None else 1, index=index,
+                    changed=[r for r in aged if before.get((r.kind, r.device), -1) < r.time_ms],
                     ispu_device=ispu_device, ispu_district=ispu_district, siaga=siaga,
                     indicators={"ispu": ispu_device.model_dump(mode="json"),
                                 "siaga": siaga.model_dump(mode="json"),

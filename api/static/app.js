@@ -12,7 +12,8 @@ const CHART_FIELD = {air: ["pm25", "mean"], water: ["level_cm", "max"], rain: ["
 const NO_DATA = "#aab4be";
 
 const state = {devices: new Map(), latest: new Map(), ispu: new Map(), siaga: new Map(),
-               markers: new Map(), meta: null, updates: 0, chart: null, selected: null};
+               markers: new Map(), meta: null, updates: 0, chart: null, selected: null,
+               staleAfterS: 900, clockOffsetMs: 0, connected: false};
 
 const $ = (sel) => document.querySelector(sel);
 const esc = (text) => String(text ?? "").replace(/[&<>"']/g,
@@ -21,6 +22,23 @@ const fmt = (value, digits = 1) => (typeof value === "number" && isFinite(value)
   ? value.toLocaleString("id-ID", {maximumFractionDigits: digits, minimumFractionDigits: 0}) : "—";
 const clock = (iso) => iso ? new Date(iso).toLocaleTimeString("en-GB",
   {timeZone: "Asia/Jakarta", hour: "2-digit", minute: "2-digit", second: "2-digit"}) : "—";
+// A reading's time in WIB: the time alone today, with its date on any other day, so an event
+// from yesterday never looks current (issue 14).
+const jakartaDay = (date) => date.toLocaleDateString("en-CA", {timeZone: "Asia/Jakarta"});
+const stamp = (iso) => {
+  if (!iso) return "—";
+  const date = new Date(iso);
+  if (jakartaDay(date) === jakartaDay(new Date(serverNow()))) return clock(iso);
+  return date.toLocaleString("id-ID", {timeZone: "Asia/Jakarta", day: "numeric", month: "short",
+    hour: "2-digit", minute: "2-digit", hour12: false});
+};
+// Now on the server's clock (the stream's snapshot says what time it is there).
+const serverNow = () => Date.now() - state.clockOffsetMs;
+const ageS = (reading) => Math.max(0, (serverNow() - reading.time_ms) / 1000);
+const isStale = (reading) => ageS(reading) > state.staleAfterS;
+const ago = (seconds) => seconds < 90 ? `${Math.round(seconds)} dtk` : seconds < 5400
+  ? `${Math.round(seconds / 60)} mnt` : seconds < 172800 ? `${Math.round(seconds / 3600)} jam`
+  : `${Math.round(seconds / 86400)} hari`;
 const light = (hex) => {
   const n = parseInt((hex || "#888888").slice(1), 16);
   return ((n >> 16) * 299 + ((n >> 8) & 255) * 587 + (n & 255) * 114) / 1000 > 150;
@@ -91,7 +109,7 @@ function tooltip(device) {
     const siaga = state.siaga.get(device.device_id);
     if (siaga) lines += `<br>${fmt(siaga.level_cm, 0)} cm · ${siaga.status ? "Siaga " + siaga.status + " " + esc(siaga.status_name) : "tanpa ambang / no thresholds"}`;
   }
-  if (reading) lines += `<br><span class="muted">${clock(reading.time)}</span>`;
+  if (reading) lines += `<br><span class="muted">${stamp(reading.time)} (${ago(ageS(reading))})</span>`;
   return lines;
 }
 
@@ -130,10 +148,17 @@ function nameOf(deviceId) {
 }
 
 function row(reading, cells, flash) {
-  const cls = (flash ? "flash" : "") + (state.selected === key(reading.kind, reading.device) ? " selected" : "");
+  // Stale (silent beyond api.page.stale_after_s) rows are greyed; a device whose heartbeat
+  // sent its Last Will is flagged offline.
+  const stale = isStale(reading);
+  const cls = (flash ? "flash" : "") + (state.selected === key(reading.kind, reading.device) ? " selected" : "") +
+    (stale ? " stale" : "") + (reading.offline ? " offline" : "");
+  const flag = reading.offline ? ' <span class="flag" data-flag="offline">offline</span>'
+    : stale ? ' <span class="flag" data-flag="silent">diam <span class="en">/ silent</span></span>' : "";
   return `<tr data-device="${esc(reading.device)}" data-kind="${esc(reading.kind)}" class="${cls}">` +
-    `<td title="${esc(reading.device)}">${esc(nameOf(reading.device))}</td><td>${esc(reading.district)}</td>${cells}` +
-    `<td class="muted">${clock(reading.time)}</td></tr>`;
+    `<td title="${esc(reading.device)}">${esc(nameOf(reading.device))}${flag}</td><td>${esc(reading.district)}</td>${cells}` +
+    `<td class="muted" data-field="time" title="${esc(reading.time)}">${stamp(reading.time)}` +
+    ` <span class="age">(${ago(ageS(reading))})</span></td></tr>`;
 }
 
 function renderTables(flashed) {
@@ -216,6 +241,22 @@ function touched(flashed) {
   $("#last-update").textContent = clock(new Date().toISOString()) + " WIB";
   renderTables(flashed);
   drawMarkers();
+  freshness();
+}
+
+// "Live" only while the stream is open and something reported recently: a connected page
+// whose newest reading is old says so, with that reading's age.
+function freshness() {
+  if (!state.connected) return;
+  const ages = [...state.latest.values()].filter((r) => r.kind !== "status").map(ageS);
+  const newest = ages.length ? Math.min(...ages) : null;
+  if (newest !== null && newest > state.staleAfterS) {
+    setConnection("wait", `Tersambung, tanpa data baru ${ago(newest)} <span class="en">/ connected, nothing new for ${ago(newest)}</span>`);
+    document.body.dataset.fresh = "false";
+  } else {
+    setConnection("ok", 'Langsung <span class="en">/ live</span>');
+    document.body.dataset.fresh = "true";
+  }
 }
 
 function setConnection(kind, text) {
@@ -227,9 +268,11 @@ function setConnection(kind, text) {
 function connect() {
   // Heartbeats (kind status) are not shown here: leave them out of the stream.
   const source = new EventSource("api/v1/stream?kind=air&kind=water&kind=rain&kind=noise&kind=safety");
-  source.addEventListener("open", () => setConnection("ok", 'Langsung <span class="en">/ live</span>'));
+  source.addEventListener("open", () => { state.connected = true; freshness(); });
   source.addEventListener("snapshot", (event) => {
     const data = JSON.parse(event.data);
+    if (typeof data.server_time_ms === "number") state.clockOffsetMs = Date.now() - data.server_time_ms;
+    if (typeof data.stale_after_s === "number") state.staleAfterS = data.stale_after_s;
     state.latest.clear();
     applyIndicators(data);
     touched(applyReadings(data.readings));
@@ -237,8 +280,8 @@ function connect() {
   source.addEventListener("readings", (event) => touched(applyReadings(JSON.parse(event.data).readings)));
   source.addEventListener("indicators", (event) => { applyIndicators(JSON.parse(event.data)); touched(new Set()); });
   source.addEventListener("problem", () => setConnection("bad", 'Basis data tidak tersedia <span class="en">/ database unavailable</span>'));
-  source.addEventListener("end", () => setConnection("wait", 'Menyambung ulang… <span class="en">/ reconnecting</span>'));
-  source.onerror = () => setConnection("wait", 'Terputus, mencoba lagi… <span class="en">/ disconnected, retrying</span>');
+  source.addEventListener("end", () => { state.connected = false; setConnection("wait", 'Menyambung ulang… <span class="en">/ reconnecting</span>'); });
+  source.onerror = () => { state.connected = false; setConnection("wait", 'Terputus, mencoba lagi… <span class="en">/ disconnected, retrying</span>'); };
 }
 
 // -- chart -----------------------------------------------------------------------------------
@@ -382,6 +425,8 @@ async function start() {
   drawMarkers();
   $("#chart-close").addEventListener("click", () => { $("#chart-panel").hidden = true; state.selected = null; renderTables(new Set()); });
   connect();
+  // Ages grow and rows grey while nothing arrives: redraw the tables every 15 s.
+  setInterval(() => { renderTables(new Set()); freshness(); }, 15000);
 }
 
 start();
