@@ -166,8 +166,8 @@ def _wait_http(url: str, process: subprocess.Popen[bytes], timeout_s: float) -> 
 
 
 # -- live-stream clients (a separate process) -------------------------------------------------
-async def _client(port: int, deliveries: list[tuple[int, float]], connected: list[int],
-                  stop: asyncio.Event) -> None:
+async def _client(number: int, port: int, deliveries: list[tuple[int, int, float]],
+                  connected: list[int], stop: asyncio.Event) -> None:
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 24)
     except OSError:
@@ -179,6 +179,7 @@ async def _client(port: int, deliveries: list[tuple[int, float]], connected: lis
         writer.close()
         return
     connected[0] += 1
+    deliveries.append((number, 0, 0.0))  # connected: probe 0 marks it (no probe is 0)
     event = b""
     try:
         while not stop.is_set():
@@ -192,7 +193,8 @@ async def _client(port: int, deliveries: list[tuple[int, float]], connected: lis
                 arrived = time.time()
                 for reading in orjson.loads(line[6:])["readings"]:
                     if reading["device"] == PROBE_DEVICE:
-                        deliveries.append((int(reading["fields"]["level_cm"]), arrived))
+                        deliveries.append((number, int(reading["fields"]["level_cm"]),
+                                           arrived))
     except (OSError, ValueError, asyncio.LimitOverrunError):
         pass
     finally:
@@ -202,13 +204,14 @@ async def _client(port: int, deliveries: list[tuple[int, float]], connected: lis
 
 def _clients_main(port: int, count: int, hold_s: float, ready: Any, out: Any) -> None:
     async def main() -> None:
-        deliveries: list[tuple[int, float]] = []
+        deliveries: list[tuple[int, int, float]] = []
         connected = [0]
         stop = asyncio.Event()
         tasks = []
         for start in range(0, count, 100):  # 100 connections every 50 ms
-            tasks += [asyncio.create_task(_client(port, deliveries, connected, stop))
-                      for _ in range(min(100, count - start))]
+            tasks += [asyncio.create_task(_client(start + k, port, deliveries, connected,
+                                                  stop))
+                      for k in range(min(100, count - start))]
             await asyncio.sleep(0.05)
         deadline = time.monotonic() + 60
         while connected[0] < count and time.monotonic() < deadline:  # bounded
@@ -264,15 +267,37 @@ def measure_streams(api_pid: int, port: int, mqtt_port: int, config: ApiBenchCon
         clients.join(30)
         if clients.is_alive():
             clients.terminate()
-    latencies = sorted(arrived - sent[n] for n, arrived in report["deliveries"] if n in sent)
-    expected = len(sent) * result["connected"]
-    # The last probe may still be on its way when the clients stop: not counted as missing.
+    latencies, missed = _delivery_latencies(report["deliveries"], sent)
     result.update({
         "held_to_end": report["held"], "probes": len(sent),
-        "deliveries": len(latencies), "expected_deliveries": expected,
-        "missed": max(0, (len(sent) - 1) * result["connected"] - len(latencies)),
-        "api_rss_mb_peak": peak, **_percentiles(latencies)})
+        "probe_deliveries": len(latencies),
+        "missed": missed, "api_rss_mb_peak": peak, **_percentiles(latencies)})
     return result
+
+
+def _delivery_latencies(deliveries: list[tuple[int, int, float]], sent: dict[int, float]
+                        ) -> tuple[list[float], int]:
+    """Per client and probe: from its publish until the client held that probe's value or a
+    newer one (the stream sends each device's latest reading: a probe superseded within one
+    refresh arrives as the next one). The last probe may still be on its way when the clients
+    stop: it is not counted as missed."""
+    by_client: dict[int, list[tuple[float, int]]] = {}
+    for client, probe, arrived in deliveries:
+        arrivals = by_client.setdefault(client, [])
+        if probe:  # 0: the client's connect mark
+            arrivals.append((arrived, probe))
+    latencies: list[float] = []
+    missed = 0
+    last = max(sent, default=0)
+    for arrivals in by_client.values():
+        arrivals.sort()
+        for probe, sent_at in sent.items():
+            first = next((at for at, seen in arrivals if seen >= probe), None)
+            if first is not None:
+                latencies.append(first - sent_at)
+            elif probe != last:
+                missed += 1
+    return sorted(latencies), missed
 
 
 def _percentiles(values_s: list[float]) -> dict[str, float | None]:
@@ -439,8 +464,8 @@ def summary(result: dict[str, Any]) -> str:
     if streams:
         lines.append(f"live: {streams['connected']:,} of {streams['clients']:,} streams "
                      f"connected, {streams['held_to_end']:,} held to the end; "
-                     f"{streams['deliveries']:,} deliveries of {streams['probes']} probes "
-                     f"(missed {streams['missed']:,}); publish → delivered p50 "
+                     f"{streams['probe_deliveries']:,} probe deliveries ({streams['probes']} "
+                     f"probes × streams; missed {streams['missed']:,}); publish → delivered p50 "
                      f"{streams['p50_ms']} ms, p99 {streams['p99_ms']} ms, max "
                      f"{streams['max_ms']} ms; API RSS peak {streams['api_rss_mb_peak']} MB")
     lines.append("kota bench api: " + ", ".join(f"{t['id']} {t['result']}"
