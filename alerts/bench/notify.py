@@ -1,0 +1,660 @@
+"""``kota bench notify``: a Siaga 1 alert to 100,000 subscribers, timed at local sinks.
+
+One run, in a temporary folder on loopback: a private Mosquitto (and PostgreSQL with
+``--database postgresql``; SQLite otherwise), ``subscribers`` rows written in bulk (half email,
+half webhook, spread evenly over the 44 kecamatan of indicators/data/jakarta/districts.csv,
+hazard flood, lowest severity Moderate, active), an SMTP sink (aiosmtpd) and a webhook sink (a
+bare asyncio HTTP/1.1 server), each in its own process, recording the arrival time of every
+Message-ID / Idempotency-Key. Then:
+
+1. the floor: a bare ``smtplib`` loop (one connection, N mails) and a bare ``httpx`` loop
+   (keep-alive, as many concurrent requests as the notifier has workers per channel), N = the
+   notifications each channel will get, both at once, into the same sinks;
+2. ``kota alerts`` (its own rules file: flood-siaga at Manggarai, whose area names the alert's
+   kecamatan), a water reading at Siaga 1 published to Mosquitto, and the wait until every
+   expected notification arrived (``grace_s`` at most). With ``kill_at`` kota alerts is
+   SIGKILLed once that fraction arrived and started again.
+
+Times are from "alert committed" (the JSON log line kota alerts writes after the commit) to the
+first and last arrival per channel; throughput is notifications per second from the first to
+the last arrival of a channel, the same measure for the floor. Every process is stopped by PID.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import multiprocessing
+import re
+import secrets
+import signal
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+import paho.mqtt.client as mqtt
+import yaml
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from alerts.bench.procs import REGISTRY, ServiceProcess, commit_times
+from devstack.localstack import (
+    LocalService,
+    free_port,
+    start_mosquitto,
+    start_postgres,
+    stop_process,
+)
+from ingest.bench.procs import cpu_seconds, machine_facts, peak_rss_kb
+from ingest.bench.profile import PySpy, top_functions
+from store.db import ensure_schema, make_engine
+from store.subscription_models import Notification, Subscriber
+
+__all__ = ["NotifyBenchConfig", "notify", "run_notify_bench", "summary"]
+
+Progress = Callable[[str], None]
+
+REPO = Path(__file__).resolve().parents[2]
+DISTRICTS_CSV = REPO / "indicators" / "data" / "jakarta" / "districts.csv"
+# The alert's area: Manggarai's Ciliwung reach (alerts/rules/jakarta.yaml) and its neighbours.
+ALERT_KECAMATAN = ("Tebet", "Jatinegara", "Kramat Jati", "Pancoran", "Pasar Minggu",
+                   "Jagakarsa", "Matraman", "Setiabudi", "Mampang Prapatan", "Menteng")
+GAUGE_DEVICE, GAUGE = "water-manggarai", "manggarai"
+SIAGA_1_LEVEL_CM = 1000.0  # Manggarai: Siaga 1 from 950 cm (kota/standards/gauges.yaml)
+FROM_ADDRESS = "peringatan@kota.example.go.id"
+# Issue 12's targets on the 2-core machine.
+TARGET_FLOOR_SHARE = 0.5
+TARGET_FIRST_S = 5.0
+TARGET_RSS_MB = 300.0
+_KEY = re.compile(r"alert-(\d+)-v(\d+)-subscriber-(\d+)")
+_MESSAGE_ID = re.compile(rb"^Message-ID:[ \t]*<([^>\r\n]*)>", re.MULTILINE | re.IGNORECASE)
+
+
+@dataclass
+class NotifyBenchConfig:
+    subscribers: int = 100_000
+    database: str = "sqlite"  # or "postgresql"
+    kill_at: float | None = None  # SIGKILL kota alerts after this fraction arrived
+    grace_s: float = 600.0  # after the alert, wait at most this for the last notification
+    workdir: Path | None = None
+    profile_dir: Path | None = None  # py-spy on kota alerts during delivery
+
+
+def kecamatan() -> list[str]:
+    with DISTRICTS_CSV.open(encoding="utf-8") as handle:
+        return [row["kecamatan"] for row in csv.DictReader(handle) if row["city"] == "jakarta"]
+
+
+# -- the sinks: each in its own process, one line per arrival in a file ----------------------
+def _smtp_sink_main(port: int, path: str, ready: Any, stop: Any, limit_s: float) -> None:
+    from aiosmtpd.controller import Controller
+
+    out = open(path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 (closed below)
+
+    class Handler:
+        async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:
+            at_s = time.time()
+            content = bytes(envelope.content)
+            head_end = content.find(b"\r\n\r\n")
+            found = _MESSAGE_ID.search(content, 0, head_end if head_end >= 0 else len(content))
+            out.write(f"{at_s:.6f} {found.group(1).decode() if found else '-'}\n")
+            return "250 OK"
+
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+    controller.start()
+    ready.set()
+    try:
+        stop.wait(limit_s)
+    finally:
+        controller.stop()
+        out.close()
+
+
+def _webhook_sink_main(port: int, path: str, ready: Any, stop: Any, limit_s: float) -> None:
+    out = open(path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 (closed below)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:  # keep-alive: one request after another until the client closes
+                head = await reader.readuntil(b"\r\n\r\n")
+                at_s = time.time()
+                length, key = 0, "-"
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    name = name.strip().lower()
+                    if name == b"content-length":
+                        length = int(value)
+                    elif name == b"idempotency-key":
+                        key = value.strip().decode()
+                if length:
+                    await reader.readexactly(length)
+                out.write(f"{at_s:.6f} {key}\n")
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def main() -> None:
+        server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=256)
+        ready.set()
+        deadline = time.monotonic() + limit_s
+        while not stop.is_set() and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        server.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        out.close()
+
+
+@dataclass
+class _Sink:
+    name: str
+    port: int
+    path: Path
+    process: Any
+    stop_event: Any
+    _offset: int = 0
+    _rest: str = ""
+    arrivals: list[tuple[float, str]] = field(default_factory=list)
+
+    def read(self) -> list[tuple[float, str]]:
+        """Every arrival so far (the file is read on from where the last call stopped)."""
+        with self.path.open("r", encoding="utf-8") as handle:
+            handle.seek(self._offset)
+            text = handle.read()
+            self._offset = handle.tell()
+        lines = (self._rest + text).split("\n")
+        self._rest = lines.pop()
+        for line in lines:
+            stamp, _, key = line.partition(" ")
+            self.arrivals.append((float(stamp), key))
+        return self.arrivals
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.process.join(10)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(5)
+
+
+def _start_sink(name: str, target: Callable[..., None], workdir: Path,
+                limit_s: float) -> _Sink:
+    context = multiprocessing.get_context("spawn")
+    ready, stop = context.Event(), context.Event()
+    port, path = free_port(), workdir / f"{name}-arrivals.txt"
+    path.write_text("", encoding="utf-8")
+    process = context.Process(target=target, name=f"kota-bench-{name}",
+                              args=(port, str(path), ready, stop, limit_s))
+    process.start()
+    sink = _Sink(name, port, path, process, stop)
+    if not ready.wait(30):
+        sink.stop()
+        raise TimeoutError(f"the {name} sink did not start within 30 s")
+    return sink
+
+
+# -- the floor ---------------------------------------------------------------------------------
+# About the size of an alert's text, in lines a mail may carry (RFC 5321: ≤ 998 octets).
+_FLOOR_TEXT = "\r\n".join(["Siaga 1 Manggarai: air Ciliwung 1000 cm. Warga di bantaran sungai "
+                            "bersiap mengungsi; ikuti arahan BPBD."] * 12)
+
+
+def _smtp_floor_main(port: int, count: int) -> None:
+    import smtplib
+
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
+        for number in range(count):
+            mail = (f"From: {FROM_ADDRESS}\r\nTo: floor{number}@example.org\r\n"
+                    f"Subject: Siaga 1 Manggarai\r\nMessage-ID: <floor-{number}@floor>\r\n"
+                    f"\r\n{_FLOOR_TEXT}\r\n")
+            smtp.sendmail(FROM_ADDRESS, [f"floor{number}@example.org"], mail.encode())
+
+
+def _http_floor_main(port: int, count: int, concurrency: int) -> None:
+    import httpx
+
+    body = orjson.dumps({"alerts": [{"headline": "Siaga 1 Manggarai", "text": _FLOOR_TEXT}],
+                         "digest": False})
+
+    async def main() -> None:
+        numbers = iter(range(count))
+        async with httpx.AsyncClient(timeout=30) as client:
+            async def worker() -> None:
+                for number in numbers:
+                    await client.post(f"http://127.0.0.1:{port}/floor/{number}", content=body,
+                                      headers={"Content-Type": "application/json",
+                                               "Idempotency-Key": f"floor-{number}"})
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+    asyncio.run(main())
+
+
+def _run_floor(smtp_port: int, http_port: int, email_n: int, webhook_n: int,
+               concurrency: int, timeout_s: float) -> None:
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=_smtp_floor_main, args=(smtp_port, email_n)),
+                 context.Process(target=_http_floor_main, args=(http_port, webhook_n,
+                                                                concurrency))]
+    for process in processes:
+        process.start()
+    deadline = time.monotonic() + timeout_s
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.terminate()
+            process.join(5)
+
+
+# -- the subscribers ---------------------------------------------------------------------------
+def _write_subscribers(database_url: str, count: int, webhook_base: str
+                       ) -> dict[str, set[int]]:
+    """``count`` active subscribers in bulk; returns the ids the alert goes to, by channel."""
+    names = kecamatan()
+    engine = make_engine(database_url)
+    try:
+        ensure_schema(engine, migrate=True)
+        now = datetime.now(UTC)
+        rows = [{"channel": "email" if index % 2 == 0 else "webhook",
+                 "address": (f"warga{index}@example.org" if index % 2 == 0
+                             else f"{webhook_base}/hook/{index}"),
+                 "address_hash": f"{index:064x}", "status": "active",
+                 "language": "id-ID" if index % 3 else "en-US",
+                 # index // 2: email and webhook subscribers alike spread over all 44.
+                 "districts": [names[(index // 2) % len(names)]], "kelurahan": [],
+                 "hazards": ["flood"], "min_severity": "Moderate", "created_by": "bench",
+                 "created_at": now, "updated_at": now}
+                for index in range(count)]
+        with Session(engine) as session, session.begin():
+            for start in range(0, len(rows), 5000):
+                session.execute(insert(Subscriber), rows[start:start + 5000])
+        expected: dict[str, set[int]] = {"email": set(), "webhook": set()}
+        with Session(engine) as session:
+            for subscriber_id, channel, districts in session.execute(
+                    select(Subscriber.id, Subscriber.channel, Subscriber.districts)):
+                if set(districts) & set(ALERT_KECAMATAN):
+                    expected[channel].add(subscriber_id)
+        return expected
+    finally:
+        engine.dispose()
+
+
+def _statuses(database_url: str) -> dict[str, dict[str, int]]:
+    engine = make_engine(database_url)
+    try:
+        with Session(engine) as session:
+            counts: dict[str, dict[str, int]] = {}
+            for channel, status, count in session.execute(
+                    select(Notification.channel, Notification.status, func.count())
+                    .group_by(Notification.channel, Notification.status)):
+                counts.setdefault(channel, {})[status] = int(count)
+            return counts
+    finally:
+        engine.dispose()
+
+
+def _rules(path: Path) -> Path:
+    document = {"rules": [{
+        "id": "flood-siaga", "kind": "siaga", "fire_at_status": 3, "clear_after_s": 3600,
+        "source": "kota bench notify: the shipped flood-siaga rule with a ten-kecamatan area",
+        "areas": {GAUGE: {"districts": list(ALERT_KECAMATAN), "radius_km": 6,
+                          "source": "bench", "confidence": "unverified"}}}]}
+    path.write_text(yaml.safe_dump(document, allow_unicode=True, sort_keys=False),
+                    encoding="utf-8")
+    return path
+
+
+def _fanout_done_s(log_path: Path) -> float | None:
+    """When the fan-out's rows were committed (its JSON log line), epoch seconds."""
+    if not log_path.exists():
+        return None
+    for line in log_path.read_text(errors="replace").splitlines():
+        if '"fan-out: ' in line and "queued for" in line:
+            entry = json.loads(line)
+            return datetime.fromisoformat(str(entry["ts"]).replace("Z", "+00:00")).timestamp()
+    return None
+
+
+# -- the run -----------------------------------------------------------------------------------
+def _quiet(_message: str) -> None:
+    pass
+
+
+def run_notify_bench(config: NotifyBenchConfig, progress: Progress = _quiet) -> dict[str, Any]:
+    if config.workdir is not None:
+        config.workdir.mkdir(parents=True, exist_ok=True)
+        return _run(config, config.workdir, progress)
+    with tempfile.TemporaryDirectory(prefix="kota-bench-notify-") as folder:
+        return _run(config, Path(folder), progress)
+
+
+def _run(config: NotifyBenchConfig, workdir: Path, progress: Progress) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "benchmark": "notify", "machine": machine_facts(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}}
+    services: list[LocalService] = []
+    sinks: list[_Sink] = []
+    limit_s = config.grace_s + 1800
+    try:
+        progress(f"starting Mosquitto{', PostgreSQL' if config.database != 'sqlite' else ''}"
+                 f" and the sinks in {workdir}")
+        mosquitto = start_mosquitto(workdir / "mosquitto")
+        services.append(mosquitto)
+        if config.database == "sqlite":
+            (workdir / "alerts").mkdir(parents=True, exist_ok=True)
+            database_url = f"sqlite:///{workdir / 'alerts' / 'kota.db'}"
+        else:
+            postgres = start_postgres(workdir / "postgres")
+            services.append(postgres)
+            database_url = postgres.url
+        smtp = _start_sink("smtp", _smtp_sink_main, workdir, limit_s)
+        sinks.append(smtp)
+        hook = _start_sink("webhook", _webhook_sink_main, workdir, limit_s)
+        sinks.append(hook)
+        started = time.monotonic()
+        expected = _write_subscribers(database_url, config.subscribers,
+                                      f"http://127.0.0.1:{hook.port}")
+        result["subscribers"] = {"written": config.subscribers,
+                                 "write_s": round(time.monotonic() - started, 1),
+                                 "expected": {k: len(v) for k, v in expected.items()},
+                                 "alert_kecamatan": list(ALERT_KECAMATAN)}
+        progress(f"{config.subscribers:,} subscribers written in "
+                 f"{result['subscribers']['write_s']} s; the alert goes to "
+                 f"{len(expected['email']):,} by email and {len(expected['webhook']):,} by "
+                 "webhook")
+        settings: dict[str, Any] = {
+            "registry_file": str(REGISTRY), "rules_file": str(_rules(workdir / "rules.yaml")),
+            "rules_reload_s": 0, "database": {"url": database_url},
+            "mqtt": {"port": mosquitto.port, "client_id": "kota-bench-notify"},
+            "influx_events": False, "metrics_port": 0, "log_format": "json",
+            "subscriptions": {"secret": secrets.token_hex(32),
+                              "smtp": {"host": "127.0.0.1", "port": smtp.port,
+                                       "from_address": FROM_ADDRESS}}}
+        workers = 4  # DeliverySettings.workers_per_channel's default, the run's setting
+        progress(f"floor: smtplib (1 connection) and httpx ({workers} concurrent) into the "
+                 "same sinks, the same counts")
+        _run_floor(smtp.port, hook.port, len(expected["email"]), len(expected["webhook"]),
+                   workers, config.grace_s)
+        time.sleep(0.5)
+        floor = {"email": _channel_figures(smtp.read(), "email", None, set(), floor=True),
+                 "webhook": _channel_figures(hook.read(), "webhook", None, set(), floor=True)}
+        result["floor"] = floor
+        result.update(_deliver(config, workdir, settings, mosquitto.port, smtp, hook,
+                               expected, progress))
+        result["floor"] = floor
+        result["notifications_in_database"] = _statuses(database_url)
+    finally:
+        for sink in sinks:
+            sink.stop()
+        for service in reversed(services):
+            service.stop()
+    result["targets"] = _targets(result)
+    return result
+
+
+def _deliver(config: NotifyBenchConfig, workdir: Path, settings: dict[str, Any], port: int,
+             smtp: _Sink, hook: _Sink, expected: dict[str, set[int]],
+             progress: Progress) -> dict[str, Any]:
+    total = sum(len(ids) for ids in expected.values())
+    runs: list[ServiceProcess] = []
+    rss_kb: list[int] = []
+    spy: PySpy | None = None
+    kills: list[dict[str, Any]] = []
+    cpu_s: dict[int, float] = {}  # CPU seconds of each kota alerts process, last seen
+
+    def start(name: str) -> ServiceProcess:
+        service = ServiceProcess(name, workdir / "alerts", "alerts", settings, ["alerts"])
+        runs.append(service.start("connected to MQTT", timeout_s=120))
+        return service
+
+    def arrived() -> int:
+        return sum(len({key for _at, key in sink.read() if "-subscriber-" in key})
+                   for sink in (smtp, hook))
+
+    alerts = start("alerts")
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="kota-bench-notify-gauge",
+                         protocol=mqtt.MQTTv5)
+    try:
+        assert alerts.pid is not None
+        if config.profile_dir is not None:
+            config.profile_dir.mkdir(parents=True, exist_ok=True)
+            spy = PySpy(alerts.pid, config.profile_dir / "alerts.raw")
+            # On CPU only (no --idle): what the notifier spends its CPU on, in every thread.
+            spy.command.remove("--idle")
+            spy.command.append("--nonblocking")
+            spy.start()
+        client.connect("127.0.0.1", port, keepalive=30)
+        client.loop_start()
+        cpu_start_s = cpu_seconds(alerts.pid) or 0.0
+        published_s = time.time()
+        client.publish(f"kota/jakarta/water/{GAUGE_DEVICE}",
+                       orjson.dumps({"ts": published_s, "level_cm": SIAGA_1_LEVEL_CM}),
+                       qos=1).wait_for_publish(10)
+        progress(f"Siaga 1 published at Manggarai ({SIAGA_1_LEVEL_CM:g} cm); waiting for "
+                 f"{total:,} notifications")
+        deadline = time.monotonic() + config.grace_s
+        next_report = time.monotonic() + 5
+        count = 0
+        while time.monotonic() < deadline:  # bounded by grace_s
+            count = arrived()
+            pid = runs[-1].pid
+            if pid is not None:
+                rss_kb.append(peak_rss_kb(pid) or 0)
+            if pid is not None:
+                cpu_s[pid] = cpu_seconds(pid) or cpu_s.get(pid, 0.0)
+            if count >= total:
+                break
+            if (config.kill_at is not None and not kills
+                    and count >= config.kill_at * total):
+                if spy is not None:
+                    spy.stop()
+                    spy = None
+                process, runs[-1].process = runs[-1].process, None
+                stop_process(process, 10, signal.SIGKILL)
+                kills.append({"after_arrivals": count, "at_s": round(time.time(), 3)})
+                progress(f"SIGKILL kota alerts after {count:,} arrivals; starting it again")
+                start("alerts-restarted")
+            if time.monotonic() >= next_report:
+                progress(f"{count:,} of {total:,} notifications arrived")
+                next_report += 5
+            time.sleep(0.2)
+        time.sleep(2.0)  # a late duplicate still arrives in the figures
+        for run in runs:
+            if run.pid is not None:
+                rss_kb.append(peak_rss_kb(run.pid) or 0)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+        profile = None
+        if spy is not None:
+            raw = spy.stop()
+            profile = top_functions(raw) if raw is not None else None
+        for run in runs:
+            run.stop()
+    commits = [commit for run in runs for commit in commit_times(run.log_path)
+               if commit.rule_id == "flood-siaga" and commit.event == "fired"]
+    committed_s = commits[0].at_s if commits else None
+    fanout_s = _fanout_done_s(runs[0].log_path)
+    peak_kb: int = max(rss_kb, default=0)
+    channels = {"email": _channel_figures(smtp.read(), "email", committed_s,
+                                          expected["email"]),
+                "webhook": _channel_figures(hook.read(), "webhook", committed_s,
+                                            expected["webhook"])}
+    return {
+        "alert": {"published_to_committed_ms": None if committed_s is None
+                  else round((committed_s - published_s) * 1000, 1),
+                  "committed_to_fanout_done_ms": None if committed_s is None or fanout_s is None
+                  else round((fanout_s - committed_s) * 1000, 1),
+                  "fired_commits": len(commits)},
+        "delivery": channels,
+        "kills": kills,
+        # From the publish to the last arrival; with --kill-at both processes together.
+        "alerts_cpu_s": round(sum(cpu_s.values()) - cpu_start_s, 1),
+        "delivery_wall_s": round(time.time() - published_s, 1),
+        "alerts_peak_rss_mb": round(peak_kb / 1024, 1) if peak_kb else None,
+        "profile": profile,
+        "workdir": str(workdir) if config.workdir is not None else None,
+    }
+
+
+def _channel_figures(arrivals: list[tuple[float, str]], channel: str, committed_s: float | None,
+                     expected: set[int], floor: bool = False) -> dict[str, Any]:
+    """Arrivals of kota's notifications (or the floor's), counted raw and by key."""
+    if floor:
+        chosen = [(at, key) for at, key in arrivals if key.startswith("floor-")]
+    else:
+        chosen = [(at, key) for at, key in arrivals if "-subscriber-" in key]
+    times = sorted(at for at, _key in chosen)
+    keys = [key for _at, key in chosen]
+    unique = set(keys)
+    span_s = times[-1] - times[0] if len(times) > 1 else 0.0
+    figures: dict[str, Any] = {
+        "arrivals_raw": len(keys), "arrivals_unique": len(unique),
+        "duplicates": len(keys) - len(unique),
+        "first_to_last_s": round(span_s, 2),
+        "per_s": round((len(unique) - 1) / span_s, 1) if span_s > 0 else None}
+    if floor:
+        return figures
+    # Per (subscriber, alert version): the key is <identifier>-subscriber-<id>.
+    versions: dict[int, set[tuple[int, int]]] = {}
+    for key in unique:
+        found = _KEY.search(key)
+        if found:
+            alert_id, version, subscriber_id = map(int, found.groups())
+            versions.setdefault(subscriber_id, set()).add((alert_id, version))
+    got = set(versions)
+    figures.update({
+        "expected": len(expected), "missing": len(expected - got),
+        "unexpected": len(got - expected),
+        "subscribers_with_more_than_one_version": sum(1 for v in versions.values()
+                                                       if len(v) > 1)})
+    if committed_s is not None and times:
+        figures["committed_to_first_s"] = round(times[0] - committed_s, 2)
+        figures["committed_to_last_s"] = round(times[-1] - committed_s, 2)
+    return figures
+
+
+def _targets(result: dict[str, Any]) -> list[dict[str, Any]]:
+    delivery, floor = result.get("delivery") or {}, result.get("floor") or {}
+    targets: list[dict[str, Any]] = []
+    for channel in ("email", "webhook"):
+        ours = (delivery.get(channel) or {}).get("per_s")
+        bare = (floor.get(channel) or {}).get("per_s")
+        share = round(ours / bare, 2) if ours and bare else None
+        targets.append({"id": f"{channel}_throughput",
+                        "target": f"{channel}: ≥ {TARGET_FLOOR_SHARE:.0%} of the floor's "
+                                  "notifications/s", "measured": share,
+                        "result": "PASS" if share is not None and share >= TARGET_FLOOR_SHARE
+                        else "MISS"})
+    firsts = [entry.get("committed_to_first_s") for entry in delivery.values()]
+    first = min((value for value in firsts if value is not None), default=None)
+    targets.append({"id": "first_notification", "target": f"first notification ≤ "
+                    f"{TARGET_FIRST_S:g} s after the alert is committed", "measured": first,
+                    "result": "PASS" if first is not None and first <= TARGET_FIRST_S
+                    else "MISS"})
+    rss = result.get("alerts_peak_rss_mb")
+    targets.append({"id": "rss", "target": f"kota alerts peak RSS ≤ {TARGET_RSS_MB:g} MB",
+                    "measured": rss,
+                    "result": "PASS" if rss is not None and rss <= TARGET_RSS_MB else "MISS"})
+    lost = sum(entry.get("missing", 0) for entry in delivery.values())
+    twice = sum(entry.get("duplicates", 0) + entry.get("subscribers_with_more_than_one_version",
+                                                       0) for entry in delivery.values())
+    complete = bool(delivery) and all("missing" in entry for entry in delivery.values())
+    targets.append({"id": "exactly_once",
+                    "target": "every expected notification arrived exactly once"
+                              + (" (SIGKILL mid-fan-out)" if result.get("kills") else ""),
+                    "measured": {"missing": lost, "duplicates": twice},
+                    "result": "PASS" if complete and lost == 0 and twice == 0 else "MISS"})
+    return targets
+
+
+def summary(result: dict[str, Any]) -> str:
+    lines = [f"{'channel':<8} {'expected':>9} {'unique':>8} {'raw':>8} {'dup':>5} "
+             f"{'missing':>7} {'first s':>8} {'last s':>8} {'per s':>8} {'floor/s':>8}"]
+    for channel, entry in (result.get("delivery") or {}).items():
+        floor = (result.get("floor") or {}).get(channel) or {}
+        lines.append(f"{channel:<8} {entry.get('expected', 0):>9,} "
+                     f"{entry['arrivals_unique']:>8,} {entry['arrivals_raw']:>8,} "
+                     f"{entry['duplicates']:>5} {entry.get('missing', 0):>7} "
+                     f"{_num(entry.get('committed_to_first_s')):>8} "
+                     f"{_num(entry.get('committed_to_last_s')):>8} "
+                     f"{_num(entry.get('per_s')):>8} {_num(floor.get('per_s')):>8}")
+    alert = result.get("alert") or {}
+    lines.append(f"alert: published → committed {_num(alert.get('published_to_committed_ms'))}"
+                 f" ms; committed → fan-out rows committed "
+                 f"{_num(alert.get('committed_to_fanout_done_ms'))} ms; kota alerts peak RSS "
+                 f"{result.get('alerts_peak_rss_mb')} MB, CPU {result.get('alerts_cpu_s')} s over "
+                 f"{result.get('delivery_wall_s')} s; SIGKILLs {len(result.get('kills', []))}")
+    lines.append("kota bench notify: " + ", ".join(
+        f"{t['id']} {t['measured']} {t['result']}" for t in result.get("targets", [])))
+    return "\n".join(lines)
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f}"
+
+
+@click.command("notify")
+@click.option("--subscribers", type=click.IntRange(100, 1_000_000), default=100_000,
+              show_default=True, help="Subscribers written (half email, half webhook, over "
+                                      "the 44 kecamatan).")
+@click.option("--database", type=click.Choice(["sqlite", "postgresql"]), default="sqlite",
+              show_default=True, help="kota alerts' database: a SQLite file in the run's "
+                                      "folder, or a private PostgreSQL.")
+@click.option("--kill-at", "kill_at", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="SIGKILL kota alerts after this fraction of the notifications arrived, "
+                   "start it again, and check nothing was lost or sent twice.")
+@click.option("--grace", "grace_s", type=click.FloatRange(10, 7200), default=600,
+              show_default=True, help="After the alert, wait at most this for the last "
+                                      "notification.")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
+              help="Keep services' data, logs and the sinks' arrival files here.")
+@click.option("--profile", "profile_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Record kota alerts with py-spy (non-blocking) during delivery.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Append the result to FILE as one JSON line.")
+def notify(subscribers: int, database: str, kill_at: float | None, grace_s: float,
+           workdir: Path | None, profile_dir: Path | None, as_json: bool,
+           output: Path | None) -> None:
+    """A Siaga 1 alert over 10 kecamatan to subscribers, timed at local SMTP and webhook sinks.
+
+    Starts a private Mosquitto (and PostgreSQL with --database postgresql), an aiosmtpd sink
+    and a webhook sink, writes the subscribers, runs the floor (bare smtplib and httpx loops
+    into the same sinks), then kota alerts; stops all of them by PID. Exit code 0 whether or
+    not the targets are met. Progress goes to stderr; the summary (or --json) to stdout.
+
+    \b
+    Examples:
+      kota bench notify                          # 100,000 subscribers, SQLite
+      kota bench notify --kill-at 0.3 --output run/bench-notify.jsonl
+      kota bench notify --subscribers 2000 --database postgresql
+    """
+    started = time.monotonic()
+
+    def progress(message: str) -> None:
+        click.echo(f"[{time.monotonic() - started:7.1f} s] {message}", err=True)
+
+    config = NotifyBenchConfig(subscribers=subscribers, database=database, kill_at=kill_at,
+                               grace_s=grace_s, workdir=workdir, profile_dir=profile_dir)
+    result = run_notify_bench(config, progress)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with output.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(result, ensure_ascii=False) + "\n")
+        progress(f"result appended to {output}")
+    if as_json:
+        click.echo(json.dumps(result, indent=2, ensure_ascii=False))
+    else:
+        click.echo(summary(result))
