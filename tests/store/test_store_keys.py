@@ -41,7 +41,7 @@ def test_schema_is_refused_until_upgraded(database_url: str) -> None:
 def test_keys_authenticate_until_revoked_or_expired(database_url: str) -> None:
     store = _store(database_url)
     info, key = store.create("Pusdalops", "operator", expires_in=timedelta(days=90),
-                             created_by="test", scopes=["incidents"])
+                             created_by="test", scopes=["alerts"])
     assert KEY.match(key) and key.split("_")[1] == info.prefix
     assert store.authenticate(key).id == info.id
     assert store.list()[0].last_used_at is not None
