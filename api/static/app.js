@@ -168,13 +168,19 @@ function renderTables(flashed) {
     (byKind[reading.kind] || byKind.other).push(reading);
   }
   const sort = (list) => list.sort((a, b) => a.district.localeCompare(b.district) || a.device.localeCompare(b.device));
-  $("#table-air tbody").innerHTML = sort(byKind.air).map((r) => {
+  // Worst first: water by Siaga (1 Awas first), then level; air by ISPU; stale rows last.
+  const bySeverity = (list, rank) => sort(list).sort((a, b) =>
+    (isStale(a) - isStale(b)) || (rank(b) - rank(a)));
+  const siagaRank = (r) => { const s = state.siaga.get(r.device); return s && s.status ? 5 - s.status : 0; };
+  const ispuRank = (r) => { const i = state.ispu.get(r.device); return i && i.ispu != null ? i.ispu : -1; };
+  const waterRank = (r) => siagaRank(r) * 10000 + (typeof r.fields.level_cm === "number" ? r.fields.level_cm : 0);
+  $("#table-air tbody").innerHTML = bySeverity(byKind.air, ispuRank).map((r) => {
     const ispu = state.ispu.get(r.device);
     return row(r, `<td class="num value" data-field="pm25">${fmt(r.fields.pm25)}</td>` +
       `<td class="num" data-field="ispu">${fmt(ispu && ispu.ispu, 0)}</td>` +
       `<td data-field="category">${chip(ispu && ispu.category, ispu && ispu.hex)}</td>`, flashed.has(key(r.kind, r.device)));
   }).join("");
-  $("#table-water tbody").innerHTML = sort(byKind.water).map((r) => {
+  $("#table-water tbody").innerHTML = bySeverity(byKind.water, waterRank).map((r) => {
     const siaga = state.siaga.get(r.device);
     const status = siaga && siaga.status;
     const label = status ? `Siaga ${status} · ${siaga.status_name}` : (siaga ? "tanpa ambang" : "");
@@ -187,7 +193,7 @@ function renderTables(flashed) {
     let value;
     if (r.kind === "rain") value = `${fmt(r.fields.rain_mm)} mm`;
     else if (r.kind === "noise") value = `${fmt(r.fields.laeq_db)} dBA`;
-    else if (r.kind === "safety") value = `${esc((r.tags && r.tags.event) || "event")} ×${fmt(r.fields.count, 0)}`;
+    else if (r.kind === "safety") value = `${eventName((r.tags && r.tags.event) || "event")} ×${fmt(r.fields.count, 0)}`;
     else value = Object.entries(r.fields).slice(0, 2).map(([k, v]) => `${esc(k)} ${esc(fmt(v))}`).join(", ");
     return row(r, `<td class="value" data-field="${esc(r.kind)}">${value}</td>`, flashed.has(key(r.kind, r.device)));
   }).join("");
@@ -227,7 +233,35 @@ function applyIndicators(data) {
     const cell = $("#incident-count");
     cell.textContent = data.incidents.source === "none" ? "—" : String(open);
     cell.className = open > 0 ? "alert" : "";
+    renderIncidents(data.incidents);
   }
+}
+
+// Safety event categories (kota/kinds/safety/kind.yaml) in Bahasa Indonesia, English after.
+const EVENT_NAMES = {panic: ["tombol darurat", "panic"], fire: ["kebakaran", "fire"],
+  smoke: ["asap", "smoke"], crowd: ["kerumunan", "crowd"], fight: ["perkelahian", "fight"],
+  vandalism: ["vandalisme", "vandalism"], streetlight_out: ["PJU padam", "streetlight out"],
+  flood_report: ["laporan banjir", "flood report"], accident: ["kecelakaan", "accident"],
+  theft: ["pencurian", "theft"], intrusion: ["penyusupan", "intrusion"], test: ["uji", "test"],
+  resolved: ["selesai", "resolved"], all: ["semua", "all"]};
+const eventName = (event) => {
+  const [id, en] = EVENT_NAMES[event] || [event, ""];
+  return en && en !== id ? `${esc(id)} <span class="en">/ ${esc(en)}</span>` : esc(id);
+};
+
+// The list behind the header's count: open incidents per district and category, most first
+// (counts from kota indicators; details of each incident need an operator key).
+function renderIncidents(incidents) {
+  const rows = incidents.items.filter((i) => i.scope === "district" && i.event !== "all" &&
+    (i.open_incidents > 0 || i.stale_incidents > 0))
+    .sort((a, b) => b.open_incidents - a.open_incidents || b.stale_incidents - a.stale_incidents ||
+      (a.district || "").localeCompare(b.district || ""));
+  $("#incident-list").innerHTML = rows.length ? `<table class="incidents"><thead><tr><th>Kecamatan</th>` +
+    `<th>Kategori <span class="en">/ category</span></th><th class="num">Terbuka <span class="en">/ open</span></th>` +
+    `<th class="num">Lama <span class="en">/ stale</span></th></tr></thead><tbody>` +
+    rows.map((i) => `<tr data-district="${esc(i.district)}" data-event="${esc(i.event)}"><td>${esc(i.district)}</td>` +
+      `<td>${eventName(i.event)}</td><td class="num">${i.open_incidents}</td><td class="num">${i.stale_incidents}</td></tr>`).join("") +
+    `</tbody></table>` : '<p class="muted">tidak ada insiden terbuka <span class="en">/ no open incidents</span></p>';
 }
 
 function sourceLabel(source) {

@@ -107,3 +107,37 @@ def test_a_connected_page_without_new_data_does_not_say_live(
         expect(page.locator('#table-water tr[data-device="water-manggarai"]')).to_have_class(
             STALE_CLASS)
         assert browsed.errors == []
+
+
+@pytest.mark.slow
+def test_the_operators_first_look(influxdb: LocalService, database: str) -> None:
+    """The open-incident count opens a list per district and category, most first, in
+    Bahasa Indonesia; water rows come worst first."""
+    now_ms = int(time.time() * 1000)
+    minute = now_ms // MINUTE * MINUTE - 2 * MINUTE
+    incidents = "safety_incidents,city=jakarta,window=1m"
+    write_lines(influxdb, database, [
+        f"{incidents},event=all,scope=city open_incidents=5.0,stale_incidents=0.0 {minute}",
+        f"{incidents},district=Gambir,event=panic,scope=district open_incidents=1.0,"
+        f"stale_incidents=0.0 {minute}",
+        f"{incidents},district=Setiabudi,event=fire,scope=district open_incidents=4.0,"
+        f"stale_incidents=1.0 {minute}",
+        f"water,{tags('water-kali', 'water', 'Menteng')} level_cm=120.0 {now_ms - MINUTE}",
+        f"water,{tags('water-manggarai', 'water', 'Tebet')} level_cm=826.0 {now_ms - MINUTE}"])
+    settings = make_settings(influxdb, database, sse_interval_s=0.5, sse_max_duration_s=60)
+    with serve(create_app(settings, registry=api_registry())) as url, \
+            chromium_page() as browsed:
+        page = browsed.page
+        page.goto(f"{url}/")
+        expect(page.locator("#incident-count")).to_have_text("5", timeout=20_000)
+        page.locator("#incidents summary").click()
+        rows = page.locator("#incident-list tbody tr")
+        expect(rows).to_have_count(2)
+        assert rows.evaluate_all("rows => rows.map(r => [r.dataset.district, r.dataset.event])"
+                                 ) == [["Setiabudi", "fire"], ["Gambir", "panic"]]
+        expect(rows.first).to_contain_text("kebakaran")
+        water = page.locator("#table-water tbody tr")
+        expect(water).to_have_count(2)
+        assert water.evaluate_all("rows => rows.map(r => r.dataset.device)") == [
+            "water-manggarai", "water-kali"]
+        assert browsed.errors == []
