@@ -2,9 +2,9 @@
 
 One run starts, in a temporary folder on loopback: Mosquitto and InfluxDB
 (devstack.localstack), ``kota ingest`` and ``kota indicators``, ``kota simulate`` feeding them
-in real time (the Jakarta registry), ``kota api --workers N`` and the floor: a bare
-FastAPI/uvicorn app (same workers) answering the bytes the API gave for
-``/api/v1/readings/latest``. Then:
+(the past hour of the Jakarta registry as fast as it goes, then real time), ``kota api
+--workers N`` and the floor: a bare FastAPI/uvicorn app (same workers) answering the bytes the
+API gave for ``/api/v1/readings/latest``. Then:
 
 * reads: ``wrk -t2 -c200 -d20s --latency`` against each public read and the floor, in turn;
 * live: C concurrent stream clients (asyncio, one separate process; wrk cannot read
@@ -353,7 +353,16 @@ def _run(config: ApiBenchConfig, workdir: Path, progress: Progress) -> dict[str,
         processes.append(ServiceProcess("indicators", workdir / "indicators", "indicators", {
             "influx": influx_settings, "registry_file": str(REGISTRY), "metrics_port": 0},
             ["indicators"]).start())
-        progress("starting kota simulate (real time, the Jakarta registry)")
+        # The past hour first, as fast as it goes, so every device has a latest reading (in
+        # real time most report every 5-15 minutes); then real time from now on.
+        progress("kota simulate: the past hour of the Jakarta registry, then real time")
+        backfill = ServiceProcess("backfill", workdir / "backfill", "simulate", {
+            "mqtt": {"port": mosquitto.port, "client_id": "kota-bench-backfill"}},
+            ["simulate", "--speed", "0", "--duration", "1h"]).start()
+        deadline = time.monotonic() + 180
+        while backfill.exited() is None and time.monotonic() < deadline:  # bounded
+            time.sleep(0.5)
+        backfill.stop()
         processes.append(ServiceProcess("simulate", workdir / "simulate", "simulate", {
             "mqtt": {"port": mosquitto.port}},
             ["simulate", "--speed", "1", "--duration", "12h"]).start())
