@@ -384,8 +384,13 @@ def _run(config: ApiBenchConfig, workdir: Path, progress: Progress) -> dict[str,
         deadline = time.monotonic() + 90
         counts = [0]
         while time.monotonic() < deadline:  # bounded: until the count holds for 3 polls
-            counts.append(httpx.get(f"{base}/api/v1/readings/latest",
-                                    timeout=10).json()["count"])
+            if api.exited() is not None:
+                raise RuntimeError(f"kota api exited; log {api.log_path}:\n{api.log()[-3000:]}")
+            try:
+                counts.append(httpx.get(f"{base}/api/v1/readings/latest",
+                                        timeout=10).json()["count"])
+            except httpx.HTTPError as exc:
+                progress(f"kota api: {exc}")
             if counts[-1] > 0 and counts[-3:] == [counts[-1]] * 3:
                 break
             time.sleep(3)

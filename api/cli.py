@@ -85,10 +85,14 @@ def api(config_file: str | None, host: str | None, port: int | None, influx_url:
             from api.main import create_app
 
             app = create_app(settings, alerts_settings=alerts_settings)
-        elif settings.registry_file:
+        else:
             # The workers build the app; this supervisor only checks the registry, so it does
-            # not hold a copy of the application's memory (about 100 MB) it never uses.
-            Registry.load(settings.registry_file)
+            # not hold a copy of the application's memory (about 100 MB) it never uses, and
+            # brings the schema up to date once, before the workers would race to (two
+            # migrations of one SQLite file at once: one worker died in kota bench api).
+            if settings.registry_file:
+                Registry.load(settings.registry_file)
+            _schema_once(settings)
     except RegistryError as exc:
         fail(f"{exc}\n(fix the registry file, or unset api.registry_file)")
     if check:
@@ -116,6 +120,18 @@ def api(config_file: str | None, host: str | None, port: int | None, influx_url:
         return
     os.environ[WORKER_ENV] = json.dumps({"config_file": config_file, "overrides": overrides})
     uvicorn.run("api.cli:worker_app", factory=True, workers=workers, **options)
+
+
+def _schema_once(settings: ApiSettings) -> None:
+    from store.db import SchemaError, ensure_schema, make_engine
+
+    engine = make_engine(settings.database.url)
+    try:
+        ensure_schema(engine, settings.database.migrate_on_start)
+    except SchemaError as exc:
+        fail(str(exc))
+    finally:
+        engine.dispose()
 
 
 def worker_app() -> FastAPI:
