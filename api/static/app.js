@@ -200,6 +200,16 @@ function renderTables(flashed) {
   for (const tr of document.querySelectorAll("table.readings tbody tr")) {
     tr.addEventListener("click", () => showChart(tr.dataset.kind, tr.dataset.device));
   }
+  applyFilter();
+}
+
+// The search box: rows whose station, district or device id contain every word typed.
+function applyFilter() {
+  const words = ($("#filter").value || "").toLowerCase().split(/\s+/).filter(Boolean);
+  for (const tr of document.querySelectorAll("table.readings tbody tr")) {
+    const text = `${tr.textContent} ${tr.dataset.device}`.toLowerCase();
+    tr.hidden = !words.every((word) => text.includes(word));
+  }
 }
 
 // -- applying events -------------------------------------------------------------------------
@@ -446,6 +456,7 @@ async function pollAlerts() {
 // -- start -----------------------------------------------------------------------------------
 async function start() {
   $("#alert-sound").addEventListener("click", toggleSound);
+  $("#filter").addEventListener("input", applyFilter);
   pollAlerts();
   try {
     state.meta = await getJSON("api/v1/meta");

@@ -112,7 +112,7 @@ def test_a_connected_page_without_new_data_does_not_say_live(
 @pytest.mark.slow
 def test_the_operators_first_look(influxdb: LocalService, database: str) -> None:
     """The open-incident count opens a list per district and category, most first, in
-    Bahasa Indonesia; water rows come worst first."""
+    Bahasa Indonesia; water rows come worst first; the search box filters the rows."""
     now_ms = int(time.time() * 1000)
     minute = now_ms // MINUTE * MINUTE - 2 * MINUTE
     incidents = "safety_incidents,city=jakarta,window=1m"
@@ -140,4 +140,10 @@ def test_the_operators_first_look(influxdb: LocalService, database: str) -> None
         expect(water).to_have_count(2)
         assert water.evaluate_all("rows => rows.map(r => r.dataset.device)") == [
             "water-manggarai", "water-kali"]
+        # the search box keeps the rows that match every word
+        page.locator("#filter").fill("tebet")
+        expect(page.locator('#table-water tr[data-device="water-kali"]')).to_be_hidden()
+        expect(page.locator('#table-water tr[data-device="water-manggarai"]')).to_be_visible()
+        page.locator("#filter").fill("")
+        expect(page.locator('#table-water tr[data-device="water-kali"]')).to_be_visible()
         assert browsed.errors == []
