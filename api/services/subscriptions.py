@@ -17,7 +17,6 @@ import json
 import logging
 import secrets
 import smtplib
-import ssl
 import time
 import urllib.request
 from collections import deque
@@ -29,6 +28,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from alerts.smtp import open_smtp
 from alerts.subscriptions import tokens
 from alerts.subscriptions.registry import Areas, SubscriptionRegistry, Wanted, known_areas
 from alerts.subscriptions.settings import SmtpSettings, SubscriptionSettings
@@ -116,17 +116,8 @@ def _send_mail(smtp: SmtpSettings, message: EmailMessage) -> None:
     password = (smtp.password.get_secret_value() if smtp.password is not None
                 else smtp.password_file.read_text(encoding="utf-8").strip()
                 if smtp.password_file is not None else None)
-    client: smtplib.SMTP
-    if smtp.security == "ssl":
-        client = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=smtp.timeout_s,
-                                  context=ssl.create_default_context())
-    else:
-        client = smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout_s)
-    with client:
-        if smtp.security == "starttls":
-            client.starttls(context=ssl.create_default_context())
-        if smtp.username and password:
-            client.login(smtp.username, password)
+    with open_smtp(smtp.host, smtp.port, security=smtp.security, timeout_s=smtp.timeout_s,
+                   username=smtp.username, password=password) as client:
         client.send_message(message)
 
 

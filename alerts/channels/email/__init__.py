@@ -13,7 +13,6 @@ import contextlib
 import logging
 import re
 import smtplib
-import ssl
 import threading
 from email.message import EmailMessage
 from pathlib import Path
@@ -24,6 +23,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from alerts.channels._contract import Channel, ChannelSettings, DeliveryError
 from alerts.channels.email.message import build_message
 from alerts.model import AlertView
+from alerts.smtp import open_smtp
 
 __all__ = ["EmailChannel", "EmailSettings"]
 
@@ -144,24 +144,9 @@ class EmailChannel(Channel[EmailSettings]):
 
     def _connect(self) -> smtplib.SMTP:
         settings = self.settings
-        context = ssl.create_default_context(
-            cafile=str(settings.ca_file) if settings.ca_file else None)
-        smtp: smtplib.SMTP
-        if settings.security == "ssl":
-            smtp = smtplib.SMTP_SSL(settings.host, settings.port, timeout=settings.timeout_s,
-                                    context=context)
-        else:
-            smtp = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout_s)
-        try:
-            smtp.ehlo()
-            if settings.security == "starttls":
-                smtp.starttls(context=context)
-                smtp.ehlo()
-            if settings.username is not None and self._password is not None:
-                smtp.login(settings.username, self._password)
-        except BaseException:
-            smtp.close()
-            raise
+        smtp = open_smtp(settings.host, settings.port, security=settings.security,
+                         timeout_s=settings.timeout_s, username=settings.username,
+                         password=self._password, ca_file=settings.ca_file)
         self.connections_opened += 1
         return smtp
 

@@ -13,12 +13,12 @@ import asyncio
 import contextlib
 import logging
 import smtplib
-import ssl
 import threading
 from email.message import EmailMessage
 from email.utils import format_datetime
 
 from alerts.channels.email.message import message_id
+from alerts.smtp import open_smtp
 from alerts.subscriptions.senders import (
     WIB,
     DeliveryError,
@@ -101,23 +101,9 @@ class SmtpPool:
 
     def _connect(self) -> smtplib.SMTP:
         settings = self.settings
-        context = ssl.create_default_context()
-        smtp: smtplib.SMTP
-        if settings.security == "ssl":
-            smtp = smtplib.SMTP_SSL(settings.host, settings.port, timeout=settings.timeout_s,
-                                    context=context)
-        else:
-            smtp = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout_s)
-        try:
-            smtp.ehlo()
-            if settings.security == "starttls":
-                smtp.starttls(context=context)
-                smtp.ehlo()
-            if settings.username is not None and self._password is not None:
-                smtp.login(settings.username, self._password)
-        except BaseException:
-            smtp.close()
-            raise
+        smtp = open_smtp(settings.host, settings.port, security=settings.security,
+                         timeout_s=settings.timeout_s, username=settings.username,
+                         password=self._password)
         with self._lock:
             self.connections_opened += 1
         return smtp
