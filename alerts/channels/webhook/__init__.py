@@ -119,6 +119,20 @@ def _retry_after_s(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
+def check_answer(response: httpx.Response, where: str) -> None:
+    """Nothing for a 2xx; else :class:`DeliveryError`: retryable for 5xx, 408 and 429 (with the
+    receiver's Retry-After), final for other 4xx and 3xx (redirects are not followed: configure
+    the final URL; the same request would be refused again)."""
+    status = response.status_code
+    if 200 <= status < 300:
+        return
+    reason = f"{where}: HTTP {status} {response.reason_phrase}".rstrip()
+    if status >= 500 or status in _RETRYABLE_4XX:
+        raise DeliveryError(reason, retry_after_s=_retry_after_s(
+            response.headers.get("Retry-After")))
+    raise DeliveryError(reason, retryable=False)
+
+
 class WebhookChannel(Channel[WebhookSettings]):
     """One persistent HTTP client (connections kept alive between alerts)."""
 
@@ -151,16 +165,7 @@ class WebhookChannel(Channel[WebhookSettings]):
             response = await self._http().post(url, content=body, headers=headers)
         except httpx.TransportError as exc:  # refused, reset, DNS, timeouts: try again later
             raise DeliveryError(f"POST {url}: {type(exc).__name__}: {exc}") from None
-        status = response.status_code
-        if 200 <= status < 300:
-            return
-        reason = f"POST {url}: HTTP {status} {response.reason_phrase}".rstrip()
-        if status >= 500 or status in _RETRYABLE_4XX:
-            raise DeliveryError(reason, retry_after_s=_retry_after_s(
-                response.headers.get("Retry-After")))
-        # Other 4xx (and 3xx: redirects are not followed, configure the final URL): the same
-        # request would be refused again.
-        raise DeliveryError(reason, retryable=False)
+        check_answer(response, f"POST {url}")
 
     async def close(self) -> None:
         if self._client is not None:

@@ -17,17 +17,13 @@ import time
 
 import httpx
 
-from alerts.channels.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from alerts.channels.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, check_answer, sign
 from alerts.model import alert_view_to_json
 from alerts.subscriptions.senders import DeliveryError, Message, Recipient
 from alerts.subscriptions.settings import SubscriptionSettings
 from alerts.subscriptions.tokens import SigningOffError
 
 __all__ = ["WebhookSender", "encode_body", "webhook_signing_key"]
-
-# RFC 9110 15.5.9 (408) and RFC 6585 4 (429): may succeed later; so may any 5xx.
-_RETRYABLE_4XX = {408, 429}
-
 
 def webhook_signing_key(settings: SubscriptionSettings, subscriber_id: int) -> str:
     """The key a subscriber's webhook verifies signatures with (hex HMAC-SHA256 of the
@@ -45,12 +41,6 @@ def encode_body(message: Message) -> bytes:
                 "digest": message.is_digest}
     return json.dumps(document, ensure_ascii=False, sort_keys=True,
                       separators=(",", ":")).encode("utf-8")
-
-
-def _retry_after_s(value: str | None) -> float | None:
-    if value and value.strip().isdigit():
-        return float(value.strip())
-    return None
 
 
 class WebhookSender:
@@ -88,14 +78,7 @@ class WebhookSender:
         except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
             raise DeliveryError(f"{where}: not a usable URL ({type(exc).__name__})",
                                 retryable=False) from None
-        status = response.status_code
-        if 200 <= status < 300:
-            return
-        reason = f"{where}: HTTP {status}"
-        if status >= 500 or status in _RETRYABLE_4XX:
-            raise DeliveryError(reason, retry_after_s=_retry_after_s(
-                response.headers.get("Retry-After")))
-        raise DeliveryError(reason, retryable=False)
+        check_answer(response, where)
 
     async def close(self) -> None:
         if self._client is not None:
