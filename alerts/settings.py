@@ -11,13 +11,13 @@ from alerts.outbox import OutboxSettings
 from alerts.rules import DEFAULT_RULES_FILE
 from alerts.subscriptions.settings import SubscriptionSettings
 from kota.influx import InfluxSettings
-from kota.settings import CityName, LoggingSettings, MqttConnection
+from kota.settings import AccountBoundConnection, CityName, LoggingSettings
 from store.settings import DatabaseSettings
 
 __all__ = ["AlertsMqttSettings", "AlertsSettings"]
 
 
-class AlertsMqttSettings(MqttConnection):
+class AlertsMqttSettings(AccountBoundConnection):
     """The stream the rules on raw readings evaluate: a persistent session of its own, each
     message acknowledged only after the state change it caused is committed."""
 
@@ -32,14 +32,6 @@ class AlertsMqttSettings(MqttConnection):
                                              "once")
     topics: list[str] = Field(default=["kota/+/+/+"], min_length=1,
                               description="Topic filters of readings")
-
-    @model_validator(mode="after")
-    def _username_is_client_id(self) -> AlertsMqttSettings:
-        # The Kota broker binds client ids to accounts (docs/security.md).
-        if self.username is None and (self.password is not None
-                                      or self.password_file is not None):
-            self.username = self.client_id
-        return self
 
 
 class AlertsSettings(LoggingSettings):

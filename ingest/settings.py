@@ -10,10 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from kota.influx import InfluxSettings
 from kota.payload import ParseRules
-from kota.settings import LoggingSettings, MqttConnection
+from kota.settings import AccountBoundConnection, LoggingSettings
 
 
-class MqttSettings(MqttConnection):
+class MqttSettings(AccountBoundConnection):
     """The shared connection settings (kota.settings.MqttConnection) plus the subscription's."""
 
     client_id: str = Field(
@@ -31,15 +31,6 @@ class MqttSettings(MqttConnection):
     share_group: str | None = Field(
         default=None, pattern=r"^[A-Za-z0-9_-]{1,32}$",
         description="Subscribe as $share/<group>/<topic> to split load across processes")
-
-    @model_validator(mode="after")
-    def _username_is_client_id(self) -> MqttSettings:
-        # deploy/mosquitto/mosquitto.conf sets use_username_as_clientid: the session is the
-        # user's, so each worker (client id <client_id>-<n>) logs in as its own account.
-        if self.username is None and (self.password is not None
-                                      or self.password_file is not None):
-            self.username = self.client_id
-        return self
 
     def subscriptions(self) -> list[str]:
         if self.share_group:

@@ -6,7 +6,7 @@ is spelt, bounded and validated the same everywhere. Loaded by ``kota.config.loa
 """
 
 from kota.settings.common import CITY_PATTERN, CityName, LogFormat, LoggingSettings, LogLevel
-from kota.settings.mqtt import MqttConnection
+from kota.settings.mqtt import AccountBoundConnection, MqttConnection
 
-__all__ = ["CITY_PATTERN", "CityName", "LogFormat", "LogLevel", "LoggingSettings",
-           "MqttConnection"]
+__all__ = ["CITY_PATTERN", "AccountBoundConnection", "CityName", "LogFormat", "LogLevel",
+           "LoggingSettings", "MqttConnection"]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-__all__ = ["MqttConnection"]
+__all__ = ["AccountBoundConnection", "MqttConnection"]
 
 
 class MqttConnection(BaseModel):
@@ -66,3 +66,16 @@ class MqttConnection(BaseModel):
 
     def where(self) -> str:
         return f"{self.host}:{self.port}" + (" (TLS)" if self.tls else "")
+
+
+class AccountBoundConnection(MqttConnection):
+    """A service's own connection on the Kota broker, which binds client ids to accounts
+    (``use_username_as_clientid``; docs/security.md): with a password and no username, the
+    client id is the user."""
+
+    @model_validator(mode="after")
+    def _username_is_client_id(self) -> AccountBoundConnection:
+        if self.username is None and (self.password is not None
+                                      or self.password_file is not None):
+            self.username = self.client_id
+        return self
