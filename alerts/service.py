@@ -102,7 +102,9 @@ class _Change:
 
 class _Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.readings = Counter("kota_alerts_readings", "Readings evaluated from the stream",
+        self.readings = Counter("kota_alerts_readings",
+                                "Stream messages evaluated (decoded, or only heard for kinds "
+                                "whose values no rule reads)",
                                 registry=registry)
         self.refused = Counter("kota_alerts_readings_refused",
                                "Stream messages not evaluated (not decodable or invalid)",
@@ -257,6 +259,7 @@ class AlertService:
         if len(parts) == 4 and parts[2] not in payload_kinds:
             # No rule reads this kind's values (air, noise, ... at thousands a second): that
             # the device spoke is all that matters, and decoding it would cost the most.
+            self.metrics.readings.inc()
             changes: list[_Change] = []
             for rule in hearing:
                 for finding in rule.heard(parts[1], parts[2], parts[3], received):
