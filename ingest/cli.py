@@ -12,7 +12,14 @@ from typing import Any
 import click
 
 from kota.config import dump_settings
-from kota.service_cli import EXIT_CODES, fail, load_or_exit, logging_from, run_until_signal
+from kota.service_cli import (
+    EXIT_CODES,
+    EXIT_FAILED,
+    fail,
+    load_or_exit,
+    logging_from,
+    run_until_signal,
+)
 from kota.settings_doc import settings_help
 
 
@@ -80,6 +87,7 @@ def ingest(config_file: str | None, mqtt_host: str | None, mqtt_port: int | None
 
 
 def _run_ingest(settings: Any) -> None:
+    from ingest.metrics import MetricsPortError
     from ingest.service import IngestService
     from kota.registry import RegistryError
 
@@ -87,7 +95,10 @@ def _run_ingest(settings: Any) -> None:
         service = IngestService(settings)
     except RegistryError as exc:
         fail(f"{exc}\n(fix the registry file, or unset ingest.registry_file)")
-    run_until_signal(service.run)
+    try:
+        run_until_signal(service.run)
+    except MetricsPortError as exc:
+        fail(str(exc), EXIT_FAILED)
 
 
 def _run_workers(settings: Any, workers: int, config_file: str | None, argv: list[str]) -> None:

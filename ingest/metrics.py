@@ -86,10 +86,20 @@ class _CountersCollector(Collector):
         yield by_reason
 
 
+class MetricsPortError(OSError):
+    """/metrics cannot listen where the settings say (the port is taken)."""
+
+
 def serve_metrics(counters: IngestCounters, host: str, port: int) -> CollectorRegistry:
     """Register the counters and, unless ``port`` is 0, serve them over HTTP."""
     registry = CollectorRegistry()
     registry.register(_CountersCollector(counters))
     if port:
-        start_http_server(port, addr=host, registry=registry)
+        try:
+            start_http_server(port, addr=host, registry=registry)
+        except OSError as exc:
+            raise MetricsPortError(
+                f"ingest.metrics_port: cannot serve /metrics on {host}:{port}: "
+                f"{exc.strerror or exc} (another process has it? choose another port, or 0 "
+                "for none)") from None
     return registry

@@ -72,6 +72,21 @@ def test_wrong_password_is_reported_and_right_one_over_tls_works(
 
 
 @pytest.mark.slow
+def _two_free_ports() -> int:
+    """A port p with p + 1 free too (bounded tries)."""
+    import socket
+
+    for _attempt in range(50):
+        base = free_port()
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", base + 1))
+            except OSError:
+                continue
+        return base
+    raise AssertionError("no two consecutive free ports in 50 tries")
+
+
 def test_workers_option_starts_processes_on_a_shared_subscription(
         mosquitto: LocalService, influxdb: LocalService, database: str, client_id: str,
         tmp_path: Path) -> None:
@@ -79,7 +94,9 @@ def test_workers_option_starts_processes_on_a_shared_subscription(
 
     template = IngestProcess(tmp_path, mosquitto.port, influxdb.port, database,
                              mqtt__client_id=client_id)
-    base_metrics = free_port()
+    # Worker n serves /metrics on base + n - 1: both ports must be free (a free base alone
+    # left base + 1 taken by another process once, and worker 2 never came up).
+    base_metrics = _two_free_ports()
     env = {**template.env, "KOTA_INGEST__METRICS_PORT": str(base_metrics)}
     log = (tmp_path / "workers.log").open("wb")
     parent = subprocess.Popen([sys.executable, "-m", "kota", "ingest", "--workers", "2"],
