@@ -174,8 +174,8 @@ class AlertStore:
             certainty = previous.certainty if previous else "Unknown"
         if row.status == "resolved":
             urgency = "Past"
-            if not texts[next(iter(texts))].headline.startswith(tuple(_ENDED.values())) \
-                    if texts else False:
+            if texts and not any(text.headline.startswith(tuple(_ENDED.values()))
+                                 for text in texts.values()):
                 texts = _ended(texts)
         return AlertView(
             id=row.id or 0, version=row.version, rule_id=row.rule_id, scope=row.scope,

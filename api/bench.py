@@ -25,7 +25,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -316,11 +315,10 @@ def _quiet(_message: str) -> None:
 
 
 def run_api_bench(config: ApiBenchConfig, progress: Progress = _quiet) -> dict[str, Any]:
-    if config.workdir is not None:
-        config.workdir.mkdir(parents=True, exist_ok=True)
-        return _run(config, config.workdir, progress)
-    with tempfile.TemporaryDirectory(prefix="kota-bench-api-") as folder:
-        return _run(config, Path(folder), progress)
+    from devstack.localstack import in_workdir
+
+    return in_workdir(config.workdir, "kota-bench-api-",
+                      lambda folder: _run(config, folder, progress))
 
 
 def _run(config: ApiBenchConfig, workdir: Path, progress: Progress) -> dict[str, Any]:

@@ -14,8 +14,10 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
@@ -23,6 +25,7 @@ __all__ = [
     "LocalService",
     "PostgresService",
     "free_port",
+    "in_workdir",
     "start_influxdb",
     "start_mosquitto",
     "start_postgres",
@@ -32,6 +35,19 @@ __all__ = [
 
 MOSQUITTO_CANDIDATES = ("mosquitto", "/usr/sbin/mosquitto")
 INFLUXD_CANDIDATES = ("influxd", "/usr/bin/influxd")
+
+
+Result = TypeVar("Result")
+
+
+def in_workdir(workdir: Path | None, prefix: str, run: Callable[[Path], Result]) -> Result:
+    """``run(folder)`` in ``workdir`` (made if missing, kept), else in a temporary folder that
+    is removed afterwards: how every benchmark places its services' data and logs."""
+    if workdir is not None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        return run(workdir)
+    with tempfile.TemporaryDirectory(prefix=prefix) as folder:
+        return run(Path(folder))
 
 
 def free_port() -> int:

@@ -29,7 +29,6 @@ import multiprocessing
 import re
 import secrets
 import signal
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -48,6 +47,7 @@ from alerts.bench.procs import REGISTRY, ServiceProcess, commit_times
 from devstack.localstack import (
     LocalService,
     free_port,
+    in_workdir,
     start_mosquitto,
     start_postgres,
     stop_process,
@@ -331,11 +331,8 @@ def _quiet(_message: str) -> None:
 
 
 def run_notify_bench(config: NotifyBenchConfig, progress: Progress = _quiet) -> dict[str, Any]:
-    if config.workdir is not None:
-        config.workdir.mkdir(parents=True, exist_ok=True)
-        return _run(config, config.workdir, progress)
-    with tempfile.TemporaryDirectory(prefix="kota-bench-notify-") as folder:
-        return _run(config, Path(folder), progress)
+    return in_workdir(config.workdir, "kota-bench-notify-",
+                      lambda folder: _run(config, folder, progress))
 
 
 def _run(config: NotifyBenchConfig, workdir: Path, progress: Progress) -> dict[str, Any]:

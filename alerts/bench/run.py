@@ -19,7 +19,6 @@ here is stopped by its PID at the end.
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -46,6 +45,7 @@ from alerts.bench.procs import (
 from devstack.localstack import (
     LocalService,
     free_port,
+    in_workdir,
     start_influxdb,
     start_mosquitto,
     start_postgres,
@@ -106,11 +106,8 @@ def _quiet(_message: str) -> None:
 
 
 def run_alerts_bench(config: AlertsBenchConfig, progress: Progress = _quiet) -> dict[str, Any]:
-    if config.workdir is not None:
-        config.workdir.mkdir(parents=True, exist_ok=True)
-        return _run(config, config.workdir, progress)
-    with tempfile.TemporaryDirectory(prefix="kota-bench-alerts-") as folder:
-        return _run(config, Path(folder), progress)
+    return in_workdir(config.workdir, "kota-bench-alerts-",
+                      lambda folder: _run(config, folder, progress))
 
 
 def _run(config: AlertsBenchConfig, workdir: Path, progress: Progress) -> dict[str, Any]:

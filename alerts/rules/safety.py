@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
+from alerts.engine import Timing
 from alerts.model import Area, Severity
 from alerts.rules._contract import Finding, Reading, RuleContext, RuleKind, RuleSettings
 
@@ -82,11 +83,9 @@ class SafetyEventRule(RuleKind[SafetyEventSettings]):
         "smoke": ("Asap terdeteksi", "Smoke detected"),
     }
 
-    def timing(self) -> Any:
-        timing = super().timing()
+    def timing(self) -> Timing:
         # An incident ends with its resolved event or an operator: never by time alone.
-        return type(timing)(fire_grade=1, pending_s=0, clear_after_s=0,
-                            repeat_s=self.settings.repeat_s)
+        return Timing(fire_grade=1, repeat_s=self.settings.repeat_s)
 
     def on_reading(self, reading: Reading) -> Sequence[Finding]:
         event = str(reading.fields.get("event", ""))
@@ -137,10 +136,8 @@ class IncidentOpenRule(RuleKind[IncidentOpenSettings]):
         super().__init__(settings, context)
         self.open: dict[str, _Open] = {}
 
-    def timing(self) -> Any:
-        timing = super().timing()
-        return type(timing)(fire_grade=1, pending_s=0, clear_after_s=0,
-                            repeat_s=self.settings.repeat_s)
+    def timing(self) -> Timing:
+        return Timing(fire_grade=1, repeat_s=self.settings.repeat_s)
 
     def on_reading(self, reading: Reading) -> Sequence[Finding]:
         incident = _incident(reading)

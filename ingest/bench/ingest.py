@@ -16,7 +16,6 @@ Every wait is bounded; ``run_ingest_bench`` returns a JSON-able dict (see ingest
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -25,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from devstack.localstack import LocalService, start_influxdb, start_mosquitto
+from devstack.localstack import LocalService, in_workdir, start_influxdb, start_mosquitto
 from ingest.bench.latency import LatencyTracker
 from ingest.bench.mqttload import (
     LivePublisher,
@@ -82,11 +81,8 @@ def _quiet(_message: str) -> None:
 
 
 def run_ingest_bench(config: BenchConfig, progress: Progress = _quiet) -> dict[str, Any]:
-    if config.workdir is not None:
-        config.workdir.mkdir(parents=True, exist_ok=True)
-        return _run(config, config.workdir, progress)
-    with tempfile.TemporaryDirectory(prefix="kota-bench-") as folder:
-        return _run(config, Path(folder), progress)
+    return in_workdir(config.workdir, "kota-bench-",
+                      lambda folder: _run(config, folder, progress))
 
 
 def _run(config: BenchConfig, workdir: Path, progress: Progress) -> dict[str, Any]:
