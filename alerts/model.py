@@ -11,8 +11,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-__all__ = ["ACTIVE_STATUSES", "LANGUAGES", "AlertStatus", "AlertText", "AlertView", "Area",
-           "Audience", "CapStatus", "Certainty", "Hazard", "MsgType", "Severity", "Urgency",
+__all__ = ["ACTIVE_STATUSES", "LANGUAGES", "SEVERITY_RANK", "AlertStatus", "AlertText",
+           "AlertView", "Area", "Audience", "CapStatus", "Certainty", "Hazard", "MsgType",
+           "Severity", "Urgency",
            "alert_view_from_json", "alert_view_to_json"]
 
 # The lifecycle. "pending": the condition holds but not yet for the rule's pending duration.
@@ -26,6 +27,9 @@ Hazard = Literal["flood", "air", "rain", "safety", "device"]
 CapStatus = Literal["Actual", "Exercise", "Test"]
 MsgType = Literal["Alert", "Update", "Cancel"]
 Severity = Literal["Extreme", "Severe", "Moderate", "Minor", "Unknown"]
+# CAP severities from least to most severe ("Unknown" sorts lowest).
+SEVERITY_RANK: dict[str, int] = {"Unknown": 0, "Minor": 1, "Moderate": 2, "Severe": 3,
+                                 "Extreme": 4}
 Urgency = Literal["Immediate", "Expected", "Future", "Past", "Unknown"]
 Certainty = Literal["Observed", "Likely", "Possible", "Unlikely", "Unknown"]
 # Every message is written in Bahasa Indonesia and English (CAP language codes).

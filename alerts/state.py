@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, func, or_, select
+from sqlalchemy import Engine, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from alerts.engine import AlertState, Decision
 from alerts.model import (
     ACTIVE_STATUSES,
+    SEVERITY_RANK,
     AlertText,
     AlertView,
     Area,
@@ -288,10 +289,16 @@ class AlertStore:
     # -- reading -------------------------------------------------------------------------------
     def find(self, *, statuses: Sequence[str] | None = None, hazard: str | None = None,
              rule_id: str | None = None, audience: Sequence[str] | None = None,
-             cap_status: str | None = None, limit: int = 100, before_id: int | None = None
-             ) -> list[AlertView]:
-        """Alerts, newest first (worst first among the active ones is the caller's choice)."""
-        query = select(Alert).order_by(Alert.id.desc()).limit(limit)
+             cap_status: str | None = None, since: datetime | None = None,
+             with_message: bool = False, worst_first: bool = False, limit: int = 100,
+             before_id: int | None = None) -> list[AlertView]:
+        """Alerts newest first, or worst first (severity, then most recently updated).
+
+        ``since``: changed (a new version, an operator's action) at or after this time;
+        ``with_message``: only alerts whose message was written (not a pending one's first
+        decision).
+        """
+        query = select(Alert).limit(limit)
         if statuses:
             query = query.where(Alert.status.in_(statuses))
         if hazard:
@@ -302,8 +309,17 @@ class AlertStore:
             query = query.where(Alert.audience.in_(audience))
         if cap_status:
             query = query.where(Alert.cap_status == cap_status)
+        if since is not None:
+            query = query.where(Alert.updated_at >= since.astimezone(UTC))
+        if with_message:
+            query = query.where(Alert.view.is_not(None))
         if before_id:
             query = query.where(Alert.id < before_id)
+        if worst_first:
+            rank = case(SEVERITY_RANK, value=Alert.severity, else_=0)
+            query = query.order_by(rank.desc(), Alert.updated_at.desc(), Alert.id.desc())
+        else:
+            query = query.order_by(Alert.id.desc())
         with Session(self.engine) as session:
             return [_row_view(row) for row in session.scalars(query).all()]
 
@@ -402,5 +418,7 @@ def _row_view(row: Alert) -> AlertView:
             sent_at=utc(row.updated_at) or _now(), fired_at=utc(row.fired_at), texts={},
             area=Area(description=row.scope))
     view = alert_view_from_json(row.view)
-    view.details.pop("_clear_grade", None)
+    # The engine keeps its own figures (hysteresis) beside the message's: not for callers.
+    for name in [name for name in view.details if name.startswith("_")]:
+        view.details.pop(name)
     return view

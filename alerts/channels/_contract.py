@@ -26,13 +26,10 @@ from typing import ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from alerts.model import AlertView, Audience, Hazard
+from alerts.model import SEVERITY_RANK, AlertView, Audience, Hazard
 
 __all__ = ["SEVERITY_RANK", "Channel", "ChannelSettings", "DeliveryError"]
 
-# CAP severities from least to most severe ("Unknown" sorts lowest).
-SEVERITY_RANK: dict[str, int] = {"Unknown": 0, "Minor": 1, "Moderate": 2, "Severe": 3,
-                                 "Extreme": 4}
 
 
 class DeliveryError(Exception):

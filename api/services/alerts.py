@@ -15,12 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, case, select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from alerts.cap import atom_feed, cap_message
-from alerts.channels import SEVERITY_RANK
-from alerts.model import ACTIVE_STATUSES, AlertView, alert_view_from_json
+from alerts.model import ACTIVE_STATUSES, AlertView
 from alerts.outbox import requeue_failed
 from alerts.state import AlertStore, ChannelFilter, StateError
 from store.alert_models import Alert, AlertEvent, OutboxItem, Silence
@@ -62,14 +61,6 @@ def for_public(view: AlertView) -> AlertView:
                    resolved_by=hide_actor(view.resolved_by))
 
 
-def _view_of(row: Alert) -> AlertView:
-    view = alert_view_from_json(row.view)
-    # The engine keeps its own figures (hysteresis) beside the message's: not for callers.
-    for name in [name for name in view.details if name.startswith("_")]:
-        view.details.pop(name)
-    return view
-
-
 @dataclass(frozen=True)
 class Detail:
     """One alert with its history, its deliveries and the versions that were queued."""
@@ -95,32 +86,17 @@ class AlertsService:
              hazard: str | None = None, rule_id: str | None = None,
              since: datetime | None = None, limit: int = 100, before_id: int | None = None,
              worst_first: bool = False) -> list[AlertView]:
-        """Alerts newest first, or worst first (severity, then most recently updated).
+        """Alerts newest first, or worst first (severity, then most recently updated); the
+        public sees fired alerts for the public with CAP status Actual only.
 
         ``since``: changed (a new version, an operator's action) at or after this time.
         """
-        query = select(Alert).limit(limit)
         if public:
-            allowed = [s for s in (statuses or PUBLIC_STATUSES) if s in PUBLIC_STATUSES]
-            query = query.where(Alert.audience == "public", Alert.cap_status == "Actual",
-                                Alert.status.in_(allowed))
-        elif statuses:
-            query = query.where(Alert.status.in_(statuses))
-        if hazard:
-            query = query.where(Alert.hazard == hazard)
-        if rule_id:
-            query = query.where(Alert.rule_id == rule_id)
-        if since is not None:
-            query = query.where(Alert.updated_at >= since.astimezone(UTC))
-        if before_id is not None:
-            query = query.where(Alert.id < before_id)
-        if worst_first:
-            rank = case(SEVERITY_RANK, value=Alert.severity, else_=0)
-            query = query.order_by(rank.desc(), Alert.updated_at.desc(), Alert.id.desc())
-        else:
-            query = query.order_by(Alert.id.desc())
-        with Session(self.engine) as session:
-            views = [_view_of(row) for row in session.scalars(query).all() if row.view]
+            statuses = [s for s in (statuses or PUBLIC_STATUSES) if s in PUBLIC_STATUSES]
+        views = self.store.find(
+            statuses=statuses, hazard=hazard, rule_id=rule_id, since=since, with_message=True,
+            worst_first=worst_first, limit=limit, before_id=before_id,
+            audience=["public"] if public else None, cap_status="Actual" if public else None)
         return [for_public(view) for view in views] if public else views
 
     def detail(self, alert_id: int, *, public: bool) -> Detail | None:
