@@ -36,7 +36,7 @@ lint: venv
 
 pytest: venv services
 	@bash scripts/install-services.sh test
-	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=25 $(PYTEST_ARGS)
 
 test: lint pytest
 
