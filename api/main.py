@@ -176,6 +176,8 @@ def create_app(settings: ApiSettings, registry: Registry | None = None,
     # (tests/api/test_api_auth.py fails on a route that is not there).
     roles: dict[tuple[str, str], Role] = {("GET", "/docs"): "public", **STATIC_ROLES}
     _include(app, roles, health.router, "public", "")
+    # Operators' incident list first: /indicators/incidents/open is theirs.
+    _include(app, roles, indicators.operator_router, "operator")
     for module in (devices, indicators, live, meta):
         _include(app, roles, module.router, "public")
     _include(app, roles, readings.router, "public", extra=[Depends(sensitive_kind_guard)])

@@ -12,14 +12,20 @@ from kota.registry import Device
 __all__ = [
     "DevicePublic",
     "DistrictLatest",
+    "FieldBand",
+    "FieldScale",
+    "FieldScales",
     "FieldSummary",
     "HistoryResponse",
     "HistorySeries",
+    "IncidentAlert",
     "IspuPublic",
     "IspuResponse",
     "LatestReading",
     "LatestResponse",
     "MetaResponse",
+    "OpenIncident",
+    "OpenIncidentsResponse",
     "SiagaPublic",
     "SiagaResponse",
 ]
@@ -202,3 +208,65 @@ class MetaResponse(BaseModel):
     sse_interval_s: float
     ispu_categories: list[dict[str, str | float]]
     siaga_names: dict[int, str]
+
+
+class IncidentAlert(BaseModel):
+    id: int
+    status: str
+    level: str
+    severity: str = Field(description="CAP severity: Extreme, Severe, Moderate, Minor, Unknown")
+    url: str = Field(description="The alert with its history (relative to the API's root)")
+
+
+class OpenIncident(BaseModel):
+    incident_id: str | None = Field(description="null: an event without incident_id (an "
+                                                "incident of its own, never resolvable)")
+    state: Literal["open", "stale"] = Field(description="stale: unresolved and first reported "
+                                                        "longer ago than the open horizon")
+    event: str = Field(description="Category of its first event (kota/kinds/safety)")
+    last_event: str = Field(description="Category of its newest event")
+    device: str
+    device_name: str
+    city: str
+    district: str
+    opened_at: datetime = Field(description="Its first event (UTC)")
+    last_event_at: datetime
+    age_s: float = Field(description="Seconds since its first event")
+    events: int = Field(description="Events of the incident in the lookback")
+    alert: IncidentAlert | None = Field(description="The active alert about it (scope: its "
+                                                    "incident_id, or its device), if any")
+
+
+class OpenIncidentsResponse(BaseModel):
+    as_of: datetime
+    open_horizon_h: float
+    lookback_h: float
+    alerts: Literal["linked", "unavailable"] = Field(
+        description="unavailable: the alert state could not be read; no links")
+    count: int
+    items: list[OpenIncident] = Field(description="Worst first: the severity of their alert, "
+                                                  "open before stale, newest first")
+
+
+class FieldBand(BaseModel):
+    label: str = Field(description="e.g. 'Siaga 3 · Waspada' or an ISPU category")
+    lower: float | None = Field(description="From (inclusive); null: no lower edge")
+    upper: float | None = Field(description="Up to; null: no upper edge")
+    hex: str | None
+    status: int | None = Field(default=None, description="Water: the Siaga status of the band "
+                                                         "(4 Normal … 1 Awas)")
+    source: str = Field(description="The table the edges come from")
+
+
+class FieldScale(BaseModel):
+    field: str
+    unit: str
+    description: str
+    bands: list[FieldBand] = Field(description="Empty when no standard applies")
+
+
+class FieldScales(BaseModel):
+    kind: str
+    title: str = Field(description="The kind's title (Bahasa Indonesia / English)")
+    device: str | None
+    fields: list[FieldScale] = Field(description="Every numeric field of the kind")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from indicators import queries as q
 from indicators import steps
@@ -16,8 +16,9 @@ from indicators.outputs import output
 from indicators.points import Point
 from indicators.windows import Window
 
-__all__ = ["EXCLUDED_EVENTS", "INCIDENTS_MEASUREMENT", "RESOLVED", "EventCounts", "SafetyEvent",
-           "events_from_series", "incident_points", "safety_points"]
+__all__ = ["EXCLUDED_EVENTS", "INCIDENTS_MEASUREMENT", "RESOLVED", "EventCounts", "Incident",
+           "SafetyEvent", "events_from_series", "incident_points", "safety_points",
+           "unresolved_incidents"]
 
 SAFETY_EVENTS = output("safety_events").measurement
 
@@ -108,23 +109,38 @@ def events_from_series(series: Iterable[tuple[dict[str, str], list[tuple[int, di
     return sorted(events)
 
 
-def incident_points(window: Window, events: Iterable[SafetyEvent],
-                    monitored: Iterable[tuple[str, str]], open_horizon_ms: int) -> list[Point]:
-    """Incidents open and stale at ``window.end_ms``, from the events before it (the caller reads
-    a lookback, not all history).
+@dataclass(frozen=True)
+class Incident:
+    """One incident not resolved at a moment: its first event (category, district, device,
+    time), its newest event and how many events it has."""
+
+    first: SafetyEvent
+    last: SafetyEvent
+    events: int
+    state: Literal["open", "stale"]  # open: first event within the open horizon
+
+    @property
+    def incident_id(self) -> str:
+        return self.first.incident_id
+
+
+def unresolved_incidents(events: Iterable[SafetyEvent], end_ms: int,
+                         open_horizon_ms: int) -> tuple[list[Incident], set[tuple[str, ...]]]:
+    """Incidents not resolved at ``end_ms``, from the events before it, newest first; and the
+    keys of every incident seen (resolved or not), for the counts' zero rows.
 
     An incident is the events of one (city, incident_id), or one event without incident_id. Its
     category and district are its first event's (``test`` is never an incident). A ``resolved``
     event with the id closes it for good, whenever it came; one without an id closes nothing.
-    Unresolved, it is *open* if its first event is within ``open_horizon_ms`` of the window end,
-    else *stale*. Points per district and city: per category with any incident (open, stale or
-    closed) in the events given, and ``all`` for those districts and every monitored one; 0s
-    included.
+    Unresolved, it is *open* if its first event is within ``open_horizon_ms`` of ``end_ms``,
+    else *stale*.
     """
     first: dict[tuple[str, ...], SafetyEvent] = {}
+    last: dict[tuple[str, ...], SafetyEvent] = {}
+    count: dict[tuple[str, ...], int] = defaultdict(int)
     closed: set[tuple[str, str]] = set()
     for event in sorted(events):
-        if event.time_ms >= window.end_ms:
+        if event.time_ms >= end_ms:
             continue
         if event.event == RESOLVED:
             if event.incident_id:
@@ -135,17 +151,35 @@ def incident_points(window: Window, events: Iterable[SafetyEvent],
         key: tuple[str, ...] = ((event.city, event.incident_id) if event.incident_id
                                 else (event.city, "", event.device, str(event.time_ms)))
         first.setdefault(key, event)
+        last[key] = event
+        count[key] += 1
+    incidents = [Incident(event, last[key], count[key],
+                          "open" if event.time_ms >= end_ms - open_horizon_ms else "stale")
+                 for key, event in first.items()
+                 if not (key[1] and (event.city, key[1]) in closed)]
+    incidents.sort(key=lambda i: i.first.time_ms, reverse=True)
+    return incidents, {(e.city, e.district, e.event) for e in first.values()}
+
+
+def incident_points(window: Window, events: Iterable[SafetyEvent],
+                    monitored: Iterable[tuple[str, str]], open_horizon_ms: int) -> list[Point]:
+    """Incidents open and stale at ``window.end_ms`` (:func:`unresolved_incidents`), from the
+    events before it (the caller reads a lookback, not all history). Points per district and
+    city: per category with any incident (open, stale or closed) in the events given, and
+    ``all`` for those districts and every monitored one; 0s included.
+    """
+    incidents, seen = unresolved_incidents(events, window.end_ms, open_horizon_ms)
     counts: dict[tuple[str, str, str], list[float]] = defaultdict(lambda: [0.0, 0.0])
     for city, district in monitored:
         counts.setdefault((city, district, ALL), [0.0, 0.0])
-    for key, event in first.items():
-        # a category with any incident in the lookback is written, 0 when all are closed, so
-        # that last() over a few hours never shows an earlier window's count
-        counts.setdefault((event.city, event.district, event.event), [0.0, 0.0])
-        counts.setdefault((event.city, event.district, ALL), [0.0, 0.0])
-        if key[1] and (event.city, key[1]) in closed:
-            continue
-        slot = 0 if event.time_ms >= window.end_ms - open_horizon_ms else 1
+    # a category with any incident in the lookback is written, 0 when all are closed, so
+    # that last() over a few hours never shows an earlier window's count
+    for city, district, category in seen:
+        counts.setdefault((city, district, category), [0.0, 0.0])
+        counts.setdefault((city, district, ALL), [0.0, 0.0])
+    for incident in incidents:
+        event = incident.first
+        slot = 0 if incident.state == "open" else 1
         counts[(event.city, event.district, event.event)][slot] += 1
         counts[(event.city, event.district, ALL)][slot] += 1
     by_city: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0])

@@ -1,4 +1,5 @@
-"""Current ISPU per station and district, Siaga per water gauge, and open incidents."""
+"""Current ISPU per station and district, Siaga per water gauge, and open incidents (counts for
+everyone; each incident, with its alert, for operators: ``operator_router``)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,15 @@ from fastapi.responses import Response
 from api.deps import FiltersDep, IndicatorsDep, StateDep, get_filters
 from api.params import CityQuery, DistrictQuery
 from api.problems import problem_responses
-from api.schemas import IncidentsResponse, IspuResponse, SiagaResponse
+from api.schemas import IncidentsResponse, IspuResponse, OpenIncidentsResponse, SiagaResponse
+from api.services.alerts import AlertsService
+from api.services.incidents import IncidentsList
 from api.services.snapshot import respond, role_class
 
+__all__ = ["operator_router", "router"]
+
 router = APIRouter(prefix="/indicators", tags=["indicators"])
+operator_router = APIRouter(prefix="/indicators", tags=["indicators"])
 
 ERRORS = problem_responses(404, 422, 503)
 CACHED = {**ERRORS, 304: {"description": "Not modified (If-None-Match)"}}
@@ -74,3 +80,21 @@ async def incidents(service: IndicatorsDep, state: StateDep, city: CityQuery = N
     service has written nothing recently.
     """
     return await service.incidents(await get_filters(state, city, district))
+
+
+@operator_router.get("/incidents/open", response_model=OpenIncidentsResponse,
+                     summary="Each unresolved incident, with its alert (operators)",
+                     responses=ERRORS)
+async def open_incidents(request: Request, state: StateDep, filters: FiltersDep
+                         ) -> OpenIncidentsResponse:
+    """Every incident not resolved now, open or stale (the indicator service's rules and
+    default horizons: open for `incident_open_horizon_h` after its first event, read back
+    `incident_lookback_h`), with its device, district, category, first and newest event, age,
+    and the active alert about it (`alert`, null when none). Worst first: the alert's severity,
+    open before stale, newest first. Filter by `city`, `district` or `device`. Operators only:
+    incident ids and who pressed which button are not public.
+    """
+    alerts: AlertsService | None = getattr(request.app.state, "alerts", None)
+    root = request.scope.get("root_path", "").rstrip("/")
+    return await IncidentsList(state.influx, state.registry).unresolved(
+        filters, alerts, root + "/api/v1/alerts/{id}")

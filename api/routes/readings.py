@@ -4,27 +4,30 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
-from api.deps import FiltersDep, ReadingsDep, SettingsDep, StateDep
+from api.deps import FiltersDep, ReadingsDep, RegistryDep, SettingsDep, StateDep
 from api.params import (
     FIELD_PATTERN,
     INTERVAL_PATTERN,
     MAX_TIME,
     MIN_TIME,
     Aggregate,
+    DeviceQuery,
     KindName,
     KindQuery,
     interval_seconds,
 )
 from api.problems import TYPE_BASE, ProblemError, problem_responses
-from api.schemas import DistrictLatest, HistoryResponse, LatestResponse
-from api.services.readings import district_summaries
+from api.schemas import DistrictLatest, FieldScales, HistoryResponse, LatestResponse
+from api.services.readings import CSV_COLUMNS, district_summaries
+from api.services.scales import field_scales
 from api.services.snapshot import respond, role_class
 from kota.kinds import KINDS
+from kota.standards import load_gauges_table, load_ispu_table
 
 router = APIRouter(prefix="/readings", tags=["readings"])
 
@@ -78,10 +81,39 @@ def _as_utc(moment: datetime, name: str) -> datetime:
     return moment
 
 
+@router.get("/fields", response_model=FieldScales, summary="A kind's fields: units, words, bands",
+            responses=ERRORS)
+async def fields_of(registry: RegistryDep, kind: KindName, device: DeviceQuery = None
+                    ) -> FieldScales:
+    """Each numeric field of `kind` with its unit and description (kota/kinds/<kind>/kind.yaml)
+    and the bands of the standard that applies, for a chart's title, axis and background: for
+    air, the ISPU categories at each pollutant's breakpoint concentrations
+    (kota/standards/ispu.yaml); for water, with `device`, the Siaga thresholds of its gauge
+    (kota/standards/gauges.yaml; an unknown threshold is left out). Other fields: no bands."""
+    return field_scales(kind, device, registry, load_ispu_table(), load_gauges_table())
+
+
+CSV_MEDIA_TYPE = "text/csv"
+_HISTORY_RESPONSES = {
+    **problem_responses(404, 413, 422, 503, 504),
+    200: {"description": "JSON (below), or CSV with `format=csv` or `Accept: text/csv`: a header "
+                         f"row ({', '.join(CSV_COLUMNS)}, then the fields) and one row per point",
+          "content": {CSV_MEDIA_TYPE: {"schema": {"type": "string"}}}},
+}
+
+
+def _wants_csv(request: Request, answer_format: str | None) -> bool:
+    if answer_format is not None:
+        return answer_format == "csv"
+    accept = request.headers.get("accept", "")
+    return any(part.split(";")[0].strip() == CSV_MEDIA_TYPE for part in accept.split(","))
+
+
 @router.get("/history", response_model=HistoryResponse, summary="History of one kind",
-            responses=problem_responses(404, 413, 422, 503, 504))
+            responses=_HISTORY_RESPONSES)
 async def history(
-    service: ReadingsDep, settings: SettingsDep, filters: FiltersDep, kind: KindName,
+    request: Request, service: ReadingsDep, settings: SettingsDep, filters: FiltersDep,
+    kind: KindName,
     fields: Annotated[list[Annotated[str, Query(pattern=FIELD_PATTERN)]] | None,
                       Query(max_length=12, description="Numeric fields of the kind; default: "
                                                        "all of them")] = None,
@@ -94,11 +126,20 @@ async def history(
                                           examples=["1h"])] = None,
     aggregate: Annotated[Aggregate, Query(description="Per bucket (with interval)")] = "mean",
     limit: Annotated[int, Query(ge=1, le=1_000_000, description="Points per series")] = 1000,
+    answer_format: Annotated[Literal["json", "csv"] | None,
+                             Query(alias="format", description="csv: the same points as a CSV "
+                                                               "file (also: Accept: text/csv)")
+                             ] = None,
 ) -> StreamingResponse:
     """Points of one kind between `start` and `end`, per device, optionally downsampled with
     `GROUP BY time(interval)` and an aggregate. Ranges, intervals and sizes are bounded by the
     `limits` settings: a request that could return more than `limits.max_total_points` points
-    in all is refused (413) before any query; the answer is streamed, a series at a time."""
+    in all is refused (413) before any query; the answer is streamed, a series at a time.
+
+    With `format=csv` (or `Accept: text/csv`) the same points, under the same limits, stream as
+    CSV: `time_utc` (ISO 8601), `time_wib` (Jakarta's clock), `device`, `district`, `city`,
+    then one column per field (empty: no value); a download (Content-Disposition). A CSV has no
+    `truncated` flag: at most `limit` rows per device."""
     spec = KINDS[kind].spec
     numeric = [name for name, f in spec.fields.items() if f.type == "float"]
     chosen = list(dict.fromkeys(fields)) if fields else numeric
@@ -134,7 +175,14 @@ async def history(
                  f"({limits.max_total_points:,}); narrow it: a shorter range (start/end), a "
                  "coarser interval, fewer devices (device, district or city) or a smaller limit",
             type_=TYPE_BASE + "answer-too-large", title="Answer too large")
+    csv = _wants_csv(request, answer_format)
     body = await service.history(kind, chosen, filters, start_at, end_at, interval,
                                  aggregate if interval else None, limit, limits.max_series,
-                                 limits.max_total_points, limits.query_timeout_s)
-    return StreamingResponse(body, media_type="application/json")
+                                 limits.max_total_points, limits.query_timeout_s,
+                                 media="csv" if csv else "json")
+    if not csv:
+        return StreamingResponse(body, media_type="application/json")
+    name = f"{kind}-{filters.device or filters.district or filters.city or 'all'}-" \
+           f"{start_at:%Y%m%dT%H%M}-{end_at:%Y%m%dT%H%M}.csv"
+    return StreamingResponse(body, media_type=f"{CSV_MEDIA_TYPE}; charset=utf-8",
+                             headers={"Content-Disposition": f'attachment; filename="{name}"'})

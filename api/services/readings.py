@@ -7,11 +7,14 @@ through ``quote_literal``, times as integers we format, intervals and aggregates
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import math
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 import orjson
 
@@ -26,11 +29,14 @@ from kota.influx import InfluxClient, quote_ident
 from kota.kinds import KINDS
 from kota.registry import Registry
 
-__all__ = ["Filters", "ReadingsService", "district_summaries", "finite_number",
+__all__ = ["CSV_COLUMNS", "Filters", "ReadingsService", "district_summaries", "finite_number",
            "latest_query"]
 
 TAG_COLUMNS = ("city", "district", "kelurahan", "kind", "device")
 CHUNK_ROWS = 5000  # rows per chunk of a streamed history query
+# The CSV history's first columns; then one per field. time_wib: Jakarta's clock (UTC+7).
+CSV_COLUMNS = ("time_utc", "time_wib", "device", "district", "city")
+WIB = ZoneInfo("Asia/Jakarta")
 AGGREGATES = frozenset({"mean", "median", "min", "max", "sum", "count", "first", "last",
                         "spread", "stddev"})
 
@@ -150,9 +156,11 @@ class ReadingsService:
     async def history(self, kind: str, fields: Sequence[str], filters: Filters,
                       start: datetime, end: datetime, interval: str | None,
                       aggregate: str | None, limit: int, max_series: int, max_total: int,
-                      timeout_s: float | None = None) -> AsyncIterator[bytes]:
+                      timeout_s: float | None = None,
+                      media: Literal["json", "csv"] = "json") -> AsyncIterator[bytes]:
         """The history answer as JSON bytes, produced a series at a time from a chunked query
-        (memory: one chunk and one series, whatever the answer's size).
+        (memory: one chunk and one series, whatever the answer's size); or as CSV
+        (``media``), a chunk at a time (:data:`CSV_COLUMNS`, then the fields).
 
         The query is started, and its first chunk read, before this returns: a database that
         is away, slow or refusing raises here, while the caller can still answer a problem.
@@ -167,6 +175,8 @@ class ReadingsService:
         except BaseException:
             await chunks.aclose()
             raise
+        if media == "csv":
+            return self._csv_body(first, chunks, list(fields), limit, max_total)
         head = HistoryResponse(kind=kind, fields=list(fields), start=start, end=end,
                                interval=interval, aggregate=aggregate if interval else None,
                                truncated=False, series=[]).model_dump(mode="json")
@@ -210,6 +220,50 @@ class ReadingsService:
         finally:
             await chunks.aclose()
         yield b'],"truncated":' + (b"true" if truncated else b"false") + b"}"
+
+
+    async def _csv_body(self, first: list[dict[str, Any]] | None,
+                        chunks: AsyncGenerator[list[dict[str, Any]], None], fields: list[str],
+                        limit: int, max_total: int) -> AsyncIterator[bytes]:
+        """One row per point; the same caps as the JSON answer (a CSV has no place for
+        ``truncated``: the limits are documented instead)."""
+        yield _csv_line([*CSV_COLUMNS, *fields])
+        total = 0
+        per_device: dict[str, int] = {}
+        try:
+            pending = first
+            while pending is not None and total < max_total:
+                out = io.StringIO()
+                writer = csv.writer(out, lineterminator="\r\n")
+                for series in pending:
+                    device_id = str((series.get("tags") or {}).get("device", ""))
+                    device = self.registry.get(device_id)
+                    columns = series["columns"]
+                    index = [columns.index(f) if f in columns else None for f in fields]
+                    rows = series.get("values") or []
+                    room = min(limit - per_device.get(device_id, 0), max_total - total)
+                    rows = rows[:max(room, 0)]
+                    per_device[device_id] = per_device.get(device_id, 0) + len(rows)
+                    total += len(rows)
+                    for row in rows:
+                        moment = ms_to_datetime(int(row[0]))
+                        values = [finite_number(row[at]) if at is not None else None
+                                  for at in index]
+                        writer.writerow([
+                            moment.isoformat().replace("+00:00", "Z"),
+                            moment.astimezone(WIB).strftime("%Y-%m-%d %H:%M:%S"), device_id,
+                            device.district if device else "", device.city if device else "",
+                            *("" if v is None else repr(v) for v in values)])
+                yield out.getvalue().encode()
+                pending = await anext(chunks, None)
+        finally:
+            await chunks.aclose()
+
+
+def _csv_line(cells: Sequence[str]) -> bytes:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerow(cells)
+    return out.getvalue().encode()
 
 
 class _SeriesBuffer:

@@ -35,9 +35,11 @@ EXPECTED_ROLES = {
     ("GET", "/api/v1/readings/latest"): "public",
     ("GET", "/api/v1/readings/latest/districts"): "public",
     ("GET", "/api/v1/readings/history"): "public",
+    ("GET", "/api/v1/readings/fields"): "public",
     ("GET", "/api/v1/indicators/ispu"): "public",
     ("GET", "/api/v1/indicators/siaga"): "public",
     ("GET", "/api/v1/indicators/incidents"): "public",
+    ("GET", "/api/v1/indicators/incidents/open"): "operator",
     ("GET", "/api/v1/stream"): "public",
     ("GET", "/api/v1/meta"): "public",
     ("POST", "/api/v1/keys"): "admin",
@@ -154,7 +156,7 @@ def _call(env: Env, method: str, path: str, headers: dict[str, str]) -> int:
                 .replace("{key_id}", str(env.throwaway_id)).replace("{alert_id}", "1")
                 .replace("{silence_id}", "1").replace("{subscriber_id}", "1")
                 .replace("{identifier}", "kota-jakarta-alert-1-v1"))
-    params = {"kind": "air"} if path.endswith("/history") else None
+    params = {"kind": "air"} if path.endswith(("/history", "/fields")) else None
     body = {"name": "made in a test", "role": "public", "expires_in_days": 1}
     response = env.client.request(method, concrete, headers=headers, params=params,
                                   json=body if method == "POST" else None)
