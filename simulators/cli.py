@@ -73,7 +73,7 @@ def simulate(config_file: str | None, host: str | None, port: int | None, qos: i
 
     Devices from the city's registry report on kota/{city}/{kind}/{device_id}: air stations
     with rush hours and haze, rain gauges under drifting storm cells, Ciliwung gauges that
-    rise Katulampa -> Depok (3-5 h) -> Manggarai (9-11 h), noise by zone and hour, safety
+    rise Katulampa -> Depok (3-5 h) -> Manggarai (6-9 h), noise by zone and hour, safety
     events in bursts, and a heartbeat from every device's <id>-status twin.
 
     The simulated clock runs --speed times faster than real time, over a window placed so

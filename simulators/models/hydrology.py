@@ -3,7 +3,8 @@
 The rain field is a sum of Gaussian storm cells (random ones from the city's profile plus the
 scenario's), so every rain gauge and every river catchment sees the same storms. River levels are
 the catchments' rain convolved with a unit hydrograph, shifted by each gauge's travel time
-(rivers.yaml): Katulampa first, Depok 3-5 h later, Manggarai 9-11 h after Katulampa.
+(rivers.yaml): Katulampa first, Depok 3-5 h later, Manggarai 6-9 h after Katulampa (the
+travel_times of kota/standards/gauges.yaml).
 """
 
 from __future__ import annotations
