@@ -24,6 +24,9 @@ from kota.standards._models import (
     AirQualityStandards,
     AqiBand,
     AqiCategory,
+    AqiCombine,
+    AqiConversion,
+    AqiNowcast,
     AqiPollutant,
     AqiTables,
     AveragingRule,
@@ -52,6 +55,9 @@ __all__ = [
     "AirQualityStandards",
     "AqiBand",
     "AqiCategory",
+    "AqiCombine",
+    "AqiConversion",
+    "AqiNowcast",
     "AqiPollutant",
     "AqiTables",
     "AveragingRule",
@@ -144,7 +150,8 @@ def load_ispu_table(path: str | Path | None = None) -> IspuTable:
 
 
 def load_aqi_tables(path: str | Path | None = None) -> AqiTables:
-    """US EPA AQI tables for PM2.5 (2024) and PM10 (``aqi_us.yaml``)."""
+    """US EPA AQI tables (PM2.5 2024, PM10, O3, CO, NO2, SO2), the ppm/ppb conversion, the
+    NowCast and the EPA colours (``aqi_us.yaml``)."""
     return _load(AqiTables, "aqi_us.yaml", path)
 
 

@@ -21,6 +21,9 @@ __all__ = [
     "AqiBand",
     "AqiCategory",
     "AqiCategoryTable",
+    "AqiCombine",
+    "AqiConversion",
+    "AqiNowcast",
     "AqiPollutant",
     "AqiTables",
     "AveragingRule",
@@ -226,6 +229,9 @@ class IspuTable(_Strict):
 
 
 # -- US EPA AQI ------------------------------------------------------------------------------
+AqiUnit = Literal["ug/m3", "ppm", "ppb"]
+
+
 class AqiBand(_Strict):
     c_low: float = Field(ge=0)
     c_high: float
@@ -240,8 +246,13 @@ class AqiBand(_Strict):
 
 
 class AqiPollutant(_Strict):
+    """One breakpoint table: a parameter at one averaging period, in the unit EPA gives it."""
+
     label: str
+    parameter: str = Field(description="The air field it is computed from (pm25, o3, so2, ...)")
+    unit: AqiUnit = Field(description="Unit of the breakpoints; gases are converted from µg/m³")
     truncate_decimals: int = Field(ge=0, le=3)
+    averaging: AveragingRule
     source: str = Field(min_length=1)
     confidence: Confidence
     bands: list[AqiBand] = Field(min_length=1)
@@ -258,13 +269,75 @@ class AqiCategory(_Strict):
     name: str
     index_max: int
     colour: str
+    hex: str = Field(pattern=r"^#[0-9a-fA-F]{6}$")
 
 
 class AqiCategoryTable(_Strict):
     source: str = Field(min_length=1)
     confidence: Confidence
     colour_confidence: Confidence
+    hex_source: str = Field(min_length=1)
+    hex_confidence: Confidence
     bands: list[AqiCategory] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> AqiCategoryTable:
+        _strictly_increasing([band.index_max for band in self.bands], "categories.bands.index_max")
+        return self
+
+
+class AqiConversion(_Strict):
+    """µg/m³ → ppb at stated conditions: ppb = µg/m³ × molar volume / molecular weight."""
+
+    temperature_c: float
+    pressure_kpa: float = Field(gt=0)
+    molar_volume_l_per_mol: float = Field(gt=0)
+    molecular_weight_g_per_mol: dict[str, float] = Field(min_length=1)
+    source: str = Field(min_length=1)
+    confidence: Confidence
+
+    @model_validator(mode="after")
+    def _check(self) -> AqiConversion:
+        # The molar volume must be the ideal gas's at the stated conditions (to 0.5 %), so the
+        # three numbers cannot drift apart.
+        ideal = 8.314462618 * (self.temperature_c + 273.15) / self.pressure_kpa
+        if abs(self.molar_volume_l_per_mol - ideal) > 0.005 * ideal:
+            raise ValueError(f"molar_volume_l_per_mol {self.molar_volume_l_per_mol:g} is not the "
+                             f"ideal gas's {ideal:.3f} L/mol at {self.temperature_c:g} °C and "
+                             f"{self.pressure_kpa:g} kPa")
+        return self
+
+
+class AqiNowcast(_Strict):
+    """EPA's NowCast for hourly PM: a weighted mean of the last ``hours`` hourly means."""
+
+    parameters: list[str] = Field(min_length=1)
+    hours: int = Field(ge=2)
+    min_weight: float = Field(gt=0, le=1)
+    recent_hours: int = Field(ge=1)
+    min_recent_valid: int = Field(ge=1)
+    source: str = Field(min_length=1)
+    confidence: Confidence
+
+    @model_validator(mode="after")
+    def _check(self) -> AqiNowcast:
+        if not self.min_recent_valid <= self.recent_hours <= self.hours:
+            raise ValueError("need min_recent_valid <= recent_hours <= hours")
+        return self
+
+
+class AqiCombine(_Strict):
+    """How two tables of one parameter give its index (ozone 8-h/1-h, SO2 1-h/24-h).
+
+    ``larger``: each table gives an index where it is defined; the larger is reported.
+    ``next_above_top``: the first table gives it up to its top, the second above that.
+    """
+
+    tables: list[str] = Field(min_length=2, max_length=2)
+    rule: Literal["larger", "next_above_top"]
+    source: str = Field(min_length=1)
+    confidence: Confidence
+    note: str = ""
 
 
 class AqiTables(_Strict):
@@ -274,7 +347,45 @@ class AqiTables(_Strict):
     confidence: Confidence
     above_top_of_scale: AboveTop
     categories: AqiCategoryTable
+    conversion: AqiConversion
+    nowcast: AqiNowcast
     pollutants: dict[str, AqiPollutant] = Field(min_length=1)
+    combine: dict[str, AqiCombine] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> AqiTables:
+        for key, table in self.pollutants.items():
+            if table.unit != "ug/m3" and (table.parameter
+                                          not in self.conversion.molecular_weight_g_per_mol):
+                raise ValueError(f"pollutants.{key}: no molecular weight for {table.parameter} "
+                                 "in conversion.molecular_weight_g_per_mol")
+        for parameter, group in self.combine.items():
+            for key in group.tables:
+                if key not in self.pollutants:
+                    raise ValueError(f"combine.{parameter}: unknown table {key!r}")
+                if self.pollutants[key].parameter != parameter:
+                    raise ValueError(f"combine.{parameter}: {key} is a table of "
+                                     f"{self.pollutants[key].parameter}")
+        parameters = {table.parameter for table in self.pollutants.values()}
+        for parameter in parameters - set(self.combine):
+            keys = [k for k, t in self.pollutants.items() if t.parameter == parameter]
+            if len(keys) > 1:
+                raise ValueError(f"tables {keys} share parameter {parameter}: say in combine "
+                                 "how they give one index")
+        unknown = [p for p in self.nowcast.parameters if p not in parameters]
+        if unknown:
+            raise ValueError(f"nowcast.parameters names unknown parameters: {unknown}")
+        return self
+
+    def tables_of(self, parameter: str) -> list[str]:
+        """The table keys of ``parameter``, in the order its combine rule takes them."""
+        if parameter in self.combine:
+            return list(self.combine[parameter].tables)
+        return [k for k, t in self.pollutants.items() if t.parameter == parameter]
+
+    def parameters(self) -> list[str]:
+        """Every parameter with a table, in the file's order."""
+        return list(dict.fromkeys(t.parameter for t in self.pollutants.values()))
 
 
 # -- BMKG rain -------------------------------------------------------------------------------

@@ -182,25 +182,71 @@ def _ispu() -> list[str]:
 
 def _aqi() -> list[str]:
     tables = load_aqi_tables()
-    names = [c.name for c in tables.categories.bands]
+    units = {"ug/m3": "µg/m³", "ppm": "ppm", "ppb": "ppb"}
+    columns = list(tables.pollutants.values())
     lines = ["## US AQI", "",
-             "US EPA Air Quality Index for particles, 24-hour means in µg/m³, for comparison "
-             "with international feeds. File: `kota/standards/aqi_us.yaml`.", "",
+             "US EPA Air Quality Index, for comparison with international feeds. "
+             "File: `kota/standards/aqi_us.yaml`.", "",
              *_basis(tables.basis),
-             "| AQI | Category | " + " | ".join(p.label for p in tables.pollutants.values()) + " |",
-             "|---|---|" + "---|" * len(tables.pollutants)]
-    for row, name in enumerate(names):
-        first = next(iter(tables.pollutants.values())).bands[row]
-        cells = [f"{p.bands[row].c_low:g}–{p.bands[row].c_high:g}"
-                 for p in tables.pollutants.values()]
-        lines.append(f"| {first.i_low}–{first.i_high} | {name} | " + " | ".join(cells) + " |")
+             "| AQI | Category | Colour | "
+             + " | ".join(f"{p.label} ({units[p.unit]}, {p.averaging.window_hours} h)"
+                          for p in columns) + " |",
+             "|---|---|---|" + "---|" * len(columns)]
+    low = 0
+    for category in tables.categories.bands:
+        cells = []
+        for table in columns:
+            band = next((b for b in table.bands if b.i_low == low), None)
+            cells.append("–" if band is None else f"{band.c_low:g}–{band.c_high:g}")
+        lines.append(f"| {low}–{category.index_max} | {category.name} | {category.colour} "
+                     f"`{category.hex}` | " + " | ".join(cells) + " |")
+        low = category.index_max + 1
+    truncation = ", ".join(
+        f"{p.label} to {10 ** -p.truncate_decimals:g} {units[p.unit]}" for p in columns)
+    conversion = tables.conversion
+    weights = ", ".join(f"{name.upper()} {weight:g}"
+                        for name, weight in conversion.molecular_weight_g_per_mol.items())
+    nowcast = tables.nowcast
+    labels = " and ".join(next(t.label for t in columns if t.parameter == parameter)
+                          for parameter in nowcast.parameters)
+    lines += ["",
+              f"A concentration is truncated before its band is found ({truncation}); the index "
+              "`I = (Ihi − Ilo)/(Chi − Clo) × (C − Clo) + Ilo` is rounded half up. A station's "
+              "AQI is its highest sub-index, reported with the pollutant that gave it. Gases "
+              f"are converted from µg/m³ at {conversion.temperature_c:g} °C and "
+              f"{conversion.pressure_kpa:g} kPa: ppb = µg/m³ × "
+              f"{conversion.molar_volume_l_per_mol:g} / molecular weight ({weights} g/mol); "
+              "ppm = ppb / 1000.", "",
+              f"The hourly {labels} figure is EPA's NowCast: of the last "
+              f"{nowcast.hours} hourly means, weight w = 1 − (max − min)/max (at least "
+              f"{nowcast.min_weight:g}), NowCast = Σ wⁱ·cᵢ / Σ wⁱ with i hours ago, valid when "
+              f"{nowcast.min_recent_valid} of the {nowcast.recent_hours} newest hours are.", ""]
+    for parameter, group in tables.combine.items():
+        first, second = (tables.pollutants[key].label for key in group.tables)
+        rule = (f"the larger of the {first} and {second} indices, each where its table "
+                "defines one" if group.rule == "larger" else
+                f"{first} up to the top of its table, {second} above it")
+        lines.append(f"- {parameter.upper()}: {rule} (`{group.rule}`, {_c(group.confidence)}). "
+                     f"{group.note}".rstrip())
     rows: list[tuple[str, Confidence, str]] = [("The tables as a whole", tables.confidence,
                                                 tables.source)]
-    rows += [(f"{p.label} breakpoints", p.confidence, p.source)
-             for p in tables.pollutants.values()]
-    rows += [("Category names", tables.categories.confidence, tables.categories.source),
+    rows += [(f"{p.label} breakpoints", p.confidence, p.source) for p in columns]
+    rows += [(f"{p.label} averaging: {p.averaging.window_hours} h, "
+              f"{p.averaging.min_valid_hours} valid hour(s) needed", p.averaging.confidence,
+              p.averaging.source) for p in columns]
+    rows += [(f"{parameter.upper()}: which table gives the index", group.confidence,
+              group.source) for parameter, group in tables.combine.items()]
+    rows += [(f"Conversion at {conversion.temperature_c:g} °C, {conversion.pressure_kpa:g} kPa, "
+              f"{conversion.molar_volume_l_per_mol:g} L/mol; molecular weights",
+              conversion.confidence, conversion.source),
+             (f"NowCast ({nowcast.hours} h, weight ≥ {nowcast.min_weight:g}, "
+              f"{nowcast.min_recent_valid} of {nowcast.recent_hours} newest hours)",
+              nowcast.confidence, nowcast.source),
+             ("Category names", tables.categories.confidence, tables.categories.source),
              ("Colour words (" + ", ".join(c.colour for c in tables.categories.bands) + ")",
-              tables.categories.colour_confidence, tables.categories.source)]
+              tables.categories.colour_confidence, tables.categories.source),
+             ("Hex colours (" + ", ".join(c.hex for c in tables.categories.bands) + ")",
+              tables.categories.hex_confidence, tables.categories.hex_source)]
     above = ("capped at 500 and flagged" if tables.above_top_of_scale == "cap"
              else "the top band's slope continued")
     lines += ["", *_sources_table(rows), "",
