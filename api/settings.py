@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.engine import make_url
 
+from api.districts import DistrictsError, load_districts
 from kota.influx import InfluxSettings
 from kota.settings import LoggingSettings
 from store.devices import ProvisioningSettings
@@ -72,6 +73,26 @@ class PageSettings(BaseModel):
         description="A value older than this is greyed on the page and its device flagged "
                     "silent (the simulators and agents report every 10-60 s, so 15 minutes "
                     "is several missed reports)")
+    districts_geojson: Path | None = Field(
+        default=None,
+        description="Kecamatan boundaries (GeoJSON FeatureCollection of Polygon/MultiPolygon, "
+                    "longitude/latitude WGS84) the city provides; the map draws them coloured "
+                    "by their current ISPU (docs/api.md, The map); unset: no boundaries")
+    districts_name_property: str = Field(
+        default="name", min_length=1, max_length=64,
+        description="Property of each boundary feature holding the kecamatan's name, as the "
+                    "registry spells the district (OpenStreetMap: name; BIG: WADMKC)")
+
+    @model_validator(mode="after")
+    def _districts_readable(self) -> PageSettings:
+        # Checked when the settings load, so a bad file stops `kota api` (and --check) with
+        # one line instead of a map without boundaries.
+        if self.districts_geojson is not None:
+            try:
+                load_districts(self.districts_geojson, self.districts_name_property)
+            except DistrictsError as exc:
+                raise ValueError(f"districts_geojson: {exc}") from None
+        return self
 
 
 class AuthSettings(BaseModel):

@@ -11,9 +11,11 @@ async function start() {
     if (state.meta.title) document.title = state.meta.title;
   } catch (err) { console.warn(err); }
   initMap();
+  const districts = loadDistricts();  // in parallel with the devices
   try {
     for (const device of await getJSON("api/v1/devices")) state.devices.set(device.device_id, device);
   } catch (err) { console.warn(err); }
+  await districts;
   fitMap();
   drawMarkers();
   $("#chart-close").addEventListener("click", () => { $("#chart-panel").hidden = true; state.selected = null; renderTables(new Set()); });
