@@ -1,9 +1,13 @@
 """Delivery to subscribers: the ``notifications`` rows the fan-out queued, sent per channel.
 
-Per channel (email, webhook, apprise) one taker reads due rows (``queued``, ``next_attempt_at``
-≤ now), groups them by subscriber and hands each group to one of ``workers_per_channel``
-workers; a subscriber in a worker's hands is not taken again until it is done, so two workers
-never send the same rows. For each group a worker decides, in the subscriber's interest:
+Per channel (email, webhook, apprise) one loop **claims** a batch: up to ``delivery.batch`` due
+rows (``queued``, ``next_attempt_at`` ≤ now) in one statement that also moves their
+``next_attempt_at`` on by ``delivery.lease_s`` (the lease: a notifier killed before it marked
+them leaves them due again then, and PostgreSQL's ``SKIP LOCKED`` keeps two notifiers off the
+same rows). The batch's subscribers are read in one query, its alert versions decoded once.
+While one batch is being sent the next is claimed; a subscriber in a batch is not claimed
+again until that batch is marked. For each subscriber's rows the notifier decides, in the
+subscriber's interest:
 
 * **quiet hours** (``quiet_start_h``..``quiet_end_h`` in ``alerts.subscriptions.timezone``):
   held until they end;
@@ -14,10 +18,13 @@ never send the same rows. For each group a worker decides, in the subscriber's i
 
 and an Extreme alert is never held (it also takes whatever else is due along). What goes out
 together is one message: the first row is ``sent``, the others ``digested`` with its id as
-``digest_id``. A failed send is tried again with jittered exponential backoff and the rows are
-``failed`` (with ``last_error``: the dead-letter list operators see) after ``max_attempts`` or
-at once when trying again cannot help. At least once: a crash between a send and its mark sends
-again with the same ``Idempotency-Key``/Message-ID.
+``digest_id``. The messages go to the channel's sender as a batch (pooled SMTP sessions,
+keep-alive HTTP clients, several at once) and their outcomes are marked every
+``delivery.mark_every`` messages in one transaction. A failed send is tried again with
+jittered exponential backoff and the rows are ``failed`` (with ``last_error``: the dead-letter
+list operators see) after ``max_attempts`` or at once when trying again cannot help. At least
+once: a crash between a send and its mark sends again with the same
+``Idempotency-Key``/Message-ID.
 
 Personal data: logs and metrics name subscriber ids only, never an address. Sent, failed and
 digested rows are deleted after ``keep_notifications_days``.
@@ -27,13 +34,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
-from collections import defaultdict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -54,6 +62,10 @@ log = logging.getLogger(__name__)
 _ERROR_CHARS = 2000
 _HOUR = timedelta(hours=1)
 _RETENTION_EVERY_S = 3600.0
+# Batches of one channel being delivered at once: the next is claimed and read while one is
+# being sent, so the database work overlaps the network's.
+_BATCHES_IN_FLIGHT = 2
+T = TypeVar("T")
 
 
 class NotifierMetrics:
@@ -97,7 +109,8 @@ def build_senders(settings: SubscriptionSettings) -> list[Sender]:
     from alerts.subscriptions.senders.webhook import WebhookSender
 
     return [EmailSender(settings), WebhookSender(settings),
-            AppriseSender(settings.delivery.webhook_timeout_s)]
+            AppriseSender(settings.delivery.webhook_timeout_s,
+                          settings.delivery.workers_per_channel)]
 
 
 def _in_quiet(hour: int, start: int, end: int) -> bool:
@@ -124,49 +137,51 @@ def quiet_until(now: datetime, start_h: int | None, end_h: int | None,
 class _Row:
     id: int
     subscriber_id: int
+    alert_id: int
+    version: int
     severity: str
-    payload: dict[str, Any]
     attempts: int
-    created_at: datetime
-
-
-class _GroupCommit:
-    """Marks sent messages in shared transactions: while one commit runs, what the other
-    workers finish meanwhile waits and goes into the next commit together. A worker returns
-    only once its own rows are committed, so a crash still costs at most a send again."""
-
-    def __init__(self, commit: Callable[[Sequence[tuple[int, tuple[_Row, ...]]]], None]
-                 ) -> None:
-        self._commit = commit
-        self._waiting: list[tuple[int, tuple[_Row, ...], asyncio.Future[None]]] = []
-        self._lock = asyncio.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    async def mark(self, subscriber_id: int, rows: tuple[_Row, ...]) -> None:
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:   # a lock belongs to one loop (tests run several)
-            self._loop, self._lock, self._waiting = loop, asyncio.Lock(), []
-        done: asyncio.Future[None] = loop.create_future()
-        self._waiting.append((subscriber_id, rows, done))
-        async with self._lock:
-            if not done.done():   # no earlier commit took it along: commit all waiting
-                batch, self._waiting = self._waiting, []
-                try:
-                    await asyncio.to_thread(self._commit, [(s, r) for s, r, _ in batch])
-                except Exception as exc:
-                    for *_, future in batch:
-                        future.set_exception(exc)
-                else:
-                    for *_, future in batch:
-                        future.set_result(None)
-        await done
 
 
 @dataclass(frozen=True)
-class _Job:
+class _Who:
+    """An active subscriber as the decision needs it."""
+
+    recipient: Recipient
+    quiet_start_h: int | None
+    quiet_end_h: int | None
+    last_sent_at: datetime | None
+    sent_in_hour: tuple[datetime, ...]   # oldest first; read only when last_sent_at is recent
+
+
+@dataclass
+class _Batch:
+    """Rows one claim took, grouped by subscriber, with what deciding and sending needs."""
+
     channel: str
-    subscriber_id: int
-    rows: tuple[_Row, ...]
+    rows: dict[int, tuple[_Row, ...]]
+    who: dict[int, _Who]   # active subscribers only
+
+    @property
+    def count(self) -> int:
+        return sum(len(rows) for rows in self.rows.values())
+
+
+@dataclass
+class _Plan:
+    send: list[tuple[Recipient, Message, tuple[_Row, ...]]] = field(default_factory=list)
+    hold: list[tuple[tuple[_Row, ...], datetime, str]] = field(default_factory=list)
+    drop: list[int] = field(default_factory=list)
+    bad: list[_Row] = field(default_factory=list)
+
+
+_VIEWS_KEPT = 256   # decoded alert versions kept (a fan-out is one version for thousands)
+_IN_CHUNK = 1000    # ids per IN (...) (SQLite allows 32,766 bound values)
+
+
+def _chunks(values: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
 
 
 class Notifier:
@@ -187,7 +202,11 @@ class Notifier:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakes: list[asyncio.Event] = []
-        self._marks = _GroupCommit(self._mark_sent_many)
+        # Decoded once per alert version, and one tuple per combination, so the senders can
+        # keep what they build per message (the mail's shared part, the webhook body).
+        self._views: OrderedDict[tuple[int, int], AlertView | None] = OrderedDict()
+        self._view_sets: OrderedDict[tuple[tuple[int, int], ...], tuple[AlertView, ...]] = \
+            OrderedDict()
         for channel in SUBSCRIBER_CHANNELS:
             self.metrics.queued.labels(channel).set(0)
             self.metrics.failed_rows.labels(channel).set(0)
@@ -212,18 +231,13 @@ class Notifier:
         wake.clear()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """A taker and ``workers_per_channel`` workers per channel, and housekeeping."""
+        """One delivery loop per channel, and housekeeping."""
         channels = [channel for channel in SUBSCRIBER_CHANNELS if channel in self.senders]
         events = [asyncio.Event() for _ in channels]
         self._loop, self._wakes = asyncio.get_running_loop(), events
         tasks = [asyncio.create_task(self._housekeeping(stop))]
-        for channel, wake in zip(channels, events, strict=True):
-            jobs: asyncio.Queue[_Job | None] = asyncio.Queue(
-                maxsize=2 * self.delivery.workers_per_channel)
-            busy: set[int] = set()
-            tasks.append(asyncio.create_task(self._taker(channel, jobs, busy, wake, stop)))
-            tasks += [asyncio.create_task(self._worker(jobs, busy, wake))
-                      for _ in range(self.delivery.workers_per_channel)]
+        tasks += [asyncio.create_task(self._channel_loop(channel, wake, stop))
+                  for channel, wake in zip(channels, events, strict=True)]
         try:
             await stop.wait()
         finally:
@@ -239,213 +253,302 @@ class Notifier:
             except Exception:
                 log.exception("subscriptions: closing the %s sender", sender.channel)
 
-    async def _taker(self, channel: str, jobs: asyncio.Queue[_Job | None], busy: set[int],
-                     wake: asyncio.Event, stop: asyncio.Event) -> None:
-        workers = self.delivery.workers_per_channel
+    async def _channel_loop(self, channel: str, wake: asyncio.Event,
+                            stop: asyncio.Event) -> None:
+        """Claim a batch, deliver it; the next batch is claimed while one is being sent."""
+        busy: set[int] = set()   # subscribers in a batch being delivered
+        running: set[asyncio.Task[None]] = set()
+
+        def finished(task: asyncio.Task[None], *, subscribers: frozenset[int]) -> None:
+            running.discard(task)
+            busy.difference_update(subscribers)
+            wake.set()   # their later rows may be due now
+            if not task.cancelled() and task.exception() is not None:
+                log.error("subscriptions: a %s batch failed unexpectedly; its rows are taken "
+                          "again after delivery.lease_s", channel, exc_info=task.exception())
+
         try:
             while not stop.is_set():
+                if len(running) >= _BATCHES_IN_FLIGHT:
+                    await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                    continue
                 try:
-                    taken = await asyncio.to_thread(self._due, channel, set(busy))
+                    batch = await asyncio.to_thread(self._claim, channel, frozenset(busy))
                 except Exception:
-                    log.exception("subscriptions: reading due %s notifications failed; trying "
+                    log.exception("subscriptions: claiming due %s notifications failed; trying "
                                   "again in %g s", channel, self.delivery.poll_interval_s)
-                    taken = []
-                for job in taken:
-                    busy.add(job.subscriber_id)
-                    await jobs.put(job)
-                if not taken:
+                    batch = None
+                if batch is None:
                     await self._sleep(wake, stop, self.delivery.poll_interval_s)
+                    continue
+                subscribers = frozenset(batch.rows)
+                busy |= subscribers
+                task = asyncio.create_task(self._deliver(batch))
+                running.add(task)
+                task.add_done_callback(functools.partial(finished, subscribers=subscribers))
         finally:
-            for _ in range(workers):   # each worker ends at its None
-                await jobs.put(None)
-
-    async def _worker(self, jobs: asyncio.Queue[_Job | None], busy: set[int],
-                      wake: asyncio.Event) -> None:
-        while True:
-            job = await jobs.get()
-            if job is None:
-                return
-            try:
-                await self.handle(job)
-            except Exception:
-                log.exception("subscriptions: subscriber %d: delivery failed unexpectedly; "
-                              "the rows stay queued", job.subscriber_id)
-            finally:
-                busy.discard(job.subscriber_id)
-            wake.set()   # the subscriber's later rows may be due now
+            if running:
+                await asyncio.wait(set(running))
 
     async def deliver_due(self, channel: str) -> int:
-        """Handle every due row of ``channel`` once, one subscriber after another (tests, and
-        a caller without the loops); returns how many rows were taken."""
-        taken = await asyncio.to_thread(self._due, channel, set())
-        for job in taken:
-            await self.handle(job)
-        return sum(len(job.rows) for job in taken)
+        """Claim and deliver one batch of ``channel``'s due rows (tests, and a caller without
+        the loops); returns how many rows were taken."""
+        batch = await asyncio.to_thread(self._claim, channel, frozenset())
+        if batch is None:
+            return 0
+        await self._deliver(batch)
+        return batch.count
 
-    # -- one subscriber -------------------------------------------------------------------
+    # -- a batch: claim, decide, send, mark -------------------------------------------------
 
-    def _due(self, channel: str, busy: set[int]) -> list[_Job]:
+    def _claim(self, channel: str, busy: frozenset[int]) -> _Batch | None:
+        """Take up to ``delivery.batch`` due rows in one statement, leased for
+        ``delivery.lease_s`` (a notifier killed before marking them leaves them to be taken
+        again then), and read their subscribers and alert versions."""
         now = self._clock()
-        query = (select(Notification.id, Notification.subscriber_id, Notification.severity,
-                        Notification.payload, Notification.attempts, Notification.created_at)
-                 .where(Notification.channel == channel, Notification.status == "queued",
-                        Notification.next_attempt_at <= now)
-                 .order_by(Notification.next_attempt_at, Notification.id)
-                 .limit(self.delivery.batch))
+        due = (select(Notification.id)
+               .where(Notification.channel == channel, Notification.status == "queued",
+                      Notification.next_attempt_at <= now)
+               .order_by(Notification.next_attempt_at, Notification.id)
+               .limit(self.delivery.batch)
+               .with_for_update(skip_locked=True))   # PostgreSQL: two notifiers never share
         if busy:
-            query = query.where(Notification.subscriber_id.not_in(busy))
+            due = due.where(Notification.subscriber_id.not_in(busy))
+        claim = (update(Notification).where(Notification.id.in_(due.scalar_subquery()))
+                 .values(next_attempt_at=now + timedelta(seconds=self.delivery.lease_s))
+                 .returning(Notification.id, Notification.subscriber_id, Notification.alert_id,
+                            Notification.version, Notification.severity,
+                            Notification.attempts))
+        with self.engine.begin() as connection:
+            taken = [_Row(*row) for row in connection.execute(claim)]
+        if not taken:
+            return None
         grouped: dict[int, list[_Row]] = defaultdict(list)
+        for row in sorted(taken, key=lambda row: row.id):
+            grouped[row.subscriber_id].append(row)
         with Session(self.engine) as session:
-            for row in session.execute(query):
-                grouped[row.subscriber_id].append(_Row(
-                    row.id, row.subscriber_id, row.severity, row.payload, row.attempts,
-                    utc(row.created_at) or now))
-        return [_Job(channel, subscriber_id, tuple(sorted(rows, key=lambda r: r.id)))
-                for subscriber_id, rows in grouped.items()]
+            who = self._read_subscribers(session, sorted(grouped), now)
+            self._read_views(session, taken)
+        return _Batch(channel, {sid: tuple(rows) for sid, rows in grouped.items()}, who)
 
-    async def handle(self, job: _Job) -> None:
-        """Send, hold or drop one subscriber's due rows."""
-        now = self._clock()
-        found = await asyncio.to_thread(self._subscriber, job.subscriber_id, now)
-        if found is None:   # unsubscribed (or deleted) since the fan-out: nothing to send
-            await asyncio.to_thread(self._drop, job)
-            return
-        recipient, hold_until, reason = found
-        extreme = any(row.severity == "Extreme" for row in job.rows)
-        if hold_until is not None and not extreme:
-            await asyncio.to_thread(self._hold, job, hold_until)
-            self.metrics.held.labels(job.channel, reason).inc(len(job.rows))
-            return
-        views: list[AlertView] = []
-        bad: list[_Row] = []
-        for row in job.rows:
-            try:
-                views.append(alert_view_from_json(row.payload))
-            except (KeyError, TypeError, ValueError):
-                bad.append(row)
-        if bad:
-            await asyncio.to_thread(self._fail, job.channel, tuple(bad),
-                                    "payload is not an alert view", False)
-        rows = tuple(row for row in job.rows if row not in bad)
-        if not rows:
-            return
-        message = Message(tuple(views), _key(views, recipient.id, rows))
-        sender = self.senders[job.channel]
-        try:
-            await sender.send(recipient, message)
-        except DeliveryError as exc:
-            await asyncio.to_thread(self._fail, job.channel, rows, str(exc), exc.retryable,
-                                    exc.retry_after_s)
-            return
-        except Exception as exc:   # a bug in a sender: logged, retried like an outage
-            log.exception("subscriptions: %s sender raised for subscriber %d", job.channel,
-                          recipient.id)
-            await asyncio.to_thread(self._fail, job.channel, rows, type(exc).__name__, True)
-            return
-        await self._marks.mark(recipient.id, rows)
-        self.metrics.sent.labels(job.channel).inc()
-        self.metrics.notifications_sent.labels(job.channel).inc(len(rows))
-        if len(rows) > 1:
-            self.metrics.digested.labels(job.channel).inc(len(rows) - 1)
-        log.info("subscriptions: %s to subscriber %d (address %s…): %s", job.channel,
-                 recipient.id, recipient.address_hash[:12],
-                 " ".join(view.identifier for view in views))
-
-    def _subscriber(self, subscriber_id: int, now: datetime
-                    ) -> tuple[Recipient, datetime | None, str] | None:
-        """The recipient, and until when (and why) its rows are held; None: not active."""
-        delivery = self.delivery
-        with Session(self.engine) as session:
-            row = session.get(Subscriber, subscriber_id)
-            if row is None or row.status != "active":
-                return None
-            recipient = Recipient(row.id, row.channel, row.address, row.address_hash,
-                                  row.language)
-            holds: list[tuple[datetime, str]] = []
-            quiet = quiet_until(now, row.quiet_start_h, row.quiet_end_h, self.zone)
-            if quiet is not None:
-                holds.append((quiet, "quiet_hours"))
-            last_sent = utc(row.last_sent_at)
-            window = timedelta(seconds=delivery.digest_window_s)
-            if last_sent is not None and window and now < last_sent + window:
-                holds.append((last_sent + window, "digest"))
-            # Nothing sent within the hour (the usual case): no rate to look up.
-            sent_times = [] if last_sent is None or last_sent <= now - _HOUR else \
-                session.scalars(
-                    select(Notification.sent_at)
-                    .where(Notification.subscriber_id == subscriber_id,
+    def _read_subscribers(self, session: Session, ids: Sequence[int], now: datetime
+                          ) -> dict[int, _Who]:
+        found: dict[int, Any] = {}
+        for chunk in _chunks(ids, _IN_CHUNK):
+            for row in session.execute(
+                    select(Subscriber.id, Subscriber.channel, Subscriber.address,
+                           Subscriber.address_hash, Subscriber.language,
+                           Subscriber.quiet_start_h, Subscriber.quiet_end_h,
+                           Subscriber.last_sent_at)
+                    .where(Subscriber.id.in_(chunk), Subscriber.status == "active")):
+                found[row.id] = row
+        # Nothing sent within the hour (the usual case): no rate to look up.
+        recent = [sid for sid, row in found.items()
+                  if (utc(row.last_sent_at) or now - _HOUR) > now - _HOUR]
+        sent_times: dict[int, list[datetime]] = defaultdict(list)
+        for chunk in _chunks(recent, _IN_CHUNK):
+            for sid, sent_at in session.execute(
+                    select(Notification.subscriber_id, Notification.sent_at)
+                    .where(Notification.subscriber_id.in_(chunk),
                            Notification.status == "sent", Notification.sent_at > now - _HOUR)
-                    .order_by(Notification.sent_at)).all()
-            if len(sent_times) >= delivery.max_per_hour:
-                # Free again when enough of them are an hour old.
-                oldest = utc(sent_times[len(sent_times) - delivery.max_per_hour])
-                assert oldest is not None
-                holds.append((oldest + _HOUR, "rate"))
-        if not holds:
-            return recipient, None, ""
-        until, reason = max(holds)
-        return recipient, until, reason
+                    .order_by(Notification.sent_at)):
+                sent_times[sid].append(utc(sent_at) or now)
+        return {sid: _Who(Recipient(row.id, row.channel, row.address, row.address_hash,
+                                    row.language),
+                          row.quiet_start_h, row.quiet_end_h, utc(row.last_sent_at),
+                          tuple(sent_times.get(sid, ())))
+                for sid, row in found.items()}
 
-    def _drop(self, job: _Job) -> None:
+    def _read_views(self, session: Session, rows: Sequence[_Row]) -> None:
+        """Decode each alert version not seen yet, once (every row of a version carries the
+        same payload: the fan-out's)."""
+        one_row: dict[tuple[int, int], int] = {}
+        for row in rows:
+            key = (row.alert_id, row.version)
+            if key not in self._views:
+                one_row.setdefault(key, row.id)
+        for chunk in _chunks(list(one_row.values()), _IN_CHUNK):
+            for alert_id, version, payload in session.execute(
+                    select(Notification.alert_id, Notification.version, Notification.payload)
+                    .where(Notification.id.in_(chunk))):
+                try:
+                    view: AlertView | None = alert_view_from_json(payload)
+                except (KeyError, TypeError, ValueError):
+                    view = None
+                self._views[(alert_id, version)] = view
+        while len(self._views) > _VIEWS_KEPT:
+            self._views.popitem(last=False)
+
+    def _hold(self, who: _Who, now: datetime) -> tuple[datetime, str] | None:
+        """Until when (and why) a subscriber's rows are held; None: send now."""
+        delivery = self.delivery
+        holds: list[tuple[datetime, str]] = []
+        quiet = quiet_until(now, who.quiet_start_h, who.quiet_end_h, self.zone)
+        if quiet is not None:
+            holds.append((quiet, "quiet_hours"))
+        window = timedelta(seconds=delivery.digest_window_s)
+        if who.last_sent_at is not None and window and now < who.last_sent_at + window:
+            holds.append((who.last_sent_at + window, "digest"))
+        sent = who.sent_in_hour
+        if len(sent) >= delivery.max_per_hour:
+            # Free again when enough of them are an hour old.
+            holds.append((sent[len(sent) - delivery.max_per_hour] + _HOUR, "rate"))
+        return max(holds) if holds else None
+
+    def _view_set(self, keys: tuple[tuple[int, int], ...]) -> tuple[AlertView, ...]:
+        views = self._view_sets.get(keys)
+        if views is None:
+            views = tuple(self._views[key] for key in keys)  # type: ignore[misc]
+            self._view_sets[keys] = views
+            while len(self._view_sets) > _VIEWS_KEPT:
+                self._view_sets.popitem(last=False)
+        return views
+
+    def _plan(self, batch: _Batch, now: datetime) -> _Plan:
+        """For each subscriber, in their interest: drop, hold, or one message."""
+        plan = _Plan()
+        for subscriber_id, rows in batch.rows.items():
+            who = batch.who.get(subscriber_id)
+            if who is None:   # unsubscribed (or deleted) since the fan-out: nothing to send
+                plan.drop += [row.id for row in rows]
+                continue
+            hold = self._hold(who, now)
+            if hold is not None and not any(row.severity == "Extreme" for row in rows):
+                plan.hold.append((rows, *hold))
+                continue
+            good = tuple(row for row in rows
+                         if self._views.get((row.alert_id, row.version)) is not None)
+            plan.bad += [row for row in rows if row not in good]
+            if not good:
+                continue
+            views = self._view_set(tuple((row.alert_id, row.version) for row in good))
+            message = Message(views, _key(views, subscriber_id, good))
+            plan.send.append((who.recipient, message, good))
+        return plan
+
+    async def _deliver(self, batch: _Batch) -> None:
+        channel = batch.channel
+        plan = self._plan(batch, self._clock())
+        if plan.drop or plan.hold or plan.bad:
+            await asyncio.to_thread(self._settle, channel, plan)
+        sender = self.senders[channel]
+        marking: asyncio.Future[None] | None = None
+        try:
+            # Marked every mark_every messages while the next ones go out: a crash sends
+            # again at most what was sent and not yet marked.
+            for part in _chunks(plan.send, self.delivery.mark_every):
+                try:
+                    outcomes = await sender.send_batch([(r, m) for r, m, _ in part])
+                except Exception as exc:   # a bug in a sender: logged, retried like an outage
+                    log.exception("subscriptions: the %s sender raised", channel)
+                    outcomes = [DeliveryError(type(exc).__name__)] * len(part)
+                if marking is not None:
+                    await marking
+                marking = asyncio.ensure_future(
+                    asyncio.to_thread(self._record, channel, part, outcomes))
+        finally:
+            if marking is not None:
+                await marking
+
+    def _settle(self, channel: str, plan: _Plan) -> None:
+        """Drop, hold and refuse what will not be sent now, in one transaction."""
+        by_until: dict[datetime, list[int]] = defaultdict(list)
+        for rows, until, _reason in plan.hold:
+            by_until[until] += [row.id for row in rows]
         with Session(self.engine) as session, session.begin():
-            session.execute(delete(Notification).where(
-                Notification.id.in_([row.id for row in job.rows]),
-                Notification.status == "queued"))
+            for chunk in _chunks(plan.drop, _IN_CHUNK):
+                session.execute(delete(Notification).where(Notification.id.in_(chunk),
+                                                           Notification.status == "queued"))
+            for until, ids in by_until.items():
+                for chunk in _chunks(ids, _IN_CHUNK):
+                    session.execute(update(Notification).where(Notification.id.in_(chunk))
+                                    .values(next_attempt_at=until))
+            for row in plan.bad:
+                session.execute(update(Notification).where(Notification.id == row.id).values(
+                    status="failed", attempts=row.attempts + 1,
+                    last_error="payload is not an alert view"))
+        for rows, _until, reason in plan.hold:
+            self.metrics.held.labels(channel, reason).inc(len(rows))
+        if plan.bad:
+            self.metrics.failed.labels(channel).inc(len(plan.bad))
+            log.error("subscriptions: %s notifications %s failed (refused): payload is not an "
+                      "alert view", channel, ", ".join(str(row.id) for row in plan.bad))
 
-    def _hold(self, job: _Job, until: datetime) -> None:
-        with Session(self.engine) as session, session.begin():
-            session.execute(update(Notification)
-                            .where(Notification.id.in_([row.id for row in job.rows]))
-                            .values(next_attempt_at=until))
-
-    def _mark_sent(self, subscriber_id: int, rows: tuple[_Row, ...]) -> None:
-        self._mark_sent_many([(subscriber_id, rows)])
-
-    def _mark_sent_many(self, sent: Sequence[tuple[int, tuple[_Row, ...]]]) -> None:
-        """Mark several subscribers' sent messages in one transaction (one commit: on SQLite
-        a commit per message was what limited delivery, kota bench notify)."""
+    def _record(self, channel: str,
+                part: Sequence[tuple[Recipient, Message, tuple[_Row, ...]]],
+                outcomes: Sequence[DeliveryError | None]) -> None:
+        """Mark what was sent and what failed, in one transaction; then metrics and logs."""
         now = self._clock()
-        carriers: dict[int, list[int]] = defaultdict(list)   # by attempts so far
+        sent = [(recipient, rows) for (recipient, _m, rows), outcome
+                in zip(part, outcomes, strict=True) if outcome is None]
+        failed = [(recipient, rows, outcome) for (recipient, _m, rows), outcome
+                  in zip(part, outcomes, strict=True) if outcome is not None]
+        retries: list[tuple[int, tuple[_Row, ...], int, str, float]] = []
+        given_up: list[tuple[int, tuple[_Row, ...], int, str, bool]] = []
         with Session(self.engine) as session, session.begin():
-            for _subscriber_id, rows in sent:
-                carrier, folded = rows[0], [row.id for row in rows[1:]]
-                carriers[carrier.attempts].append(carrier.id)
-                if folded:
-                    session.execute(update(Notification).where(Notification.id.in_(folded))
-                                    .values(status="digested", digest_id=carrier.id,
-                                            sent_at=now, last_error=None))
-            for attempts, ids in carriers.items():
-                session.execute(update(Notification).where(Notification.id.in_(ids)).values(
-                    status="sent", sent_at=now, attempts=attempts + 1, last_error=None))
-            session.execute(update(Subscriber)
-                            .where(Subscriber.id.in_([subscriber for subscriber, _ in sent]))
-                            .values(last_sent_at=now))
-
-    def _fail(self, channel: str, rows: tuple[_Row, ...], error: str, retryable: bool,
-              retry_after_s: float | None = None) -> None:
-        attempts = max(row.attempts for row in rows) + 1
-        error = error[:_ERROR_CHARS]
-        ids = [row.id for row in rows]
-        subscriber_id = rows[0].subscriber_id
-        if retryable and attempts < self.delivery.max_attempts:
-            delay_s = self._delay_s(attempts, retry_after_s)
-            with Session(self.engine) as session, session.begin():
-                session.execute(update(Notification).where(Notification.id.in_(ids)).values(
-                    attempts=attempts, last_error=error,
-                    next_attempt_at=self._clock() + timedelta(seconds=delay_s)))
-            self.metrics.retried.labels(channel).inc(len(ids))
+            if sent:
+                self._mark_sent(session, [(r.id, rows) for r, rows in sent], now)
+            for recipient, rows, error in failed:
+                attempts = max(row.attempts for row in rows) + 1
+                text = str(error)[:_ERROR_CHARS]
+                ids = [row.id for row in rows]
+                if error.retryable and attempts < self.delivery.max_attempts:
+                    delay_s = self._delay_s(attempts, error.retry_after_s)
+                    session.execute(update(Notification).where(Notification.id.in_(ids))
+                                    .values(attempts=attempts, last_error=text,
+                                            next_attempt_at=now + timedelta(seconds=delay_s)))
+                    retries.append((recipient.id, rows, attempts, text, delay_s))
+                else:
+                    session.execute(update(Notification).where(Notification.id.in_(ids))
+                                    .values(status="failed", attempts=attempts,
+                                            last_error=text))
+                    given_up.append((recipient.id, rows, attempts, text, error.retryable))
+        metrics = self.metrics
+        if sent:
+            notifications = sum(len(rows) for _r, rows in sent)
+            metrics.sent.labels(channel).inc(len(sent))
+            metrics.notifications_sent.labels(channel).inc(notifications)
+            if notifications > len(sent):
+                metrics.digested.labels(channel).inc(notifications - len(sent))
+            if log.isEnabledFor(logging.DEBUG):
+                for (recipient, message, _rows), outcome in zip(part, outcomes, strict=True):
+                    if outcome is None:
+                        log.debug("subscriptions: %s to subscriber %d (address %s…): %s",
+                                  channel, recipient.id, recipient.address_hash[:12],
+                                  " ".join(view.identifier for view in message.views))
+            log.info("subscriptions: %s: %d message(s) sent (%d notification(s), subscribers "
+                     "%s)", channel, len(sent), notifications,
+                     _id_ranges(sorted(recipient.id for recipient, _rows in sent)))
+        for subscriber_id, rows, attempts, text, delay_s in retries:
+            metrics.retried.labels(channel).inc(len(rows))
             log.warning("subscriptions: %s to subscriber %d: try %d of %d failed (%s); next in "
                         "%.1f s", channel, subscriber_id, attempts, self.delivery.max_attempts,
-                        error, delay_s)
-            return
-        with Session(self.engine) as session, session.begin():
-            session.execute(update(Notification).where(Notification.id.in_(ids)).values(
-                status="failed", attempts=attempts, last_error=error))
-        self.metrics.failed.labels(channel).inc(len(ids))
-        log.error("subscriptions: %s to subscriber %d failed %s: %s (notifications %s)",
-                  channel, subscriber_id,
-                  f"after {attempts} tries" if retryable else "(refused)", error,
-                  ", ".join(map(str, ids)))
+                        text, delay_s)
+        for subscriber_id, rows, attempts, text, retryable in given_up:
+            metrics.failed.labels(channel).inc(len(rows))
+            log.error("subscriptions: %s to subscriber %d failed %s: %s (notifications %s)",
+                      channel, subscriber_id,
+                      f"after {attempts} tries" if retryable else "(refused)", text,
+                      ", ".join(str(row.id) for row in rows))
+
+    def _mark_sent(self, session: Session, sent: Sequence[tuple[int, tuple[_Row, ...]]],
+                   now: datetime) -> None:
+        """Sent messages: the first row ``sent``, the rest ``digested`` into it."""
+        carriers: dict[int, list[int]] = defaultdict(list)   # by attempts so far
+        for _subscriber_id, rows in sent:
+            carrier, folded = rows[0], [row.id for row in rows[1:]]
+            carriers[carrier.attempts].append(carrier.id)
+            if folded:
+                session.execute(update(Notification).where(Notification.id.in_(folded))
+                                .values(status="digested", digest_id=carrier.id,
+                                        sent_at=now, last_error=None))
+        for attempts, ids in carriers.items():
+            for chunk in _chunks(ids, _IN_CHUNK):
+                session.execute(update(Notification).where(Notification.id.in_(chunk)).values(
+                    status="sent", sent_at=now, attempts=attempts + 1, last_error=None))
+        for chunk in _chunks([subscriber for subscriber, _ in sent], _IN_CHUNK):
+            session.execute(update(Subscriber).where(Subscriber.id.in_(chunk))
+                            .values(last_sent_at=now))
 
     def _delay_s(self, attempts: int, retry_after_s: float | None) -> float:
         if retry_after_s is not None:
@@ -501,7 +604,21 @@ class Notifier:
         return count
 
 
-def _key(views: list[AlertView], subscriber_id: int, rows: tuple[_Row, ...]) -> str:
+def _id_ranges(ids: Sequence[int]) -> str:
+    """``3-7, 9``: a batch's subscriber ids, short."""
+    parts: list[str] = []
+    start = previous = None
+    for value in [*ids, None]:
+        if value is not None and previous is not None and value == previous + 1:
+            previous = value
+            continue
+        if start is not None:
+            parts.append(str(start) if start == previous else f"{start}-{previous}")
+        start = previous = value
+    return ", ".join(parts)
+
+
+def _key(views: Sequence[AlertView], subscriber_id: int, rows: tuple[_Row, ...]) -> str:
     """Idempotency-Key / Message-ID of one message: the same rows make the same key."""
     if len(views) == 1:
         return f"{views[0].identifier}-subscriber-{subscriber_id}"

@@ -29,7 +29,8 @@ class SmtpSettings(BaseModel):
     from_address: str = Field(default="peringatan@kota.example.go.id",
                               description="From: of every mail")
     pool_size: int = Field(default=4, ge=1, le=64,
-                           description="Persistent SMTP connections kept open for delivery")
+                           description="Persistent SMTP connections kept open for delivery; "
+                                       "a batch of mail goes out over this many at once")
     timeout_s: float = Field(default=20, gt=0, le=300, description="Per SMTP command")
 
 
@@ -57,9 +58,19 @@ class DeliverySettings(BaseModel):
     poll_interval_s: float = Field(default=2, gt=0, le=600,
                                    description="Seconds between looks for due notifications")
     batch: int = Field(default=500, ge=1, le=100_000,
-                       description="Notifications one channel worker takes per look")
+                       description="Notifications a channel claims in one statement")
     workers_per_channel: int = Field(default=4, ge=1, le=64,
-                                     description="Concurrent senders per channel")
+                                     description="Webhook requests and apprise notifications "
+                                                 "in flight per channel (email: "
+                                                 "smtp.pool_size)")
+    lease_s: float = Field(default=30, ge=1, le=3600,
+                           description="Claimed notifications are due again after this if "
+                                       "not marked by then (a notifier killed mid-batch: "
+                                       "they are sent again, with the same key)")
+    mark_every: int = Field(default=100, ge=1, le=10_000,
+                            description="Sent messages marked per transaction; a notifier "
+                                        "killed mid-batch sends at most about twice this "
+                                        "again")
     max_attempts: int = Field(default=8, ge=1, le=1000,
                               description="Tries before a notification is marked failed")
     backoff_initial_s: float = Field(default=10, gt=0, le=3600)

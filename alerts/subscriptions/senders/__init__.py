@@ -2,20 +2,24 @@
 
 The notifier (alerts/subscriptions/notifier.py) decides *when* and *what* (one alert, or a
 digest of several); a sender only delivers, raising :class:`DeliveryError` (retryable or not)
-when it could not. Errors and logs never carry the address: only the subscriber's id.
+when it could not, or, for a batch, returning one outcome per message. Errors and logs never
+carry the address: only the subscriber's id.
 """
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from alerts.channels._contract import DeliveryError
 from alerts.model import LANGUAGES, AlertView
 
-__all__ = ["WIB", "DeliveryError", "Message", "Recipient", "Sender", "compose", "languages_for",
-           "title"]
+__all__ = ["WIB", "DeliveryError", "Feed", "Message", "Outcome", "Recipient", "Sender", "compose",
+           "drain_in_threads", "languages_for", "title"]
 
 # Western Indonesia Time (UTC+7): how Jakarta reads a clock.
 WIB = ZoneInfo("Asia/Jakarta")
@@ -55,14 +59,57 @@ class Message:
         return len(self.views) > 1
 
 
+# What became of one message of a batch: None delivered, else why not.
+Outcome = DeliveryError | None
+Item = tuple[Recipient, Message]
+T = TypeVar("T")
+
+
 class Sender(Protocol):
-    """Delivers a message to a recipient of its channel, or raises :class:`DeliveryError`."""
+    """Delivers a message to a recipient of its channel, or raises :class:`DeliveryError`;
+    ``send_batch`` delivers many and returns one outcome per item, in order."""
 
     channel: str
 
     async def send(self, recipient: Recipient, message: Message) -> None: ...
 
+    async def send_batch(self, items: Sequence[Item]) -> list[Outcome]: ...
+
     async def close(self) -> None: ...
+
+
+class Feed(Generic[T]):
+    """Items handed out one at a time to several threads (a slow receiver holds up only the
+    thread it is on)."""
+
+    def __init__(self, items: Sequence[T]) -> None:
+        self._items = items
+        self._next = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> tuple[int, T] | None:
+        with self._lock:
+            index = self._next
+            if index >= len(self._items):
+                return None
+            self._next = index + 1
+        return index, self._items[index]
+
+
+async def drain_in_threads(items: Sequence[T], threads: int,
+                           drain: Callable[[Feed[T], list[Outcome]], None]) -> list[Outcome]:
+    """Run ``drain(feed, outcomes)`` in up to ``threads`` threads until the feed is empty: one
+    thread hand-off per thread and batch, not per message. An item no thread got to (a drain
+    that raised) stays a retryable error."""
+    outcomes: list[Outcome] = [DeliveryError("not attempted")] * len(items)
+    feed = Feed(items)
+    count = max(1, min(threads, len(items)))
+    results = await asyncio.gather(*(asyncio.to_thread(drain, feed, outcomes)
+                                     for _ in range(count)), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, Exception):
+            raise result
+    return outcomes
 
 
 def languages_for(language: str) -> list[str]:

@@ -10,11 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import apprise
 
-from alerts.subscriptions.senders import DeliveryError, Message, Recipient, compose
+from alerts.subscriptions.senders import (
+    DeliveryError,
+    Item,
+    Message,
+    Outcome,
+    Recipient,
+    compose,
+)
 
 __all__ = ["AppriseSender"]
 
@@ -31,8 +39,9 @@ class AppriseSender:
 
     channel = "apprise"
 
-    def __init__(self, timeout_s: float = 10.0) -> None:
+    def __init__(self, timeout_s: float = 10.0, concurrency: int = 4) -> None:
         self.timeout_s = timeout_s
+        self.concurrency = concurrency
 
     def _notify(self, recipient: Recipient, title: str, body: str) -> None:
         where = f"subscriber {recipient.id} ({_scheme(recipient.address)}://)"
@@ -62,6 +71,20 @@ class AppriseSender:
         except TimeoutError:
             raise DeliveryError(f"subscriber {recipient.id} ({_scheme(recipient.address)}://)"
                                 f": no answer within {self.timeout_s:g} s") from None
+
+    async def send_batch(self, items: Sequence[Item]) -> list[Outcome]:
+        """Agencies' groups are few: one send each, ``concurrency`` at a time."""
+        slots = asyncio.Semaphore(self.concurrency)
+
+        async def one(recipient: Recipient, message: Message) -> Outcome:
+            async with slots:
+                try:
+                    await self.send(recipient, message)
+                except DeliveryError as exc:
+                    return exc
+                return None
+
+        return list(await asyncio.gather(*(one(r, m) for r, m in items)))
 
     async def close(self) -> None:
         return None

@@ -6,20 +6,37 @@ several, oldest first). ``X-Kota-Signature`` is ``sha256=<hex>`` of HMAC-SHA256 
 (alerts/channels/webhook), keyed per subscriber by :func:`webhook_signing_key`: derived from
 the server's secret, so no subscriber can sign for another and the secret itself never leaves
 the server.
+
+A batch goes out over ``delivery.workers_per_channel`` blocking ``httpx.Client`` instances in as
+many threads, each keeping its connections alive: httpx's async client cost about 2 ms of CPU
+per request here against 0.7 ms for the blocking one (kota bench notify's webhook sink). The
+body is encoded once per message; only the signature differs per subscriber.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
+import threading
 import time
+from collections import OrderedDict
+from collections.abc import Sequence
 
 import httpx
 
 from alerts.channels.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, check_answer, sign
 from alerts.model import alert_view_to_json
-from alerts.subscriptions.senders import DeliveryError, Message, Recipient
+from alerts.subscriptions.senders import (
+    DeliveryError,
+    Feed,
+    Item,
+    Message,
+    Outcome,
+    Recipient,
+    drain_in_threads,
+)
 from alerts.subscriptions.settings import SubscriptionSettings
 from alerts.subscriptions.tokens import SigningOffError
 
@@ -43,27 +60,52 @@ def encode_body(message: Message) -> bytes:
                       separators=(",", ":")).encode("utf-8")
 
 
+_BODIES_KEPT = 64   # messages whose encoded body is kept
+
+
 class WebhookSender:
-    """One HTTP client (keep-alive) for every subscriber's webhook."""
+    """Keep-alive HTTP clients, one per concurrent request, for every subscriber's webhook."""
 
     channel = "webhook"
 
     def __init__(self, settings: SubscriptionSettings) -> None:
         self.settings = settings
-        self._client: httpx.AsyncClient | None = None
+        self._idle: list[httpx.Client] = []
+        self._lock = threading.Lock()
+        self._bodies: OrderedDict[tuple[int, ...], tuple[Message, bytes]] = OrderedDict()
 
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:   # made inside the notifier's event loop
-            self._client = httpx.AsyncClient(
-                timeout=self.settings.delivery.webhook_timeout_s, follow_redirects=False)
-        return self._client
+    def _client(self) -> httpx.Client:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return httpx.Client(timeout=self.settings.delivery.webhook_timeout_s,
+                            follow_redirects=False)
 
-    async def send(self, recipient: Recipient, message: Message) -> None:
+    def _give_back(self, client: httpx.Client) -> None:
+        with self._lock:
+            self._idle.append(client)
+
+    def _body(self, message: Message) -> bytes:
+        key = tuple(id(view) for view in message.views)
+        with self._lock:
+            kept = self._bodies.get(key)
+        if kept is not None and all(a is b for a, b in zip(kept[0].views, message.views,
+                                                              strict=True)):
+            return kept[1]
+        body = encode_body(message)
+        with self._lock:
+            self._bodies[key] = (message, body)
+            while len(self._bodies) > _BODIES_KEPT:
+                self._bodies.popitem(last=False)
+        return body
+
+    def post(self, client: httpx.Client, recipient: Recipient, message: Message) -> None:
+        """One signed POST (blocking); DeliveryError when it was not accepted."""
         try:
             key = webhook_signing_key(self.settings, recipient.id)
         except (SigningOffError, ValueError) as exc:
             raise DeliveryError(str(exc), retryable=False) from None
-        body = encode_body(message)
+        body = self._body(message)
         timestamp = str(int(time.time()))
         headers = {"Content-Type": "application/json; charset=utf-8",
                    "Idempotency-Key": message.idempotency_key,
@@ -71,8 +113,7 @@ class WebhookSender:
         # The URL is the subscriber's address: errors name the subscriber, not the URL.
         where = f"POST to subscriber {recipient.id}'s webhook"
         try:
-            response = await self._http().post(recipient.address, content=body,
-                                               headers=headers)
+            response = client.post(recipient.address, content=body, headers=headers)
         except httpx.TransportError as exc:
             raise DeliveryError(f"{where}: {type(exc).__name__}") from None
         except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
@@ -80,7 +121,32 @@ class WebhookSender:
                                 retryable=False) from None
         check_answer(response, where)
 
+    def _drain(self, feed: Feed[Item], outcomes: list[Outcome]) -> None:
+        client = self._client()
+        try:
+            while (taken := feed.take()) is not None:
+                index, (recipient, message) = taken
+                try:
+                    self.post(client, recipient, message)
+                except DeliveryError as exc:
+                    outcomes[index] = exc
+                else:
+                    outcomes[index] = None
+        finally:
+            self._give_back(client)
+
+    async def send(self, recipient: Recipient, message: Message) -> None:
+        [outcome] = await self.send_batch([(recipient, message)])
+        if outcome is not None:
+            raise outcome
+
+    async def send_batch(self, items: Sequence[Item]) -> list[Outcome]:
+        """``delivery.workers_per_channel`` requests in flight at most."""
+        return await drain_in_threads(items, self.settings.delivery.workers_per_channel,
+                                      self._drain)
+
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for client in idle:
+            await asyncio.to_thread(client.close)
