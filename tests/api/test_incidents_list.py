@@ -11,46 +11,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_data import MINUTE, api_registry, make_settings, tags, write_lines
+from api_data import MINUTE, make_settings, tags, write_lines
 from fastapi.testclient import TestClient
+from incident_data import fire_alert, incident_registry
 
-from alerts.engine import Timing, decide
-from alerts.model import AlertText, Area
-from alerts.rules import Finding
 from alerts.settings import AlertsSettings
-from alerts.state import AlertStore, RuleInfo
+from alerts.state import AlertStore
 from api.main import create_app
 from devstack.localstack import LocalService
-from kota.registry import Device, Registry
 from store.db import ensure_schema, make_engine
 from store.keys import KeyStore
 from store.settings import DatabaseSettings
 
 OPEN = "/api/v1/indicators/incidents/open"
 HOUR = 60 * MINUTE
-
-
-def registry() -> Registry:
-    setiabudi = Device(device_id="panic-setiabudi", kind="safety", city="jakarta",
-                       district="Setiabudi", kelurahan="Kuningan", lat=-6.21, lon=106.83,
-                       name="Tombol Kuningan", params={})
-    return Registry([*api_registry(), setiabudi])
-
-
-def fire_alert(store: AlertStore, scope: str, severity: str, at: datetime) -> int:
-    """An alert about ``scope`` as the safety rule raises one (alerts/rules/safety.py)."""
-    text = AlertText(headline=f"Insiden {scope}", description="Uraian.", instruction="Periksa.")
-    finding = Finding(scope=scope, at=at, grade=1, level="fire", severity=severity,  # type: ignore[arg-type]
-                      urgency="Immediate", certainty="Observed",
-                      area=Area(description="Setiabudi", districts=("Setiabudi",)),
-                      city="jakarta", details={"incident": scope},
-                      texts={"id-ID": text, "en-US": text})
-    decision = decide(Timing(fire_grade=1, pending_s=0, clear_after_s=0), None,
-                      finding.observation(), at)
-    view = store.apply(RuleInfo("safety-event", "safety", "operators", False), scope, decision,
-                       finding, at)
-    assert view is not None
-    return view.id
 
 
 @pytest.fixture(name="env")
@@ -80,7 +54,7 @@ def env_fixture(influxdb: LocalService, database: str, tmp_path: Path
     alert_id = fire_alert(store, "inc-fire", "Severe", datetime.now(UTC) - timedelta(minutes=39))
     settings = make_settings(influxdb, database).model_copy(
         update={"database": DatabaseSettings(url=url, migrate_on_start=False)})
-    app = create_app(settings, registry=registry(),
+    app = create_app(settings, registry=incident_registry(),
                      alerts_settings=AlertsSettings(database=DatabaseSettings(url=url)))
     return TestClient(app), keys, {"now_ms": now_ms, "alert_id": alert_id}
 
