@@ -24,12 +24,20 @@ from dashboards.common import (
     timeseries_panel,
 )
 from dashboards.maps import station_map
+from kota.standards import load_aqi_tables
 
 __all__ = ["UID", "build"]
 
 UID = "kota-air"
 DEVICES = filters(device=True)
 HOURLY_STATIONS = f'"window" = \'1h\' AND "scope" = \'device\' AND {DEVICES}'
+
+# EPA's category colours from kota/standards/aqi_us.yaml, not ISPU's: the AQI is a whole number,
+# so a category starts at the whole number after the previous one's top (Moderate at 51).
+_AQI_CATEGORIES = load_aqi_tables().categories.bands
+AQI_BANDS: list[tuple[float | None, str]] = [
+    (None if index == 0 else _AQI_CATEGORIES[index - 1].index_max + 1, band.hex)
+    for index, band in enumerate(_AQI_CATEGORIES)]
 
 
 def build() -> dm.Dashboard:
@@ -53,8 +61,9 @@ def build() -> dm.Dashboard:
         bi("AQI AS (pembanding)", "US AQI (comparison)"),
         q('SELECT last("aqi") FROM "aqi_us" WHERE "window" = \'1h\' AND "scope" = \'city\' '
           'AND "city" =~ /^$city$/ AND $timeFilter'),
-        steps=ispu_thresholds(), width=4, height=6,
-        description="US EPA AQI (2024 PM2.5 table), rolling 24-h means."))
+        steps=thresholds(*AQI_BANDS), width=4, height=6,
+        description="US EPA AQI (2024 table): the highest sub-index of PM2.5 and PM10 (NowCast), "
+                    "O3, CO, NO2 and SO2, in EPA's colours (green Good … maroon Hazardous)."))
     board.with_panel(station_map(
         bi("Peta stasiun menurut kategori ISPU", "Stations by ISPU category"),
         [q('SELECT last("category_rank") AS "rank", last("ispu") AS "ispu", '

@@ -3,8 +3,9 @@ at the end (registered in indicators.steps) queries for them.
 
 Input: hourly means per device ``{DeviceKey: {hour_start_ms: {parameter: µg/m³}}}``, covering the
 averaging periods before the window end. The index arithmetic and the completeness rule are
-kota.indices' (``average_for_ispu``, ``station_ispu``, ``us_aqi``); this module only picks the
-hours each parameter averages over and turns results into points.
+kota.indices' (``average_for_ispu``, ``station_ispu``, ``average_for_aqi``, ``nowcast``,
+``overall_aqi``); this module only picks the hours each parameter averages over and turns
+results into points.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from indicators.settings import AirSettings
 from indicators.windows import HOUR_MS, Window
 from kota.indices import aqi as aqi_index
 from kota.indices import ispu as ispu_index
+from kota.standards import AqiTables, load_aqi_tables
 
-__all__ = ["Hourly", "StationIspu", "aqi_points", "compute_stations", "hourly_air_query",
-           "hourly_means", "ispu_points"]
+__all__ = ["Hourly", "StationIspu", "aqi_fields", "aqi_points", "compute_stations",
+           "hourly_air_query", "hourly_means", "ispu_points"]
 
 ISPU = output("ispu").measurement
 AQI_US = output("aqi_us").measurement
@@ -202,35 +204,100 @@ def ispu_points(window: Window, stations: list[StationIspu]) -> list[Point]:
     return points
 
 
-def aqi_points(window: Window, hourly: Hourly, settings: AirSettings) -> list[Point]:
-    """US AQI from 24-h means of PM2.5 and PM10 (the window's day, or the 24 h to its end), per
-    device, plus the worst complete station per district and for each city (as for ISPU)."""
+def _last_hour(hourly: Mapping[int, Mapping[str, float]], parameter: str,
+               end_ms: int) -> float | None:
+    return hourly.get(end_ms - HOUR_MS, {}).get(parameter)
+
+
+def _aqi_value(hourly: Mapping[int, Mapping[str, float]], table: str, end_ms: int,
+               tables: AqiTables) -> float | None:
+    """The table's concentration for the hour ending at ``end_ms`` (µg/m³): PM as EPA's NowCast,
+    the others the mean of their averaging window (None: insufficient)."""
+    spec = tables.pollutants[table]
+    parameter = spec.parameter
+    if parameter in tables.nowcast.parameters and spec.averaging.window_hours == 24:
+        values = _hour_values(hourly, parameter, end_ms, tables.nowcast.hours)
+        return aqi_index.nowcast(values, parameter, tables).concentration_ugm3
+    window = spec.averaging.window_hours
+    result = aqi_index.average_for_aqi(_hour_values(hourly, parameter, end_ms, window), table,
+                                       tables)
+    return result.mean_ugm3
+
+
+def _aqi_day_value(hourly: Mapping[int, Mapping[str, float]], table: str, window: Window,
+                   settings: AirSettings, tables: AqiTables) -> float | None:
+    """A day's concentration (µg/m³): the 24-hour mean for 24-hour tables, else the day's
+    highest valid rolling mean (daily max 8-hour ozone and CO, highest hour of NO2 and SO2),
+    valid when ``air.min_hours_per_day`` of the day's rolling means are."""
+    spec = tables.pollutants[table]
+    hours = spec.averaging.window_hours
+    if hours >= 24:
+        values = _hour_values(hourly, spec.parameter, window.end_ms, 24)
+        return aqi_index.average_for_aqi(values, table, tables).mean_ugm3
+    rolling = [aqi_index.average_for_aqi(_hour_values(hourly, spec.parameter, end, hours),
+                                         table, tables).mean_ugm3
+               for end in range(window.start_ms + HOUR_MS, window.end_ms + 1, HOUR_MS)]
+    valid = [value for value in rolling if value is not None]
+    return max(valid) if len(valid) >= settings.min_hours_per_day else None
+
+
+def _basis(table: str, window: Window, tables: AqiTables) -> str:
+    spec = tables.pollutants[table]
+    if (window.name != "1d" and spec.parameter in tables.nowcast.parameters
+            and spec.averaging.window_hours == 24):
+        return "nowcast"
+    return f"{spec.averaging.window_hours}h"
+
+
+def aqi_fields(point: Point, window: Window, hourly: Mapping[int, Mapping[str, float]],
+               settings: AirSettings, tables: AqiTables) -> bool:
+    """Put the station's US AQI fields on ``point``; True when it is complete."""
+    measured = {p for hour in hourly.values() for p in hour}
+    concentrations: dict[str, float | None] = {}
+    for table, spec in tables.pollutants.items():
+        if spec.parameter not in measured:
+            continue
+        concentrations[table] = (_aqi_day_value(hourly, table, window, settings, tables)
+                                 if window.name == "1d"
+                                 else _aqi_value(hourly, table, window.end_ms, tables))
+    if not concentrations:
+        return False
+    insufficient = [table for table, value in concentrations.items() if value is None]
+    result = aqi_index.overall_aqi(concentrations, tables)
+    for parameter, sub in result.sub_indices.items():
+        point.put(f"aqi_{parameter}", sub.aqi)
+        point.put(f"conc_{parameter}", sub.concentration_ugm3)
+        point.put(f"basis_{parameter}", _basis(sub.pollutant, window, tables))
+    if result.aqi is not None and result.category is not None:
+        point.put("aqi", result.aqi)
+        point.put("responsible_pollutant", str(result.responsible))
+        point.put("category", result.category.name)
+        point.put("hex", result.category.hex)
+        assert result.responsible is not None
+        point.put("aqi_at_least", result.sub_indices[result.responsible].at_least)
+    complete = not insufficient and result.aqi is not None
+    point.put("complete", complete)
+    point.put("insufficient", ",".join(insufficient))
+    return complete
+
+
+def aqi_points(window: Window, hourly: Hourly, settings: AirSettings,
+               tables: AqiTables | None = None) -> list[Point]:
+    """US AQI per device from every pollutant it measures (the hour: PM NowCast and each
+    table's averaging window; the day: 24-hour PM and SO2 means, daily maxima of the shorter
+    windows), plus the worst complete station per district and for each city (as for ISPU)."""
+    tables = tables if tables is not None else load_aqi_tables()
     points = []
     complete_points: list[tuple[DeviceKey, Point]] = []
     for key, hours in sorted(hourly.items()):
-        point = Point(AQI_US, _tags(window, "device", key), window.start_ms)
-        best: tuple[float, str] | None = None
-        measured = [p for p in ("pm25", "pm10") if any(p in h for h in hours.values())]
-        if not measured:
+        if not any(hours.values()):
             continue
-        complete = True
-        for parameter in measured:
-            conc = daily_mean(hours, parameter, window.end_ms, settings.min_hours_per_day)
-            if conc is None:
-                complete = False
-                continue
-            result = aqi_index.us_aqi(parameter, conc)
-            value = float(result.aqi)
-            point.put(f"aqi_{parameter}", value)
-            point.put(f"conc_{parameter}", conc)
-            if best is None or value > best[0]:
-                best = (value, result.category)
-        if best is not None:
-            point.put("aqi", best[0])
-            point.put("category", best[1])
-        point.put("complete", complete)
+        point = Point(AQI_US, _tags(window, "device", key), window.start_ms)
+        complete = aqi_fields(point, window, hours, settings, tables)
+        if not point.fields:
+            continue
         points.append(point)
-        if complete and best is not None:
+        if complete:
             complete_points.append((key, point))
     for scope in ("district", "city"):
         worst: dict[tuple[str, ...], tuple[DeviceKey, Point]] = {}

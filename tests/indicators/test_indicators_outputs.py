@@ -12,6 +12,7 @@ from indicators.outputs import OUTPUTS, output, replaced_measurements
 from indicators.outputs._doc import DOC, rewrite
 from indicators.service import MEASUREMENTS, RUNS_MEASUREMENT
 from kota.indices.ispu import ispu_parameters
+from kota.standards import load_aqi_tables
 
 ROOT = REPO_ROOT
 
@@ -35,7 +36,7 @@ def test_no_measurement_name_is_a_literal_in_the_indicator_code() -> None:
 
 def test_ispu_params_are_the_ispu_table_s() -> None:
     assert output("ispu").params == list(ispu_parameters())
-    assert set(output("aqi_us").params) == {"pm25", "pm10"}
+    assert set(output("aqi_us").params) == set(load_aqi_tables().parameters())
 
 
 def test_replace_deletes_every_window_measurement_but_the_runs() -> None:

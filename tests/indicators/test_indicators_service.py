@@ -132,10 +132,15 @@ def test_hourly_ispu_and_aqi_equal_the_pure_functions(influxdb: LocalService,
     assert district["ispu"] == got["ispu"] and district["worst_device"] == "air-a"
     us = point(influxdb, database, "aqi_us", "\"window\"='1h' AND \"scope\"='device' AND "
                "\"device\"='air-a'")
-    assert us["aqi_pm25"] == float(aqi.us_aqi("pm25", mean).aqi)
-    assert us["aqi"] == max(float(aqi.us_aqi("pm25", mean).aqi),
+    # The hourly PM figure is EPA's NowCast of the last 12 hourly means, as AirNow shows it.
+    nowcast = aqi.nowcast(pm25_values()).concentration_ugm3
+    assert nowcast is not None
+    assert us["conc_pm25"] == pytest.approx(nowcast) and us["basis_pm25"] == "nowcast"
+    assert us["aqi_pm25"] == float(aqi.us_aqi("pm25", nowcast).aqi)
+    assert us["aqi"] == max(float(aqi.us_aqi("pm25", nowcast).aqi),
                             float(aqi.us_aqi("pm10", 40.0).aqi))
-    assert us["category"] == aqi.us_aqi("pm25", mean).category
+    assert us["responsible_pollutant"] == "pm25"
+    assert us["category"] == aqi.us_aqi("pm25", nowcast).category
     whole = point(influxdb, database, "aqi_us", "\"window\"='1h' AND \"scope\"='city'")
     assert whole["aqi"] == us["aqi"] and whole["worst_device"] == "air-a"
 
@@ -156,9 +161,9 @@ def test_a_gap_is_flagged_not_invented(influxdb: LocalService, database: str) ->
     assert all(got.get(name) is None for name in ("ispu", "category", "conc_pm25", "ispu_pm25"))
     # an incomplete station is no district's worst station
     assert count_points(influxdb, database, "ispu", "WHERE \"scope\"='district'") == 0
-    # AQI: no 24-h mean either
+    # The hourly US AQI is the NowCast, which needs only 2 of the 3 newest hours: it has one.
     us = point(influxdb, database, "aqi_us", "\"scope\"='device' AND \"device\"='air-b'")
-    assert us["complete"] is False and us.get("aqi") is None
+    assert us["complete"] is True and us["aqi"] == float(aqi.us_aqi("pm25", 30.0).aqi)
 
 
 @pytest.mark.slow
