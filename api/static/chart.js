@@ -118,15 +118,16 @@ function drawBands(u, bands) {
   ctx.beginPath();
   ctx.rect(left, top, width, height);
   ctx.clip();
-  for (const band of bands) {
+  bands.forEach((band, index) => {
     const lower = band.lower == null ? min : Math.max(band.lower, min);
     const upper = band.upper == null ? max : Math.min(band.upper, max);
-    if (upper <= lower) continue;
+    if (upper <= lower) return;
     const y0 = u.valToPos(upper, "y", true);
     const y1 = u.valToPos(lower, "y", true);
     ctx.fillStyle = withAlpha(bandColour(band), band.status ? 0.10 : 0.16);
     ctx.fillRect(left, y0, width, y1 - y0);
-    if (band.lower != null && band.lower >= min && band.lower <= max) {
+    // a threshold is where a band starts above another: not the scale's own 0
+    if (index > 0 && band.lower != null && band.lower >= min && band.lower <= max) {
       ctx.strokeStyle = bandColour(band);
       ctx.lineWidth = 2 * devicePixelRatio;
       ctx.setLineDash([6 * devicePixelRatio, 4 * devicePixelRatio]);
@@ -135,7 +136,7 @@ function drawBands(u, bands) {
       ctx.lineTo(left + width, Math.round(y1));
       ctx.stroke();
     }
-  }
+  });
   ctx.restore();
 }
 
