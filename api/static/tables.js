@@ -133,9 +133,10 @@ function openNote(district) {
   const here = districtOpen(district);
   if (!here.open && !here.stale) return "";
   const words = here.byEvent.map(([event, open]) => `${esc((EVENT_NAMES[event] || [event])[0])} ${open}`).join(", ");
-  return `<span class="open-note" data-open="${here.open}" data-stale="${here.stale}">` +
+  return `<span class="open-note" data-open="${here.open}" data-stale="${here.stale}"` +
+    ` title="insiden terbuka di kecamatan ini / incidents open in this district">` +
     `${here.open} insiden terbuka di ${esc(district)}${words ? `: ${words}` : ""}` +
-    `${here.stale ? ` (+${here.stale} lama)` : ""} <span class="en">/ open in the district</span></span>`;
+    `${here.stale ? ` (+${here.stale} lama)` : ""}</span>`;
 }
 
 // The list behind the header's count: open incidents per district and category, most first
