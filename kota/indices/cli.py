@@ -1,4 +1,5 @@
-"""The field-team calculator: ``kota ispu`` and ``kota siaga`` (loaded lazily by kota.cli).
+"""The field-team calculator: ``kota ispu``, ``kota aqi`` and ``kota siaga`` (loaded lazily by
+kota.cli).
 
 Bad input (unknown parameter or gauge, a non-number, a negative concentration) is a usage
 error: a message on stderr and exit code 2.
@@ -13,6 +14,7 @@ from typing import Any
 
 import click
 
+from kota.indices.aqi import overall_aqi
 from kota.indices.ispu import (
     UnknownParameterError,
     ispu_category,
@@ -26,9 +28,9 @@ from kota.indices.siaga import (
     hours_to_next_threshold,
     siaga_status,
 )
-from kota.standards import Confidence, load_gauges_table, load_ispu_table
+from kota.standards import Confidence, load_aqi_tables, load_gauges_table, load_ispu_table
 
-__all__ = ["STANDARDS_DOC", "ispu", "marks_note", "siaga", "sources_note"]
+__all__ = ["STANDARDS_DOC", "aqi", "ispu", "marks_note", "siaga", "sources_note"]
 
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -133,6 +135,100 @@ def ispu(measurements: tuple[str, ...], as_json: bool) -> None:
     click.echo(f"note: the hex colour {category.hex} is {category.hex_confidence.described}: "
                f"{table.categories.hex_source}")
     click.echo(f"note: {sources_note('ISPU breakpoints', table.basis, 'ispu-breakpoints')}")
+
+
+def _parse_aqi_measurements(measurements: tuple[str, ...]) -> dict[str, float]:
+    tables = load_aqi_tables()
+    values: dict[str, float] = {}
+    for item in measurements:
+        name, sep, raw = item.partition("=")
+        key = name.strip().lower().replace(".", "").replace("-", "_")
+        if not sep or not key or not raw.strip():
+            raise click.UsageError(f"{item!r}: write TABLE=CONCENTRATION, e.g. pm25=80")
+        if key not in tables.pollutants:
+            raise click.UsageError(f"unknown AQI table {name!r} "
+                                   f"(known: {', '.join(tables.pollutants)})")
+        try:
+            value = float(raw)
+        except ValueError:
+            raise click.UsageError(f"{name}: {raw!r} is not a number (µg/m³)") from None
+        if not math.isfinite(value) or value < 0:
+            raise click.UsageError(f"{name}: concentration must be a number ≥ 0 µg/m³, got {raw}")
+        if key in values:
+            raise click.UsageError(f"{name}: given twice")
+        values[key] = value
+    return values
+
+
+@click.command(context_settings=_CONTEXT)
+@click.argument("measurements", nargs=-1, metavar="TABLE=UG_M3...")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def aqi(measurements: tuple[str, ...], as_json: bool) -> None:
+    """US EPA AQI (2024 table), for comparison with ISPU, from concentrations in µg/m³.
+
+    Give each table's mean over its averaging window: pm25, pm10 (24 h), o3_8h, co (8 h),
+    o3_1h, no2, so2_1h (1 h), so2_24h (24 h). Gases are converted to EPA's ppm/ppb at 25 °C
+    and 1 atm and truncated as EPA does. Ozone reports the larger of the 8-h and 1-h indices;
+    SO2 uses the 24-h mean above 304 ppb (1 h). Prints each sub-index, the AQI (the highest),
+    its category and EPA colour, and the pollutant responsible; every number, its source and
+    how sure it is: docs/standards.md (section "US AQI").
+
+    \b
+    Examples:
+      kota aqi pm25=80                       # one pollutant
+      kota aqi pm25=30 o3_8h=140 o3_1h=260   # the AQI is the highest sub-index
+      kota aqi pm25=80 --json                # for scripts
+    """
+    if not measurements:
+        raise click.UsageError("give at least one TABLE=CONCENTRATION, e.g. pm25=80")
+    tables = load_aqi_tables()
+    values = _parse_aqi_measurements(measurements)
+    result = overall_aqi(values, tables)
+    if as_json:
+        data: dict[str, Any] = result.model_dump(mode="json")
+        data["concentrations_ugm3"] = values
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    for parameter in result.undefined:
+        click.echo(f"note: {parameter.upper()}: the values given define no index (1-hour ozone "
+                   "below 0.125 ppm or 24-hour SO2 below 305 ppb alone); give the other table",
+                   err=True)
+    if result.aqi is None or result.category is None or result.responsible is None:
+        raise click.UsageError("no AQI: none of the values given defines an index")
+    units = {"ug/m3": "µg/m³", "ppm": "ppm", "ppb": "ppb"}
+
+    def label(parameter: str) -> str:
+        return tables.pollutants[tables.tables_of(parameter)[0]].label.split()[0]
+
+    click.echo(f"{'Pollutant':<10} {'Table':<9} {'µg/m³':>9} {'Truncated':>13} {'Sub-index':>10}"
+               "  Category")
+    for parameter, sub in result.sub_indices.items():
+        spec = tables.pollutants[sub.pollutant]
+        truncated = f"{sub.truncated:.{spec.truncate_decimals}f} {units[sub.unit]}"
+        bound = "≥" if sub.at_least else ""
+        click.echo(f"{label(parameter):<10} {sub.pollutant:<9} {values[sub.pollutant]:>9g} "
+                   f"{truncated:>13} {bound + str(sub.aqi):>10}  {sub.category}")
+    category = result.category
+    click.echo("")
+    click.echo(f"AQI {result.aqi}: {category.name} ({category.colour}, {category.hex} "
+               f"{category.hex_confidence.mark})")
+    click.echo(f"Responsible pollutant: {label(result.responsible)}")
+    for parameter, sub in result.sub_indices.items():
+        if sub.at_least:
+            other = tables.tables_of(parameter)[-1]
+            click.echo(f"note: {sub.pollutant} is above the top of its table: the sub-index is at "
+                       f"least {sub.aqi}; give {other} for the value above it")
+        if sub.beyond_scale:
+            click.echo(f"note: {sub.pollutant} is above the top of the scale; its sub-index is "
+                       "capped at 500")
+    conversion = tables.conversion
+    if any(tables.pollutants[k].unit != "ug/m3" for k in values):
+        click.echo(f"note: gases converted at {conversion.temperature_c:g} °C and "
+                   f"{conversion.pressure_kpa:g} kPa ({conversion.molar_volume_l_per_mol:g} "
+                   f"L/mol) {conversion.confidence.mark}")
+    marks = [tables.pollutants[k].confidence for k in values] + [category.hex_confidence]
+    click.echo(f"note: {marks_note(marks)}")
+    click.echo(f"note: {sources_note('AQI breakpoints', tables.basis, 'us-aqi')}")
 
 
 @click.command(context_settings=_CONTEXT)

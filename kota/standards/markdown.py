@@ -76,9 +76,9 @@ def _legend() -> list[str]:
         "widely quoted value nobody here could trace, or a default) — change it in the YAML "
         "when you have a better source.",
         "",
-        "`kota ispu` and `kota siaga` print the same marks and point here. To use other "
-        "numbers (a revised gauge threshold, another city's gauges), edit the YAML file named "
-        "in each section or pass a copy to its loader; see [indices.md](indices.md).",
+        "`kota ispu`, `kota aqi` and `kota siaga` print the same marks and point here. To use "
+        "other numbers (a revised gauge threshold, another city's gauges), edit the YAML file "
+        "named in each section or pass a copy to its loader; see [indices.md](indices.md).",
     ]
     return lines
 
@@ -381,9 +381,10 @@ def standards_document() -> str:
         "edit the YAML and regenerate (tests/project/test_docs_links.py fails when this file is "
         "out of date). -->",
         "",
-        "The indices (`kota/indices/`, `kota ispu`, `kota siaga`, the indicator service) use "
-        "only the numbers below. They live as data in `kota/standards/*.yaml`, each with its "
-        "source and a confidence mark, and this page is generated from those files. "
+        "The indices (`kota/indices/`, `kota ispu`, `kota aqi`, `kota siaga`, the indicator "
+        "service) use only the numbers below. They live as data in `kota/standards/*.yaml`, "
+        "each with its source and a confidence mark, and this page is generated from those "
+        "files. "
         "[indices.md](indices.md) explains how the numbers are used.",
         "",
         "Contents: [what the marks mean](#what-the-marks-mean) · "
