@@ -4,7 +4,8 @@
 Pure: reads one file, returns bytes. What is served is smaller than what was read: each
 feature keeps its geometry (coordinates rounded to ``COORDINATE_DECIMALS``) and one property,
 ``name``, taken from ``api.page.districts_name_property``, so the page reads one shape whatever
-the source (OpenStreetMap ``name``, BIG ``WADMKC``, GADM ``NAME_3``...).
+the source (OpenStreetMap ``name``, BIG ``WADMKC``...), plus the ``attribution`` its licence
+requires (``api.page.districts_attribution``).
 """
 
 from __future__ import annotations
@@ -49,8 +50,9 @@ def _tagged(body: bytes, names: tuple[str, ...] = ()) -> Districts:
 EMPTY = _tagged(b'{"type":"FeatureCollection","features":[]}')
 
 
-def load_districts(path: Path, name_property: str = "name") -> Districts:
-    """Read and check ``path``; raise :class:`DistrictsError` with a one-line reason."""
+def load_districts(path: Path, name_property: str = "name", attribution: str = "") -> Districts:
+    """Read and check ``path``; raise :class:`DistrictsError` with a one-line reason.
+    ``attribution`` travels with the features (a GeoJSON foreign member) for the map to show."""
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
@@ -86,7 +88,10 @@ def load_districts(path: Path, name_property: str = "name") -> Districts:
         served.append({"type": "Feature", "properties": {"name": name.strip()},
                        "geometry": _geometry(f"{where} ({name.strip()})", geometry)})
         names.append(name.strip())
-    body = json.dumps({"type": "FeatureCollection", "features": served},
+    collection: dict[str, Any] = {"type": "FeatureCollection", "features": served}
+    if attribution:
+        collection["attribution"] = attribution
+    body = json.dumps(collection,
                       separators=(",", ":"), ensure_ascii=False).encode()
     return _tagged(body, tuple(names))
 

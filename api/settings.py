@@ -77,11 +77,16 @@ class PageSettings(BaseModel):
         default=None,
         description="Kecamatan boundaries (GeoJSON FeatureCollection of Polygon/MultiPolygon, "
                     "longitude/latitude WGS84) the city provides; the map draws them coloured "
-                    "by their current ISPU (docs/api.md, The map); unset: no boundaries")
+                    "by their current ISPU (docs/api.md, Kecamatan boundaries from the city); "
+                    "unset: none")
     districts_name_property: str = Field(
         default="name", min_length=1, max_length=64,
         description="Property of each boundary feature holding the kecamatan's name, as the "
                     "registry spells the district (OpenStreetMap: name; BIG: WADMKC)")
+    districts_attribution: str = Field(
+        default="", max_length=300,
+        description="Attribution the boundaries' licence requires, shown on the map (e.g. "
+                    "'Batas kecamatan © OpenStreetMap contributors, ODbL')")
 
     @model_validator(mode="after")
     def _districts_readable(self) -> PageSettings:
@@ -89,7 +94,8 @@ class PageSettings(BaseModel):
         # one line instead of a map without boundaries.
         if self.districts_geojson is not None:
             try:
-                load_districts(self.districts_geojson, self.districts_name_property)
+                load_districts(self.districts_geojson, self.districts_name_property,
+                               self.districts_attribution)
             except DistrictsError as exc:
                 raise ValueError(f"districts_geojson: {exc}") from None
         return self

@@ -44,14 +44,14 @@ class _DistrictsCache:
     that replaces the file needs no restart)."""
 
     def __init__(self) -> None:
-        self._key: tuple[str, str, int, int] | None = None
+        self._key: tuple[str, str, str, int, int] | None = None
         self._districts = EMPTY
 
-    def get(self, path: Path, name_property: str) -> Districts:
+    def get(self, path: Path, name_property: str, attribution: str) -> Districts:
         stat = path.stat()
-        key = (str(path), name_property, stat.st_mtime_ns, stat.st_size)
+        key = (str(path), name_property, attribution, stat.st_mtime_ns, stat.st_size)
         if key != self._key:
-            self._districts = load_districts(path, name_property)
+            self._districts = load_districts(path, name_property, attribution)
             self._key = key
         return self._districts
 
@@ -71,7 +71,8 @@ async def districts(settings: SettingsDep, request: Request) -> Response:
     found = EMPTY
     if path is not None:
         try:
-            found = await asyncio.to_thread(_cache.get, path, settings.page.districts_name_property)
+            found = await asyncio.to_thread(_cache.get, path, settings.page.districts_name_property,
+                                            settings.page.districts_attribution)
         except (OSError, DistrictsError) as exc:
             # It was good at start and was replaced by a bad one: say so in the log, and draw
             # no boundaries rather than fail the page.

@@ -103,6 +103,7 @@ async function loadDistricts() {
   let collection;
   try { collection = await getJSON("api/v1/meta/districts"); } catch (err) { console.warn(err); return; }
   if (!collection.features || !collection.features.length) return;
+  if (collection.attribution) map.attributionControl.addAttribution(esc(collection.attribution));
   districtLayer = L.geoJSON(collection, {pane: "districts", style: districtStyle,
     onEachFeature: (feature, layer) => layer.bindTooltip(() => districtTooltip(feature.properties.name),
       {sticky: true, className: "district-tip"})}).addTo(map);

@@ -42,6 +42,7 @@ EXPECTED_ROLES = {
     ("GET", "/api/v1/indicators/incidents/open"): "operator",
     ("GET", "/api/v1/stream"): "public",
     ("GET", "/api/v1/meta"): "public",
+    ("GET", "/api/v1/meta/districts"): "public",
     ("POST", "/api/v1/keys"): "admin",
     ("GET", "/api/v1/keys"): "admin",
     ("DELETE", "/api/v1/keys/{key_id}"): "admin",

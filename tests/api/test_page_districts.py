@@ -29,6 +29,7 @@ from kota.config import ConfigError, load_settings
 HANDMADE = Path(__file__).parent / "data" / "kecamatan-handmade.geojson"
 SEDANG = "#193ce3"   # kota/standards/ispu.yaml
 NO_DATA = "#aab4be"  # api/static/common.js
+ATTRIBUTION = "Batas kecamatan: buatan tangan untuk uji <b>"  # escaped on the page
 
 
 def _feature(name: str | None = "Tebet", geometry: object = None,
@@ -61,8 +62,10 @@ def test_coordinates_are_rounded_and_another_name_property_is_read(tmp_path: Pat
     path.write_text(_collection(_feature(None, WADMKC="Kec. Tebet", geometry={
         "type": "Polygon", "coordinates": [[[106.8412345678, -6.2], [106.87, -6.2],
                                              [106.87, -6.24], [106.8412345678, -6.2]]]})))
-    districts = load_districts(path, "WADMKC")
-    feature = json.loads(districts.body)["features"][0]
+    districts = load_districts(path, "WADMKC", "© OpenStreetMap contributors, ODbL")
+    served = json.loads(districts.body)
+    assert served["attribution"] == "© OpenStreetMap contributors, ODbL"
+    feature = served["features"][0]
     assert feature["properties"] == {"name": "Kec. Tebet"}
     assert feature["geometry"]["coordinates"][0][0] == [round(106.8412345678,
                                                               COORDINATE_DECIMALS), -6.2]
@@ -157,7 +160,7 @@ def served(influxdb: LocalService, database: str) -> Iterator[str]:
     seed(influxdb, database)
     settings = make_settings(influxdb, database, sse_interval_s=0.5, sse_max_duration_s=60)
     settings = settings.model_copy(update={"page": settings.page.model_copy(
-        update={"districts_geojson": HANDMADE})})
+        update={"districts_geojson": HANDMADE, "districts_attribution": ATTRIBUTION})})
     with serve(create_app(settings, registry=api_registry())) as url:
         yield url
 
@@ -196,8 +199,9 @@ def test_the_map_colours_each_kecamatan_by_its_ispu(browser: Browsed, served: st
     expect(labels.first).to_be_visible()
     page.locator('path.district[data-district="Setiabudi"]').hover()
     expect(page.locator(".leaflet-tooltip.district-tip")).to_contain_text("Kecamatan Setiabudi")
-    # The legend says what the colour means.
+    # The legend says what the colour means; the licence's attribution is on the map, as text.
     expect(page.locator('.legend-note[data-when="districts"]')).to_be_visible()
+    expect(page.locator(".leaflet-control-attribution")).to_contain_text(ATTRIBUTION)
 
     # Tebet's station gets a full day of PM2.5 150 µg/m³: the stream brings its ISPU, and the
     # kecamatan takes the colour of the station's marker (not grey any more).

@@ -34,6 +34,8 @@ HANDMADE = Path(__file__).parent / "data" / "kecamatan-handmade.geojson"
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1366, "height": 768}
 ROOT = Path(__file__).resolve().parents[2]
+# On the pictures too: these are not Jakarta's boundaries.
+SHAPES_NOTE = "Kecamatan: bentuk buatan tangan untuk uji / hand-made test shapes, not real"
 
 # The page's geometry in one call: boxes as {x, y, width, height}, null when absent.
 GEOMETRY = """() => {
@@ -64,7 +66,7 @@ def served(influxdb: LocalService, database: str) -> Iterator[str]:
         f"open_incidents=3.0,stale_incidents=0.0 {minute}"])
     settings = make_settings(influxdb, database, sse_interval_s=0.5, sse_max_duration_s=60)
     settings = settings.model_copy(update={"page": settings.page.model_copy(
-        update={"districts_geojson": HANDMADE})})
+        update={"districts_geojson": HANDMADE, "districts_attribution": SHAPES_NOTE})})
     with serve(create_app(settings, registry=api_registry())) as url:
         yield url
 
