@@ -37,6 +37,7 @@ import contextlib
 import functools
 import logging
 import random
+import threading
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -161,6 +162,7 @@ class _Batch:
     channel: str
     rows: dict[int, tuple[_Row, ...]]
     who: dict[int, _Who]   # active subscribers only
+    views: dict[tuple[int, int], AlertView | None]   # None: the payload is not an alert view
 
     @property
     def count(self) -> int:
@@ -205,6 +207,7 @@ class Notifier:
         # Decoded once per alert version, and one tuple per combination, so the senders can
         # keep what they build per message (the mail's shared part, the webhook body).
         self._views: OrderedDict[tuple[int, int], AlertView | None] = OrderedDict()
+        self._views_lock = threading.Lock()   # claims of several channels run in threads
         self._view_sets: OrderedDict[tuple[tuple[int, int], ...], tuple[AlertView, ...]] = \
             OrderedDict()
         for channel in SUBSCRIBER_CHANNELS:
@@ -328,8 +331,8 @@ class Notifier:
             grouped[row.subscriber_id].append(row)
         with Session(self.engine) as session:
             who = self._read_subscribers(session, sorted(grouped), now)
-            self._read_views(session, taken)
-        return _Batch(channel, {sid: tuple(rows) for sid, rows in grouped.items()}, who)
+            views = self._read_views(session, taken)
+        return _Batch(channel, {sid: tuple(rows) for sid, rows in grouped.items()}, who, views)
 
     def _read_subscribers(self, session: Session, ids: Sequence[int], now: datetime
                           ) -> dict[int, _Who]:
@@ -359,14 +362,19 @@ class Notifier:
                           tuple(sent_times.get(sid, ())))
                 for sid, row in found.items()}
 
-    def _read_views(self, session: Session, rows: Sequence[_Row]) -> None:
-        """Decode each alert version not seen yet, once (every row of a version carries the
-        same payload: the fan-out's)."""
+    def _read_views(self, session: Session, rows: Sequence[_Row]
+                    ) -> dict[tuple[int, int], AlertView | None]:
+        """The batch's alert versions, each decoded once per notifier (every row of a version
+        carries the same payload: the fan-out's)."""
+        wanted: dict[tuple[int, int], AlertView | None] = {}
         one_row: dict[tuple[int, int], int] = {}
-        for row in rows:
-            key = (row.alert_id, row.version)
-            if key not in self._views:
-                one_row.setdefault(key, row.id)
+        with self._views_lock:
+            for row in rows:
+                key = (row.alert_id, row.version)
+                if key in self._views:
+                    wanted[key] = self._views[key]
+                else:
+                    one_row.setdefault(key, row.id)
         for chunk in _chunks(list(one_row.values()), _IN_CHUNK):
             for alert_id, version, payload in session.execute(
                     select(Notification.alert_id, Notification.version, Notification.payload)
@@ -375,9 +383,12 @@ class Notifier:
                     view: AlertView | None = alert_view_from_json(payload)
                 except (KeyError, TypeError, ValueError):
                     view = None
-                self._views[(alert_id, version)] = view
-        while len(self._views) > _VIEWS_KEPT:
-            self._views.popitem(last=False)
+                wanted[(alert_id, version)] = view
+        with self._views_lock:
+            self._views.update((key, wanted[key]) for key in one_row if key in wanted)
+            while len(self._views) > _VIEWS_KEPT:
+                self._views.popitem(last=False)
+        return wanted
 
     def _hold(self, who: _Who, now: datetime) -> tuple[datetime, str] | None:
         """Until when (and why) a subscriber's rows are held; None: send now."""
@@ -395,10 +406,12 @@ class Notifier:
             holds.append((sent[len(sent) - delivery.max_per_hour] + _HOUR, "rate"))
         return max(holds) if holds else None
 
-    def _view_set(self, keys: tuple[tuple[int, int], ...]) -> tuple[AlertView, ...]:
+    def _view_set(self, batch: _Batch, keys: tuple[tuple[int, int], ...]
+                  ) -> tuple[AlertView, ...]:
         views = self._view_sets.get(keys)
-        if views is None:
-            views = tuple(self._views[key] for key in keys)  # type: ignore[misc]
+        if views is None or any(view is not batch.views[key]
+                                for view, key in zip(views, keys, strict=True)):
+            views = tuple(batch.views[key] for key in keys)  # type: ignore[misc]
             self._view_sets[keys] = views
             while len(self._view_sets) > _VIEWS_KEPT:
                 self._view_sets.popitem(last=False)
@@ -417,11 +430,11 @@ class Notifier:
                 plan.hold.append((rows, *hold))
                 continue
             good = tuple(row for row in rows
-                         if self._views.get((row.alert_id, row.version)) is not None)
+                         if batch.views.get((row.alert_id, row.version)) is not None)
             plan.bad += [row for row in rows if row not in good]
             if not good:
                 continue
-            views = self._view_set(tuple((row.alert_id, row.version) for row in good))
+            views = self._view_set(batch, tuple((row.alert_id, row.version) for row in good))
             message = Message(views, _key(views, subscriber_id, good))
             plan.send.append((who.recipient, message, good))
         return plan

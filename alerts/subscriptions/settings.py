@@ -57,8 +57,11 @@ class DeliverySettings(BaseModel):
 
     poll_interval_s: float = Field(default=2, gt=0, le=600,
                                    description="Seconds between looks for due notifications")
-    batch: int = Field(default=500, ge=1, le=100_000,
-                       description="Notifications a channel claims in one statement")
+    batch: int = Field(default=500, ge=1, le=10_000,
+                       description="Notifications a channel claims in one statement (at most "
+                                   "10,000: the subscribers of two batches in flight are "
+                                   "left out of the next claim by id, within SQLite's 32,766 "
+                                   "bound values)")
     workers_per_channel: int = Field(default=4, ge=1, le=64,
                                      description="Webhook requests and apprise notifications "
                                                  "in flight per channel (email: "
