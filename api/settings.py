@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from sqlalchemy.engine import make_url
 
 from api.districts import DistrictsError, load_districts
@@ -73,12 +73,6 @@ class PageSettings(BaseModel):
         description="A value older than this is greyed on the page and its device flagged "
                     "silent (the simulators and agents report every 10-60 s, so 15 minutes "
                     "is several missed reports)")
-    districts_geojson: Path | None = Field(
-        default=None,
-        description="Kecamatan boundaries (GeoJSON FeatureCollection of Polygon/MultiPolygon, "
-                    "longitude/latitude WGS84) the city provides; the map draws them coloured "
-                    "by their current ISPU (docs/api.md, Kecamatan boundaries from the city); "
-                    "unset: none")
     districts_name_property: str = Field(
         default="name", min_length=1, max_length=64,
         description="Property of each boundary feature holding the kecamatan's name, as the "
@@ -87,18 +81,26 @@ class PageSettings(BaseModel):
         default="", max_length=300,
         description="Attribution the boundaries' licence requires, shown on the map (e.g. "
                     "'Batas kecamatan © OpenStreetMap contributors, ODbL')")
+    # After the name property: its validator reads it.
+    districts_geojson: Path | None = Field(
+        default=None,
+        description="Kecamatan boundaries (GeoJSON FeatureCollection of Polygon/MultiPolygon, "
+                    "longitude/latitude WGS84) the city provides; the map draws them coloured "
+                    "by their current ISPU (docs/api.md, Kecamatan boundaries from the city); "
+                    "unset: none")
 
-    @model_validator(mode="after")
-    def _districts_readable(self) -> PageSettings:
+    @field_validator("districts_geojson")
+    @classmethod
+    def _districts_readable(cls, path: Path | None, info: ValidationInfo) -> Path | None:
         # Checked when the settings load, so a bad file stops `kota api` (and --check) with
         # one line instead of a map without boundaries.
-        if self.districts_geojson is not None:
+        name_property = info.data.get("districts_name_property")
+        if path is not None and name_property is not None:
             try:
-                load_districts(self.districts_geojson, self.districts_name_property,
-                               self.districts_attribution)
+                load_districts(path, name_property)
             except DistrictsError as exc:
-                raise ValueError(f"districts_geojson: {exc}") from None
-        return self
+                raise ValueError(str(exc)) from None
+        return path
 
 
 class AuthSettings(BaseModel):
