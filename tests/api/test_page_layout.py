@@ -175,3 +175,15 @@ def test_desktop_layout(browser: Browsed, served: str, tmp_path: Path) -> None:
     assert closed["legend"]["height"] <= 0.06 * closed["map"]["height"], closed["legend"]
     page.reload()
     expect(page.locator("#legend")).to_have_attribute("data-open", "false", timeout=20_000)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("viewport", [{"width": 768, "height": 1024},
+                                      {"width": 1024, "height": 700}],
+                         ids=["tablet", "small-laptop"])
+def test_between_phone_and_desktop(browser: Browsed, served: str,
+                                   viewport: dict[str, int]) -> None:
+    """The widths between the two layouts (the map above the tables up to 900 px) do not
+    scroll sideways either, and keep every row's values on screen."""
+    geometry = _open(browser.page, served, viewport)
+    _assert_common(geometry)
