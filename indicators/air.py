@@ -10,7 +10,6 @@ results into points.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -85,15 +84,6 @@ def _average(hourly: Mapping[int, Mapping[str, float]], parameter: str, end_ms: 
     values = _hour_values(hourly, parameter, end_ms, hours)
     result = ispu_index.average_for_ispu(values, parameter)
     return None if result.insufficient or result.mean_ugm3 is None else float(result.mean_ugm3)
-
-
-def daily_mean(hourly: Mapping[int, Mapping[str, float]], parameter: str, end_ms: int,
-               min_hours: int) -> float | None:
-    """Mean of the 24 hourly means before ``end_ms``; None with fewer than ``min_hours``."""
-    values = [v for v in _hour_values(hourly, parameter, end_ms, 24) if v is not None]
-    if len(values) < min_hours:
-        return None
-    return math.fsum(values) / len(values)
 
 
 def _day_value(hourly: Mapping[int, Mapping[str, float]], parameter: str, window: Window,
@@ -202,11 +192,6 @@ def ispu_points(window: Window, stations: list[StationIspu]) -> list[Point]:
             point.put("worst_device", station.key.device)
             points.append(point)
     return points
-
-
-def _last_hour(hourly: Mapping[int, Mapping[str, float]], parameter: str,
-               end_ms: int) -> float | None:
-    return hourly.get(end_ms - HOUR_MS, {}).get(parameter)
 
 
 def _aqi_value(hourly: Mapping[int, Mapping[str, float]], table: str, end_ms: int,
