@@ -63,12 +63,15 @@ def build() -> dm.Dashboard:
     board.with_panel(stat_panel(
         bi("Penduduk terpantau pos banjir", "Population covered by a flood gauge"),
         q(_city_day("population_share_flood_gauge")), unit="percentunit", time_from=DAYS,
-        description="ISO 37122: share of the population living in a district with a live flood "
-                    "gauge that has Siaga thresholds (so its levels raise alerts)."))
+        description="The project's own sensing coverage: share of the population living in a "
+                    "district with a live flood gauge that has Siaga thresholds (so its levels "
+                    "raise alerts)."))
     board.with_panel(stat_panel(
-        bi("Insiden per 100 ribu penduduk", "Incidents per 100 000 people"),
-        q(_city_day("incidents_per_100k")), time_from=DAYS,
-        description="ISO 37120 style: safety events (all but test) per day per 100 000."))
+        bi("Kejadian sensor keamanan per 100 ribu penduduk",
+           "Safety sensor events per 100 000 people"),
+        q(_city_day("safety_sensor_events_per_100k")), time_from=DAYS,
+        description="The project's own figure, not an ISO 37120 rate: events reported by safety "
+                    "devices (all but test) per day per 100 000."))
     board.with_panel(timeseries_panel(
         bi("ISPU per kecamatan", "ISPU per district"),
         [q('SELECT last("ispu") FROM "ispu" WHERE "window" = \'1h\' AND "scope" = \'district\' '
@@ -101,7 +104,8 @@ def build() -> dm.Dashboard:
            'last("flood_gauge_live") AS "Pos banjir", '
            'last("flood_gauge_alerting") AS "Pos banjir + Siaga", '
            'last("siaga2_hours") AS "Jam Siaga ≤2", '
-           'last("incidents") AS "Insiden", last("incidents_per_100k") AS "Insiden/100rb", '
+           'last("safety_sensor_events") AS "Kejadian sensor", '
+           'last("safety_sensor_events_per_100k") AS "Kejadian/100rb", '
            'last("noise_night_exceedances") AS "Bising malam", '
            'last("uptime_share") AS "Uptime" FROM "city_indicators" '
            f'WHERE "window" = \'1d\' AND "scope" = \'district\' AND {filters()} '

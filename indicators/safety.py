@@ -1,11 +1,12 @@
-"""Public-safety (trantibumlinmas) events per district and city, by category, and the incidents
-open at a window's end. Pure functions; the step at the
-end (registered in indicators.steps) queries for them."""
+"""Public-safety (trantibumlinmas) events per district and city, by category, the incidents
+open at a window's end and the day's response times (first event -> resolution). Pure
+functions; the step at the end (registered in indicators.steps) queries for them."""
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -14,10 +15,11 @@ from indicators import steps
 from indicators.context import DistrictTable
 from indicators.outputs import output
 from indicators.points import Point
-from indicators.windows import Window
+from indicators.windows import HOUR_MS, Window
 
-__all__ = ["EXCLUDED_EVENTS", "INCIDENTS_MEASUREMENT", "RESOLVED", "EventCounts", "Incident",
-           "SafetyEvent", "events_from_series", "incident_points", "safety_points",
+__all__ = ["ALL", "EXCLUDED_EVENTS", "INCIDENTS_MEASUREMENT", "RESOLVED", "EventCounts",
+           "Incident", "ResponseStats", "Responses", "SafetyEvent", "events_from_series",
+           "incident_points", "response_minutes", "response_stats", "safety_points",
            "unresolved_incidents"]
 
 SAFETY_EVENTS = output("safety_events").measurement
@@ -30,6 +32,8 @@ ALL = "all"
 
 # (city, district, event) -> (events, summed count)
 EventCounts = dict[tuple[str, str, str], tuple[float, float]]
+# (city, district, category or ``all``) -> minutes from first event to resolution, per incident
+Responses = dict[tuple[str, str, str], list[float]]
 
 
 def per_100k(events: float, population: float | None) -> float | None:
@@ -40,10 +44,14 @@ def per_100k(events: float, population: float | None) -> float | None:
 
 def safety_points(window: Window, counts: EventCounts,
                   monitored: Iterable[tuple[str, str]],
-                  districts: DistrictTable) -> list[Point]:
+                  districts: DistrictTable, responses: Responses | None = None,
+                  target_min: float = 15.0) -> list[Point]:
     """Counts per district and event, an ``all`` series (0 where a monitored district was quiet),
     and the same for each city. ``monitored``: (city, district) with a registered safety device.
+    ``responses`` (day windows): the response times of the incidents resolved in the window, by
+    the category of their first event and ``all`` (``response_minutes``).
     """
+    responses = responses or {}
     by_district: dict[tuple[str, str, str], list[float]] = defaultdict(lambda: [0.0, 0.0])
     for (city, district, event), (events, total) in counts.items():
         by_district[(city, district, event)][0] += events
@@ -53,6 +61,11 @@ def safety_points(window: Window, counts: EventCounts,
             by_district[(city, district, ALL)][1] += total
     for city, district in monitored:  # a quiet monitored district counts 0
         by_district.setdefault((city, district, ALL), [0.0, 0.0])
+    for key in responses:  # resolved today, first reported on an earlier day
+        by_district.setdefault(key, [0.0, 0.0])
+    city_responses: Responses = defaultdict(list)
+    for (city, _district, event), minutes in responses.items():
+        city_responses[(city, "", event)] += minutes
     by_city: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0])
     for (city, _district, event), (events, total) in by_district.items():
         by_city[(city, event)][0] += events
@@ -67,6 +80,7 @@ def safety_points(window: Window, counts: EventCounts,
         if window.name == "1d":
             known = districts.get(city, district)
             point.put("per_100k", per_100k(events, known.population if known else None))
+            _put_responses(point, responses.get((city, district, event), []), target_min)
         points.append(point)
     for (city, event), (events, total) in sorted(by_city.items()):
         point = Point(SAFETY_EVENTS, {"window": window.name, "scope": "city", "city": city,
@@ -75,8 +89,74 @@ def safety_points(window: Window, counts: EventCounts,
         point.put("count", total)
         if window.name == "1d":
             point.put("per_100k", per_100k(events, _city_population(districts, city)))
+            _put_responses(point, city_responses.get((city, "", event), []), target_min)
         points.append(point)
     return points
+
+
+@dataclass(frozen=True)
+class ResponseStats:
+    resolved: int
+    median_min: float | None
+    p90_min: float | None
+    within_target_share: float | None
+
+
+def _nearest_rank(ordered: Sequence[float], share: float) -> float:
+    """The nearest-rank percentile: the smallest value with at least ``share`` of the values at
+    or below it (no interpolation, so it is always a response that happened)."""
+    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
+
+
+def response_stats(minutes: Sequence[float], target_min: float) -> ResponseStats:
+    """Median (the mean of the two middle values for an even count), nearest-rank 90th
+    percentile and the share at or under the target."""
+    if not minutes:
+        return ResponseStats(0, None, None, None)
+    ordered = sorted(minutes)
+    count = len(ordered)
+    middle = count // 2
+    median = ordered[middle] if count % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+    within = sum(1 for value in ordered if value <= target_min) / count
+    return ResponseStats(count, median, _nearest_rank(ordered, 0.9), within)
+
+
+def _put_responses(point: Point, minutes: Sequence[float], target_min: float) -> None:
+    stats = response_stats(minutes, target_min)
+    point.put("resolved_incidents", float(stats.resolved))
+    point.put("response_median_min", stats.median_min)
+    point.put("response_p90_min", stats.p90_min)
+    point.put("response_within_target_share", stats.within_target_share)
+
+
+def response_minutes(window: Window, events: Iterable[SafetyEvent]) -> Responses:
+    """Minutes from first event to resolution of every incident resolved inside the window, by
+    (city, district, category) of its first event and under ``all``.
+
+    Only incidents with an ``incident_id`` can be resolved. The first ``resolved`` event of an
+    id is its resolution (a later one changes nothing, one before the window means it was
+    resolved earlier); an incident whose first event is not among ``events`` (older than the
+    lookback) is left out, not guessed.
+    """
+    first: dict[tuple[str, str], SafetyEvent] = {}
+    resolved_at: dict[tuple[str, str], int] = {}
+    for event in sorted(events):
+        if event.time_ms >= window.end_ms or not event.incident_id:
+            continue
+        key = (event.city, event.incident_id)
+        if event.event == RESOLVED:
+            resolved_at.setdefault(key, event.time_ms)
+        elif event.event not in EXCLUDED_EVENTS and key not in resolved_at:
+            first.setdefault(key, event)
+    out: Responses = defaultdict(list)
+    for key, resolved_ms in resolved_at.items():
+        opened = first.get(key)
+        if opened is None or resolved_ms < window.start_ms:
+            continue
+        minutes = (resolved_ms - opened.time_ms) / 60_000
+        out[(opened.city, opened.district, opened.event)].append(minutes)
+        out[(opened.city, opened.district, ALL)].append(minutes)
+    return dict(out)
 
 
 def _city_population(districts: DistrictTable, city: str) -> float | None:
@@ -226,8 +306,22 @@ async def _span_step(span: steps.Span) -> list[Point]:
                 float(values.get("events") or 0.0), float(values.get("total") or 0.0))
     span.safety_counts = counts
     districts = monitored(span)
-    return (safety_points(window, counts, sorted(districts), span.context.districts)
+    if window.name == "1d":
+        span.responses = response_minutes(window, await _lookback_events(span))
+    return (safety_points(window, counts, sorted(districts), span.context.districts,
+                          span.responses, span.settings.safety.response_target_min)
             + await span.open_incidents(window, districts))
+
+
+async def _lookback_events(span: steps.Span) -> list[SafetyEvent]:
+    """The safety events of ``safety.incident_lookback_h`` before the window end: an incident
+    resolved today may have been reported days ago."""
+    end = span.window.end_ms
+    start = end - int(span.settings.safety.incident_lookback_h * HOUR_MS)
+    series = await span.query(q.raw_query(
+        "safety", ["incident_id", "count"], start, end, span.city,
+        ["city", "district", "device", "event"]))
+    return events_from_series(q.rows_by_tags(series))
 
 
 steps.add("safety-incidents-minute", ("1m",), 20, _minute_step)

@@ -16,12 +16,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 # Importing the indicator modules registers their steps: each ends with ``steps.add(...)``.
 from indicators import air, city, noise, rain, safety, steps, uptime, water  # noqa: F401
 from indicators import queries as q
 from indicators.air import Hourly, hourly_air_query, hourly_means
 from indicators.city import Limits
 from indicators.context import Context, load_districts
+from indicators.coverage import Coverage, covered_districts, read_subscriptions
 from indicators.metrics import IndicatorCounters, serve_metrics
 from indicators.outputs import output, replaced_measurements
 from indicators.points import Point, to_lines
@@ -41,6 +44,7 @@ from kota.indices.siaga import load_gauges
 from kota.influx import InfluxClient, InfluxDataError, InfluxUnavailable
 from kota.registry import Registry, RegistryWatcher
 from kota.standards import load_air_quality_standards
+from store.db import make_engine
 
 __all__ = ["RUNS_MEASUREMENT", "IndicatorService", "PassReport"]
 
@@ -80,13 +84,25 @@ class IndicatorService:
         self.limits = Limits(pm25_national=standards["national_pm25_24h"].limit_ugm3,
                              pm25_who=standards["who_pm25_24h"].limit_ugm3,
                              min_hours=settings.air.min_hours_per_day,
-                             live_min_hours=settings.air.live_min_hours)
+                             live_min_hours=settings.air.live_min_hours,
+                             annual_days=settings.air.annual_days,
+                             annual_min_valid_share=settings.air.annual_min_valid_share,
+                             response_target_min=settings.safety.response_target_min)
+        # Alert coverage (ISO 37122) reads the confirmed subscriptions; without the database
+        # the fields are absent, said once here rather than every day.
+        self.subscriptions_engine = (make_engine(settings.database.url)
+                                     if settings.database is not None else None)
+        if self.subscriptions_engine is None:
+            log.info("alert coverage (city_indicators population_share_alerts_*) is not "
+                     "computed: set indicators.database.url to the alert service's database")
         self.zone = settings.zone()
         self.influx = InfluxClient(settings.influx)
         self.counters = IndicatorCounters()
 
     async def close(self) -> None:
         await self.influx.close()
+        if self.subscriptions_engine is not None:
+            self.subscriptions_engine.dispose()
 
     # -- watermark -----------------------------------------------------------------------------
     async def watermark(self, name: WindowName) -> int | None:
@@ -239,7 +255,8 @@ class IndicatorService:
     async def points_for(self, window: Window) -> list[Point]:
         """Every registered step of the window's length (indicators.steps), in order."""
         span = Span(window, self.settings, self.context, self.gauges, self.zone, self.limits,
-                    self._query, self._air_hourly, self._incidents, self._ispu_ranks)
+                    self._query, self._air_hourly, self._incidents, self._ispu_ranks,
+                    coverage=self._coverage if self.subscriptions_engine is not None else None)
         points: list[Point] = []
         for step in steps.registered(window.name):
             points += await step.compute(span)
@@ -255,6 +272,21 @@ class IndicatorService:
         return incident_points(
             window, events_from_series(q.rows_by_tags(incident_series)), sorted(monitored),
             int(self.settings.safety.incident_open_horizon_h * HOUR_MS))
+
+    async def _coverage(self, at_ms: int) -> Coverage | None:
+        """Districts the subscriptions confirmed at ``at_ms`` reach; None (fields absent) when
+        the database cannot answer, which must not hold back the other indicators."""
+        engine = self.subscriptions_engine
+        if engine is None:
+            return None
+        try:
+            subscriptions = await asyncio.to_thread(read_subscriptions, engine, at_ms)
+        except SQLAlchemyError as exc:
+            log.warning("alert coverage not computed: indicators.database (%s) did not answer: "
+                        "%s", engine.url.render_as_string(hide_password=True),
+                        str(exc).splitlines()[0])
+            return None
+        return covered_districts(subscriptions, list(self.context.registry))
 
     async def _ispu_ranks(self, window: Window) -> dict[tuple[str, str], dict[int, float]]:
         """Hourly category ranks of complete district and city ISPU points within the day."""

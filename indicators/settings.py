@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from kota.influx import InfluxSettings
 from kota.settings import CityName, LoggingSettings
+from store.settings import DatabaseSettings
 
 WindowName = Literal["1m", "1h", "1d"]
 
@@ -29,6 +30,14 @@ class AirSettings(BaseModel):
     live_min_hours: int = Field(
         default=18, ge=1, le=24,
         description="Hours with data for a station or gauge to count as live for a day")
+    annual_days: int = Field(
+        default=365, ge=2, le=366,
+        description="Days the annual means of city_indicators average over (the local day and "
+                    "the days before it); ISO 37120 reports a year's mean of daily means")
+    annual_min_valid_share: float = Field(
+        default=0.75, gt=0, le=1,
+        description="Share of annual_days with a valid daily mean for a complete annual mean "
+                    "(75 %, the same convention as min_hours_per_day; ISO 37120 sets none)")
 
 
 class SiagaSettings(BaseModel):
@@ -75,6 +84,11 @@ class SafetySettings(BaseModel):
         default=168, gt=0, le=24 * 92,
         description="How far back from a window end safety events are read to find incidents "
                     "(stale ones older than this are no longer counted); >= the open horizon")
+    response_target_min: float = Field(
+        default=15, gt=0, le=24 * 60,
+        description="Target for the time from an incident's first event to its resolution: "
+                    "15 min is the fire service's SPM (Permendagri 114/2018: response to a fire "
+                    "report within 15 minutes)")
 
 
 _DURATION = r"^[1-9][0-9]{0,5}(s|m|h|d|w)$"
@@ -142,6 +156,10 @@ class IndicatorSettings(LoggingSettings):
     uptime: UptimeSettings = Field(default_factory=UptimeSettings)
     safety: SafetySettings = Field(default_factory=SafetySettings)
     rollup: RollupSettings = Field(default_factory=RollupSettings)
+    database: DatabaseSettings | None = Field(
+        default=None,
+        description="The alert service's database (alerts.database), read for the alert "
+                    "coverage of city_indicators (confirmed subscriptions); empty: no coverage")
     write_batch_points: int = Field(default=5000, ge=1, le=100_000,
                                     description="Points per InfluxDB write")
     metrics_host: str = Field(default="127.0.0.1", description="Prometheus /metrics address")

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from indicators.air import Hourly
     from indicators.city import Limits
     from indicators.context import Context
-    from indicators.safety import EventCounts
+    from indicators.coverage import Coverage
+    from indicators.safety import EventCounts, Responses
     from indicators.uptime import Uptime
 
 __all__ = ["STEPS", "Span", "Step", "add", "registered"]
@@ -48,7 +49,10 @@ class Span:
     siaga: list[Point] = field(default_factory=list)
     noise: list[Point] = field(default_factory=list)
     safety_counts: EventCounts = field(default_factory=dict)
+    responses: Responses = field(default_factory=dict)
     uptime: Uptime | None = None
+    # the confirmed subscriptions as of a time (ms), for alert coverage; None: no database
+    coverage: Callable[[int], Awaitable[Coverage | None]] | None = None
 
     @property
     def city(self) -> str | None:

@@ -49,7 +49,7 @@ def test_flood_coverage_counts_gauges_that_can_alert(
     inputs = CityInputs(
         gauge_hours={("jakarta", d): h for d, h in gauges.items()},
         alerting_gauge_hours={("jakarta", d): h for d, h in alerting.items()},
-        incidents={("jakarta", "Menteng"): 0.0})
+        sensor_events={("jakarta", "Menteng"): 0.0})
     points = by_scope(city_points(DAY, inputs, TABLE, LIMITS))
     for district, expected in live.items():
         assert points[("jakarta", district)]["flood_gauge_live"] is expected
@@ -59,15 +59,16 @@ def test_flood_coverage_counts_gauges_that_can_alert(
 
 
 def test_each_city_uses_its_own_rows_of_the_district_table() -> None:
-    inputs = CityInputs(incidents={("jakarta", "Menteng"): 3.0, ("bandung", "Coblong"): 6.0},
+    inputs = CityInputs(sensor_events={("jakarta", "Menteng"): 3.0, ("bandung", "Coblong"): 6.0},
                         safety_heard={("bandung", "Coblong")})
     points = by_scope(city_points(DAY, inputs, TABLE, LIMITS))
     assert points[("bandung", "")]["population"] == 120_000.0
-    assert points[("bandung", "")]["incidents_per_100k"] == pytest.approx(5.0)
+    assert points[("bandung", "")]["safety_sensor_events_per_100k"] == pytest.approx(5.0)
     assert points[("bandung", "")]["area_km2"] == pytest.approx(7.35)
     assert points[("bandung", "")]["districts_safety_monitored_share"] == 1.0
     assert points[("jakarta", "")]["population"] == 278_000.0
-    assert points[("jakarta", "")]["incidents_per_100k"] == pytest.approx(3 / 278_000 * 1e5)
+    assert points[("jakarta", "")]["safety_sensor_events_per_100k"] == pytest.approx(
+        3 / 278_000 * 1e5)
     assert points[("jakarta", "")]["districts_safety_monitored_share"] == 0.0
 
     events = safety_points(DAY, {("bandung", "Coblong", "fire"): (6.0, 6.0)},
@@ -124,12 +125,12 @@ def test_a_generic_row_does_not_count_again_where_the_city_has_its_own(tmp_path:
 def test_same_district_names_in_two_cities_stay_apart() -> None:
     table = DistrictTable([District("Menteng", 6.53, 68_000.0, 2020, "jakarta"),
                            District("Menteng", 3.0, 50_000.0, 2020, "bogor")])
-    inputs = CityInputs(incidents={("jakarta", "Menteng"): 1.0, ("bogor", "Menteng"): 1.0},
+    inputs = CityInputs(sensor_events={("jakarta", "Menteng"): 1.0, ("bogor", "Menteng"): 1.0},
                         safety_heard={("jakarta", "Menteng")})
     points = by_scope(city_points(DAY, inputs, table, LIMITS))
     assert points[("jakarta", "")]["districts_safety_monitored"] == 1.0
     assert points[("bogor", "")]["districts_safety_monitored"] == 0.0
-    assert points[("bogor", "Menteng")]["incidents_per_100k"] == pytest.approx(2.0)
+    assert points[("bogor", "Menteng")]["safety_sensor_events_per_100k"] == pytest.approx(2.0)
 
 
 def test_a_city_that_is_not_a_registry_tag_is_refused(tmp_path: Path) -> None:

@@ -285,8 +285,8 @@ def test_a_day_of_city_indicators(influxdb: LocalService, database: str) -> None
     assert city["pm25_exceeds_who"] is True and city["pm25_exceeds_national"] is False
     assert city["air_stations_live"] == 1.0
     assert city["air_stations_per_km2"] == pytest.approx(1 / 6.53)
-    assert city["incidents"] == 3.0  # "test" events are not incidents
-    assert city["incidents_per_100k"] == pytest.approx(3 / 68_000 * 100_000)
+    assert city["safety_sensor_events"] == 3.0  # "test" events are not counted
+    assert city["safety_sensor_events_per_100k"] == pytest.approx(3 / 68_000 * 100_000)
     assert city["uptime_share"] == pytest.approx((1.0 + 1 / 96) / 2)  # air-a-status, panic-a
     assert city["noise_night_exceedances"] == 1.0  # 60 dBA > 55 at night, residential
     # hourly ISPU categories: every hour valid, each Baik or Sedang by the rolling 24-h mean
@@ -308,7 +308,7 @@ def test_a_day_of_city_indicators(influxdb: LocalService, database: str) -> None
     assert whole["districts_safety_monitored"] == 1.0
     assert whole["districts_safety_monitored_share"] == pytest.approx(0.5)
     assert whole["population_share_flood_gauge"] == pytest.approx(210_000 / 278_000)
-    assert whole["incidents_per_100k"] == pytest.approx(3 / 278_000 * 100_000)
+    assert whole["safety_sensor_events_per_100k"] == pytest.approx(3 / 278_000 * 100_000)
 
     gauge = point(influxdb, database, "siaga", "\"window\"='1d'")
     assert gauge["hours_siaga2_or_worse"] == 2.0 and gauge["complete"] is True
