@@ -39,6 +39,8 @@ class DevicePublic(BaseModel):
     kind: str
     city: str
     district: str = Field(description="Kecamatan")
+    district_code: str = Field(default="", description="Its Kemendagri code (kode wilayah, "
+                                                       "e.g. 31.71.01); empty: none known")
     kelurahan: str
     lat: float
     lon: float

@@ -3,7 +3,9 @@
 Kept as a data file (YAML or CSV) so field teams edit it without touching code; with the
 relational store, ``kota devices`` and the API keep it in the database and export this file
 (:meth:`Registry.save`, atomic). Services read the file and pick up changes without a restart
-(:class:`RegistryWatcher`). Points carry the registry's city, district and kelurahan as tags.
+(:class:`RegistryWatcher`). Points carry the registry's city, district, its Kemendagri code
+(``district_code``, from :mod:`kota.regions` unless the device gives its own) and kelurahan as
+tags.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from kota.aio import sleep_or_stop
 from kota.config import yaml_problem
 from kota.kinds import KINDS
+from kota.regions import CODE_PATTERN, default_codes
 
 __all__ = [
     "CITY_PATTERN",
@@ -55,11 +58,27 @@ class Device(BaseModel):
     kind: str
     city: Annotated[str, Field(pattern=CITY_PATTERN)]
     district: Annotated[str, Field(pattern=PLACE_PATTERN, description="Kecamatan")]
+    district_code: Annotated[str, Field(
+        pattern=f"(?:{CODE_PATTERN})|^$",
+        description="Kemendagri kecamatan code (kode wilayah, e.g. 31.71.01); default: the "
+                    "one kota/regions gives the city and district, empty if it has none")] = ""
     kelurahan: Annotated[str, Field(pattern=r"^[^\n\r\t\\]{0,64}$")] = ""
     lat: Annotated[float, Field(ge=-90, le=90)]
     lon: Annotated[float, Field(ge=-180, le=180)]
     name: str = ""
     params: dict[str, ParamValue] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _code_from_table(cls, data: object) -> object:
+        # Not given (or empty): the table's code for this city and district, if it has one.
+        if isinstance(data, dict) and not data.get("district_code"):
+            city, district = data.get("city"), data.get("district")
+            if isinstance(city, str) and isinstance(district, str):
+                code = default_codes().code(city, district)
+                if code is not None:
+                    return {**data, "district_code": code}
+        return data
 
     @field_validator("kind")
     @classmethod
@@ -79,9 +98,15 @@ class Device(BaseModel):
             )
         return self
 
+    def table_code(self) -> str | None:
+        """The code kota/regions gives this device's city and district (None: none)."""
+        return default_codes().code(self.city, self.district)
+
     def tags(self) -> dict[str, str]:
         tags = {"city": self.city, "district": self.district, "kind": self.kind,
                 "device": self.device_id}
+        if self.district_code:
+            tags["district_code"] = self.district_code
         if self.kelurahan:
             tags["kelurahan"] = self.kelurahan
         return tags
@@ -135,6 +160,7 @@ class Registry:
                     for err in exc.errors()
                 )
                 raise RegistryError(f"{where}: {problems}") from None
+            _warn_about_code(devices[-1], f"{path}{_line_of(path, number)}")
         return cls(devices)
 
     def dump_yaml(self) -> str:
@@ -228,8 +254,23 @@ class RegistryWatcher:
                 log.exception("unexpected error while reloading the registry %s", self.path)
 
 
-_CSV_COLUMNS = ("device_id", "kind", "city", "district", "kelurahan", "lat", "lon", "name")
+_CSV_COLUMNS = ("device_id", "kind", "city", "district", "district_code", "kelurahan", "lat",
+                "lon", "name")
 _BASE_COLUMNS = set(_CSV_COLUMNS)
+
+
+def _warn_about_code(device: Device, where: str) -> None:
+    """One line when a device has no region code, or one that differs from the table's: the
+    device still loads (its points then carry no ``district_code`` tag, or its own)."""
+    table = device.table_code()
+    if not device.district_code:
+        log.warning("%s: device %s: no Kemendagri code for district %r of city %r; add the "
+                    "kecamatan to kota/regions/kecamatan_codes.csv or give the device a "
+                    "district_code", where, device.device_id, device.district, device.city)
+    elif table is not None and device.district_code != table:
+        log.warning("%s: device %s: district_code %s differs from %s, the code of %s in "
+                    "kota/regions; the device's own is used", where, device.device_id,
+                    device.district_code, table, device.district)
 
 
 def _line_of(path: Path, number: int) -> str:

@@ -246,6 +246,8 @@ def _param(text: str) -> tuple[str, float | str]:
 @click.option("--kind", required=True, help="Its kind (kota/kinds: air, water, rain, ...).")
 @click.option("--city", required=True, help="City part of its topic (jakarta).")
 @click.option("--district", required=True, help="Kecamatan.")
+@click.option("--district-code", default="",
+              help="Its Kemendagri code (e.g. 32.71.02); default: kota/regions' for the district.")
 @click.option("--kelurahan", default="", help="Kelurahan.")
 @click.option("--lat", type=float, required=True, help="Latitude, degrees.")
 @click.option("--lon", type=float, required=True, help="Longitude, degrees.")
@@ -253,14 +255,14 @@ def _param(text: str) -> tuple[str, float | str]:
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
               help="A parameter of its kind (gauge_id=..., mount_height_cm=..., zone=...).")
 @_device_options
-def devices_add(device_id: str, kind: str, city: str, district: str, kelurahan: str, lat: float,
-                lon: float, name: str, params: tuple[str, ...], registry_file: str | None,
-                config_file: str | None, url: str | None) -> None:
+def devices_add(device_id: str, kind: str, city: str, district: str, district_code: str,
+                kelurahan: str, lat: float, lon: float, name: str, params: tuple[str, ...],
+                registry_file: str | None, config_file: str | None, url: str | None) -> None:
     """Register DEVICE_ID, make its broker account, print its agent config (password once)."""
     try:
         device = Device(device_id=device_id, kind=kind, city=city, district=district,
-                        kelurahan=kelurahan, lat=lat, lon=lon, name=name,
-                        params=dict(_param(text) for text in params))
+                        district_code=district_code, kelurahan=kelurahan, lat=lat, lon=lon,
+                        name=name, params=dict(_param(text) for text in params))
     except ValidationError as exc:
         fail(device_problems(exc))
     provisioner = _provisioner(config_file, url, registry_file)
@@ -296,15 +298,17 @@ def devices_decommission(device_id: str, registry_file: str | None, config_file:
 @click.option("--all", "include_all", is_flag=True, help="Decommissioned devices too.")
 @_options
 def devices_list(include_all: bool, config_file: str | None, url: str | None) -> None:
-    """Devices in the database: id, kind, city, district, status, broker account, added."""
+    """Devices in the database: id, kind, city, district and its Kemendagri code, status,
+    broker account, added."""
     provisioner = _provisioner(config_file, url, None)
-    click.echo(f"{'device_id':24}  {'kind':8}  {'city':10}  {'district':16}  {'status':14}  "
-               f"{'account':10}  added (UTC)")
+    click.echo(f"{'device_id':24}  {'kind':8}  {'city':10}  {'district':16}  {'code':8}  "
+               f"{'status':14}  {'account':10}  added (UTC)")
     for info in provisioner.store.list(include_all):
         d = info.device
         account = "dynsec" if info.provisioned else "passwd"
         click.echo(f"{d.device_id:24}  {d.kind:8}  {d.city:10}  {d.district:16}  "
-                   f"{info.status:14}  {account:10}  {_when(info.created_at)}")
+                   f"{d.district_code or '-':8}  {info.status:14}  {account:10}  "
+                   f"{_when(info.created_at)}")
 
 
 @devices.command("import", context_settings=CONTEXT)

@@ -117,12 +117,13 @@ class DeviceInfo:
 
 def _device_of(row: DeviceRecord) -> Device:
     return Device(device_id=row.device_id, kind=row.kind, city=row.city, district=row.district,
-                  kelurahan=row.kelurahan, lat=row.lat, lon=row.lon, name=row.name,
-                  params=json.loads(row.params or "{}"))
+                  district_code=row.district_code or "", kelurahan=row.kelurahan, lat=row.lat,
+                  lon=row.lon, name=row.name, params=json.loads(row.params or "{}"))
 
 
 def _fill(row: DeviceRecord, device: Device) -> None:
     row.kind, row.city, row.district = device.kind, device.city, device.district
+    row.district_code = device.district_code
     row.kelurahan, row.lat, row.lon, row.name = (device.kelurahan, device.lat, device.lon,
                                                  device.name)
     row.params = json.dumps(device.params, sort_keys=True)

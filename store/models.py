@@ -58,6 +58,8 @@ class DeviceRecord(Base):
     kind: Mapped[str] = mapped_column(String(32))
     city: Mapped[str] = mapped_column(String(32))
     district: Mapped[str] = mapped_column(String(64))
+    # Kemendagri kecamatan code (e.g. 31.71.01); "" = none: the registry takes kota/regions'.
+    district_code: Mapped[str] = mapped_column(String(8), default="")
     kelurahan: Mapped[str] = mapped_column(String(64), default="")
     lat: Mapped[float] = mapped_column(Float)
     lon: Mapped[float] = mapped_column(Float)

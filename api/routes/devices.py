@@ -87,6 +87,9 @@ class DeviceCreate(BaseModel):
     kind: str
     city: str
     district: str = Field(description="Kecamatan")
+    district_code: str = Field(default="", description="Its Kemendagri code (kode wilayah, "
+                                                       "e.g. 32.71.02); default: the one "
+                                                       "kota/regions gives the district")
     kelurahan: str = ""
     lat: float
     lon: float

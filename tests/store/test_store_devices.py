@@ -168,3 +168,16 @@ def test_ingest_and_indicators_see_a_changed_registry_file(tmp_path: Path) -> No
     assert indicators.context.registry.get("w-2") is not None
     after = ingest.parser.parse("kota/jakarta/water/w-2", b'{"level_cm": 1}', 1_767_225_600_000)
     assert "district=Tebet" in after.lines[0]
+
+
+def test_rows_keep_the_region_code(database_url: str) -> None:
+    """The devices table keeps each device's Kemendagri code (migration 0005): the table's,
+    or the device's own outside it; the exported file carries it."""
+    store = _store(database_url)
+    katulampa = Device(device_id="w-k", kind="water", city="jakarta", district="Bogor Timur",
+                       district_code="32.71.02", lat=-6.63, lon=106.84)
+    store.add(_device("w-t", district="Tebet"), "test", False)
+    store.add(katulampa, "test", False)
+    assert [(d.device_id, d.district_code) for d in store.registry()] == [
+        ("w-k", "32.71.02"), ("w-t", "31.74.01")]
+    assert store.get("w-k") is not None and store.get("w-k").device == katulampa
