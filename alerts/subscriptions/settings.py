@@ -70,7 +70,7 @@ class DeliverySettings(BaseModel):
                            description="Claimed notifications are due again after this if "
                                        "not marked by then (a notifier killed mid-batch: "
                                        "they are sent again, with the same key)")
-    mark_every: int = Field(default=100, ge=1, le=10_000,
+    mark_every: int = Field(default=50, ge=1, le=10_000,
                             description="Sent messages marked per transaction; a notifier "
                                         "killed mid-batch sends at most about twice this "
                                         "again")

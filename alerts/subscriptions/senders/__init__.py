@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 from zoneinfo import ZoneInfo
@@ -18,8 +19,8 @@ from zoneinfo import ZoneInfo
 from alerts.channels._contract import DeliveryError
 from alerts.model import LANGUAGES, AlertView
 
-__all__ = ["WIB", "DeliveryError", "Feed", "Message", "Outcome", "Recipient", "Sender", "compose",
-           "drain_in_threads", "languages_for", "title"]
+__all__ = ["WIB", "DeliveryError", "Feed", "Item", "Message", "Outcome", "Recipient", "Sender",
+           "Threads", "compose", "drain_in_threads", "languages_for", "title"]
 
 # Western Indonesia Time (UTC+7): how Jakarta reads a clock.
 WIB = ZoneInfo("Asia/Jakarta")
@@ -96,15 +97,39 @@ class Feed(Generic[T]):
         return index, self._items[index]
 
 
-async def drain_in_threads(items: Sequence[T], threads: int,
+class Threads:
+    """A sender's own threads, as many as it may have messages in flight: batches queue for
+    them, so a channel never has more in flight than its setting however many batches are
+    being delivered (asyncio's shared pool has min(32, cores + 4) threads for everything)."""
+
+    def __init__(self, count: int, name: str) -> None:
+        self.count = count
+        self._name = name
+        self._pool: ThreadPoolExecutor | None = None
+
+    def pool(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.count,
+                                            thread_name_prefix=f"kota-{self._name}")
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+
+async def drain_in_threads(items: Sequence[T], threads: Threads,
                            drain: Callable[[Feed[T], list[Outcome]], None]) -> list[Outcome]:
-    """Run ``drain(feed, outcomes)`` in up to ``threads`` threads until the feed is empty: one
-    thread hand-off per thread and batch, not per message. An item no thread got to (a drain
-    that raised) stays a retryable error."""
+    """Run ``drain(feed, outcomes)`` in up to ``threads.count`` of the sender's threads until
+    the feed is empty: one thread hand-off per thread and batch, not per message. An item no
+    thread got to (a drain that raised) stays a retryable error."""
     outcomes: list[Outcome] = [DeliveryError("not attempted")] * len(items)
     feed = Feed(items)
-    count = max(1, min(threads, len(items)))
-    results = await asyncio.gather(*(asyncio.to_thread(drain, feed, outcomes)
+    count = max(1, min(threads.count, len(items)))
+    loop = asyncio.get_running_loop()
+    pool = threads.pool()
+    results = await asyncio.gather(*(loop.run_in_executor(pool, drain, feed, outcomes)
                                      for _ in range(count)), return_exceptions=True)
     for result in results:
         if isinstance(result, BaseException) and not isinstance(result, Exception):

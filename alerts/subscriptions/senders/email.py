@@ -39,6 +39,7 @@ from alerts.subscriptions.senders import (
     Message,
     Outcome,
     Recipient,
+    Threads,
     compose,
     drain_in_threads,
     languages_for,
@@ -278,6 +279,7 @@ class EmailSender:
     def __init__(self, settings: SubscriptionSettings) -> None:
         self.settings = settings
         self.pool = SmtpPool(settings.smtp)
+        self.threads = Threads(settings.smtp.pool_size, "smtp")
         self._shared: OrderedDict[tuple[tuple[int, ...], str], _Shared] = OrderedDict()
         self._shared_lock = threading.Lock()
 
@@ -317,7 +319,8 @@ class EmailSender:
 
     async def send_batch(self, items: Sequence[Item]) -> list[Outcome]:
         """Up to ``smtp.pool_size`` sessions at once, each sending its share in turn."""
-        return await drain_in_threads(items, self.settings.smtp.pool_size, self._drain)
+        return await drain_in_threads(items, self.threads, self._drain)
 
     async def close(self) -> None:
+        await asyncio.to_thread(self.threads.close)
         await asyncio.to_thread(self.pool.close)

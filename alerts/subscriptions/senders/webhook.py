@@ -35,6 +35,7 @@ from alerts.subscriptions.senders import (
     Message,
     Outcome,
     Recipient,
+    Threads,
     drain_in_threads,
 )
 from alerts.subscriptions.settings import SubscriptionSettings
@@ -70,6 +71,7 @@ class WebhookSender:
 
     def __init__(self, settings: SubscriptionSettings) -> None:
         self.settings = settings
+        self.threads = Threads(settings.delivery.workers_per_channel, "webhook")
         self._idle: list[httpx.Client] = []
         self._lock = threading.Lock()
         self._bodies: OrderedDict[tuple[int, ...], tuple[Message, bytes]] = OrderedDict()
@@ -142,10 +144,10 @@ class WebhookSender:
 
     async def send_batch(self, items: Sequence[Item]) -> list[Outcome]:
         """``delivery.workers_per_channel`` requests in flight at most."""
-        return await drain_in_threads(items, self.settings.delivery.workers_per_channel,
-                                      self._drain)
+        return await drain_in_threads(items, self.threads, self._drain)
 
     async def close(self) -> None:
+        await asyncio.to_thread(self.threads.close)
         with self._lock:
             idle, self._idle = self._idle, []
         for client in idle:
