@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from api.settings import ApiSettings
+from kota.config import dump_settings
 from kota.service_cli import EXIT_CODES, fail, load_or_exit, logging_from
 from kota.settings_doc import settings_help
 
@@ -96,10 +97,8 @@ def api(config_file: str | None, host: str | None, port: int | None, influx_url:
     except RegistryError as exc:
         fail(f"{exc}\n(fix the registry file, or unset api.registry_file)")
     if check:
-        import yaml
-
         assert app is not None
-        click.echo(yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False).rstrip())
+        click.echo(dump_settings(settings))
         click.echo(f"api settings OK ({len(app.state.kota.registry)} devices in the registry)")
         return
     logging_from(settings)

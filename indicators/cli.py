@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from indicators.windows import DAY_MS
-from kota.config import ConfigError, load_settings
+from kota.config import ConfigError, dump_settings, load_settings
 from kota.service_cli import EXIT_CODES, fail, load_or_exit, logging_from, run_until_signal
 from kota.settings_doc import settings_help
 
@@ -180,10 +180,7 @@ def indicators(ctx: click.Context, config_file: str | None, influx_url: str | No
     except (RegistryError, ValueError, OSError) as exc:
         fail(str(exc))
     if check:
-        import yaml
-
-        click.echo(yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False,
-                                  allow_unicode=True).rstrip())
+        click.echo(dump_settings(settings))
         known = sum(1 for d in service.context.districts if d.population)
         click.echo(f"registry: {len(service.context.registry)} devices; districts: "
                    f"{len(service.context.districts)} ({known} with population); gauges: "

@@ -438,5 +438,16 @@ def _origin(loc: tuple[str, ...], section: str, config: ConfigFile | None,
 
 def dump_settings(settings: BaseModel) -> str:
     """Effective settings as YAML, in the model's field order (``--check``, ``config show``)."""
-    data = settings.model_dump(mode="json")
+    data = _without_url_passwords(settings.model_dump(mode="json"))
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True).rstrip()
+
+
+def _without_url_passwords(value: Any) -> Any:
+    """``value`` with every password inside a URL string replaced by ``***``."""
+    if isinstance(value, str):
+        return _URL_PASSWORD.sub(r"\1***@", value)
+    if isinstance(value, Mapping):
+        return {key: _without_url_passwords(child) for key, child in value.items()}
+    if isinstance(value, list):
+        return [_without_url_passwords(child) for child in value]
+    return value

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from kota.config import ConfigError, load_settings
+from kota.config import ConfigError, dump_settings, load_settings
 from kota.service_cli import EXIT_CODES, fail
 from kota.settings_doc import settings_help
 
@@ -134,9 +134,7 @@ def simulate(config_file: str | None, host: str | None, port: int | None, qos: i
     except DataFileError as exc:
         fail(str(exc))
     if check:
-        import yaml
-
-        click.echo(yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False).rstrip())
+        click.echo(dump_settings(settings))
         click.echo("simulate settings OK")
         return
     if write_registry:

@@ -212,3 +212,30 @@ def test_ingest_sample_config_validates() -> None:
                              environ={})
     assert settings.influx.database == "kota"
     assert settings.registry_file is not None and (REPO / settings.registry_file).exists()
+
+
+def test_settings_shown_by_check_hide_a_password_inside_a_url() -> None:
+    from pydantic import BaseModel
+
+    from kota.config import dump_settings
+
+    class Inner(BaseModel):
+        url: str = "postgresql://kota:s3cret-pw@db:5432/kota"
+        urls: list[str] = ["http://a:other-pw@h/x", "sqlite:///run/kota.db"]
+
+    class Outer(BaseModel):
+        database: Inner = Inner()
+
+    shown = dump_settings(Outer())
+    assert "s3cret-pw" not in shown and "other-pw" not in shown
+    assert "postgresql://kota:***@db:5432/kota" in shown
+    assert "sqlite:///run/kota.db" in shown
+
+
+def test_every_check_command_prints_settings_through_dump_settings() -> None:
+    # A --check that dumped the model itself echoed URL passwords (kota api and indicators did).
+    packages = ("api", "ingest", "indicators", "alerts", "simulators", "kota", "devstack")
+    offenders = [str(path.relative_to(REPO)) for package in packages
+                 for path in (REPO / package).rglob("cli.py")
+                 if "safe_dump(settings.model_dump" in path.read_text(encoding="utf-8")]
+    assert offenders == []
