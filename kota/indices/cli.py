@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import click
@@ -52,17 +52,16 @@ def sources_note(what: str, basis: str, anchor: str) -> str:
     return f"the {what} come from: {basis} (every source and what the marks mean: {where})"
 
 
-def _parse_measurements(measurements: tuple[str, ...]) -> dict[str, float]:
-    table = load_ispu_table()
+def _parse_pairs(measurements: tuple[str, ...], what: str,
+                 key_of: Callable[[str], str]) -> dict[str, float]:
+    """NAME=CONCENTRATION arguments as {key: µg/m³}; ``key_of`` names the key or raises
+    UsageError for an unknown name."""
     values: dict[str, float] = {}
     for item in measurements:
         name, sep, raw = item.partition("=")
         if not sep or not name.strip() or not raw.strip():
-            raise click.UsageError(f"{item!r}: write PARAMETER=CONCENTRATION, e.g. pm25=80")
-        try:
-            key = parameter_key(name, table)
-        except UnknownParameterError as exc:
-            raise click.UsageError(str(exc)) from None
+            raise click.UsageError(f"{item!r}: write {what}=CONCENTRATION, e.g. pm25=80")
+        key = key_of(name)
         try:
             value = float(raw)
         except ValueError:
@@ -73,6 +72,18 @@ def _parse_measurements(measurements: tuple[str, ...]) -> dict[str, float]:
             raise click.UsageError(f"{name}: given twice")
         values[key] = value
     return values
+
+
+def _parse_measurements(measurements: tuple[str, ...]) -> dict[str, float]:
+    table = load_ispu_table()
+
+    def key_of(name: str) -> str:
+        try:
+            return parameter_key(name, table)
+        except UnknownParameterError as exc:
+            raise click.UsageError(str(exc)) from None
+
+    return _parse_pairs(measurements, "PARAMETER", key_of)
 
 
 @click.command(context_settings=_CONTEXT)
@@ -139,25 +150,15 @@ def ispu(measurements: tuple[str, ...], as_json: bool) -> None:
 
 def _parse_aqi_measurements(measurements: tuple[str, ...]) -> dict[str, float]:
     tables = load_aqi_tables()
-    values: dict[str, float] = {}
-    for item in measurements:
-        name, sep, raw = item.partition("=")
+
+    def key_of(name: str) -> str:
         key = name.strip().lower().replace(".", "").replace("-", "_")
-        if not sep or not key or not raw.strip():
-            raise click.UsageError(f"{item!r}: write TABLE=CONCENTRATION, e.g. pm25=80")
         if key not in tables.pollutants:
             raise click.UsageError(f"unknown AQI table {name!r} "
                                    f"(known: {', '.join(tables.pollutants)})")
-        try:
-            value = float(raw)
-        except ValueError:
-            raise click.UsageError(f"{name}: {raw!r} is not a number (µg/m³)") from None
-        if not math.isfinite(value) or value < 0:
-            raise click.UsageError(f"{name}: concentration must be a number ≥ 0 µg/m³, got {raw}")
-        if key in values:
-            raise click.UsageError(f"{name}: given twice")
-        values[key] = value
-    return values
+        return key
+
+    return _parse_pairs(measurements, "TABLE", key_of)
 
 
 @click.command(context_settings=_CONTEXT)
