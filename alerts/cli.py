@@ -214,3 +214,63 @@ def unsilence(config_file: str | None, silence_id: int) -> None:
     except StateError as exc:
         fail(str(exc), EXIT_FAILED)
     click.echo(f"silence {silence_id} ended")
+
+
+@alerts.command("deliver", context_settings=CONTEXT, epilog=EXIT_CODES)
+@_config
+@click.option("--channel", "channels", multiple=True,
+              type=click.Choice(["email", "webhook", "apprise"]),
+              help="Send only this subscriber channel (repeatable; default: every channel).")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=0, show_default=True,
+              help="Serve this process's delivery metrics on alerts.metrics_host:PORT "
+                   "(0: none; not alerts.metrics_port, kota alerts serves that).")
+def deliver(config_file: str | None, channels: tuple[str, ...], metrics_port: int) -> None:
+    """Send the queued notifications to subscribers: a delivery-only process (no MQTT, no
+    rules), for alerts.subscriptions.delivery.in_process: false, where kota alerts only
+    queues them. Run one per channel so email and webhooks do not share a CPU; any number may
+    run on one database (claims are leased). Stops on SIGINT/SIGTERM after marking what it
+    sent.
+
+    \b
+    Examples:
+      kota alerts deliver                       # every channel
+      kota alerts deliver --channel email       # and another with --channel webhook
+    """
+    settings = _settings(config_file)
+    if not settings.subscriptions.enabled:
+        fail("alerts.subscriptions.enabled is false: there is nothing to deliver")
+    logging_from(settings)
+    import logging
+
+    from prometheus_client import CollectorRegistry, start_http_server
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from alerts.subscriptions.notifier import Notifier, NotifierMetrics
+    from kota.service_cli import run_until_signal
+    from store.db import SchemaError, ensure_schema, make_engine
+
+    log = logging.getLogger("kota.alerts.deliver")
+    engine = make_engine(settings.database.url)
+    try:
+        ensure_schema(engine, settings.database.migrate_on_start)
+    except (SchemaError, SQLAlchemyError) as exc:
+        fail(f"database: {str(exc).splitlines()[0]}", EXIT_FAILED)
+    registry = CollectorRegistry()
+    try:
+        notifier = Notifier(engine, settings.subscriptions, channels=channels or None,
+                            metrics=NotifierMetrics(registry))
+    except Exception as exc:  # a start-up problem is one line, never a traceback
+        fail(f"kota alerts deliver could not start: {str(exc).splitlines()[0]}", EXIT_FAILED)
+
+    async def main(stop: Any) -> None:
+        if metrics_port:
+            start_http_server(metrics_port, addr=settings.metrics_host, registry=registry)
+        log.info("deliver: sending %s notifications from %s",
+                 ", ".join(notifier.senders), engine.url.render_as_string(hide_password=True))
+        try:
+            await notifier.run(stop)
+        finally:
+            await notifier.aclose()
+            log.info("deliver: stopped")
+
+    run_until_signal(main)

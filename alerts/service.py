@@ -133,12 +133,15 @@ class AlertService:
         self.channels = list(channels) if channels is not None else build_channels(
             settings.channels)
         self.metrics_registry = CollectorRegistry()
-        # Subscribers: one outbox channel fans each public version out, the notifier delivers.
+        # Subscribers: one outbox channel fans each public version out, the notifier delivers
+        # (here, or in `kota alerts deliver` processes when delivery.in_process is false).
         self.notifier: Notifier | None = None
-        if settings.subscriptions.enabled:
+        if settings.subscriptions.enabled and settings.subscriptions.delivery.in_process:
             self.notifier = Notifier(self.engine, settings.subscriptions,
                                      metrics=NotifierMetrics(self.metrics_registry))
             self.channels.append(FanoutChannel(self.engine, on_queued=self.notifier.wake))
+        elif settings.subscriptions.enabled:
+            self.channels.append(FanoutChannel(self.engine))
         self.store = AlertStore(self.engine, self.channels)
         self.metrics = _Metrics(self.metrics_registry)
         self.dispatcher = Dispatcher(self.engine, self.channels, settings.outbox,

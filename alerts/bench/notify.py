@@ -12,8 +12,10 @@ Message-ID / Idempotency-Key. Then:
    notifications each channel will get, both at once, into the same sinks;
 2. ``kota alerts`` (its own rules file: flood-siaga at Manggarai, whose area names the alert's
    kecamatan), a water reading at Siaga 1 published to Mosquitto, and the wait until every
-   expected notification arrived (``grace_s`` at most). With ``kill_at`` kota alerts is
-   SIGKILLed once that fraction arrived and started again.
+   expected notification arrived (``grace_s`` at most). By default kota alerts only queues
+   (``delivery.in_process: false``) and one ``kota alerts deliver --channel X`` process per
+   channel sends; ``single_process`` sends from kota alerts itself. With ``kill_at`` the
+   sending processes are SIGKILLed once that fraction arrived and started again.
 
 Times are from "alert committed" (the JSON log line kota alerts writes after the commit) to the
 first and last arrival per channel; throughput is notifications per second from the first to
@@ -84,7 +86,10 @@ class NotifyBenchConfig:
     kill_at: float | None = None  # SIGKILL kota alerts after this fraction arrived
     grace_s: float = 600.0  # after the alert, wait at most this for the last notification
     workdir: Path | None = None
-    profile_dir: Path | None = None  # py-spy on kota alerts during delivery
+    profile_dir: Path | None = None  # py-spy on the email sender during delivery
+    # True: kota alerts sends itself (delivery.in_process); False: it only queues and one
+    # `kota alerts deliver --channel X` process per channel sends.
+    single_process: bool = False
 
 
 def kecamatan() -> list[str]:
@@ -404,52 +409,75 @@ def _deliver(config: NotifyBenchConfig, workdir: Path, settings: dict[str, Any],
              smtp: _Sink, hook: _Sink, expected: dict[str, set[int]],
              progress: Progress) -> dict[str, Any]:
     total = sum(len(ids) for ids in expected.values())
-    runs: list[ServiceProcess] = []
-    rss_kb: list[int] = []
+    runs: list[ServiceProcess] = []  # every process started, kota alerts first
+    senders: list[ServiceProcess] = []  # the processes that send (SIGKILLed with kill_at)
+    rss_kb: dict[int, int] = {}  # peak RSS of each process, last seen
     spy: PySpy | None = None
     kills: list[dict[str, Any]] = []
-    cpu_s: dict[int, float] = {}  # CPU seconds of each kota alerts process, last seen
+    cpu_s: dict[int, float] = {}  # CPU seconds of each process, last seen
+    cpu_start_s = 0.0
+    channels = [channel for channel in ("email", "webhook") if expected[channel]]
+    if not config.single_process:
+        settings = {**settings, "subscriptions": {
+            **settings["subscriptions"], "delivery": {"in_process": False}}}
 
-    def start(name: str) -> ServiceProcess:
-        service = ServiceProcess(name, workdir / "alerts", "alerts", settings, ["alerts"])
-        runs.append(service.start("connected to MQTT", timeout_s=120))
+    pids: dict[str, int] = {}
+
+    def start(name: str, command: list[str], ready: str) -> ServiceProcess:
+        service = ServiceProcess(name, workdir / "alerts", "alerts", settings, command)
+        runs.append(service.start(ready, timeout_s=120))
+        assert service.pid is not None
+        pids[name] = service.pid
         return service
+
+    def start_senders(suffix: str) -> list[ServiceProcess]:
+        return [start(f"deliver-{channel}{suffix}", ["alerts", "deliver", "--channel", channel],
+                      "deliver: sending") for channel in channels]
 
     def arrived() -> int:
         return sum(len({key for _at, key in sink.read() if "-subscriber-" in key})
                    for sink in (smtp, hook))
 
-    alerts = start("alerts")
+    alerts = start("alerts", ["alerts"], "connected to MQTT")
+    senders = [alerts] if config.single_process else start_senders("")
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="kota-bench-notify-gauge",
                          protocol=mqtt.MQTTv5)
     try:
-        assert alerts.pid is not None
+        profiled = senders[0].pid
+        assert profiled is not None
         if config.profile_dir is not None:
             config.profile_dir.mkdir(parents=True, exist_ok=True)
-            spy = PySpy(alerts.pid, config.profile_dir / "alerts.raw")
+            spy = PySpy(profiled, config.profile_dir / "alerts.raw")
             # On CPU only (no --idle): what the notifier spends its CPU on, in every thread.
             spy.command.remove("--idle")
             spy.command.append("--nonblocking")
             spy.start()
         client.connect("127.0.0.1", port, keepalive=30)
         client.loop_start()
-        cpu_start_s = cpu_seconds(alerts.pid) or 0.0
+        for run in runs:
+            if run.pid is not None:
+                cpu_start_s += cpu_seconds(run.pid) or 0.0
         published_s = time.time()
         client.publish(f"kota/jakarta/water/{GAUGE_DEVICE}",
                        orjson.dumps({"ts": published_s, "level_cm": SIAGA_1_LEVEL_CM}),
                        qos=1).wait_for_publish(10)
         progress(f"Siaga 1 published at Manggarai ({SIAGA_1_LEVEL_CM:g} cm); waiting for "
-                 f"{total:,} notifications")
+                 f"{total:,} notifications"
+                 + ("" if config.single_process else
+                    f" (kota alerts queues, {len(senders)} deliver processes send)"))
         deadline = time.monotonic() + config.grace_s
         next_report = time.monotonic() + 5
         count = 0
+
+        def sample() -> None:
+            for run in runs:
+                if run.pid is not None:
+                    rss_kb[run.pid] = max(rss_kb.get(run.pid, 0), peak_rss_kb(run.pid) or 0)
+                    cpu_s[run.pid] = cpu_seconds(run.pid) or cpu_s.get(run.pid, 0.0)
+
         while time.monotonic() < deadline:  # bounded by grace_s
             count = arrived()
-            pid = runs[-1].pid
-            if pid is not None:
-                rss_kb.append(peak_rss_kb(pid) or 0)
-            if pid is not None:
-                cpu_s[pid] = cpu_seconds(pid) or cpu_s.get(pid, 0.0)
+            sample()
             if count >= total:
                 break
             if (config.kill_at is not None and not kills
@@ -457,19 +485,21 @@ def _deliver(config: NotifyBenchConfig, workdir: Path, settings: dict[str, Any],
                 if spy is not None:
                     spy.stop()
                     spy = None
-                process, runs[-1].process = runs[-1].process, None
-                stop_process(process, 10, signal.SIGKILL)
-                kills.append({"after_arrivals": count, "at_s": round(time.time(), 3)})
-                progress(f"SIGKILL kota alerts after {count:,} arrivals; starting it again")
-                start("alerts-restarted")
+                for sender in senders:
+                    process, sender.process = sender.process, None
+                    stop_process(process, 10, signal.SIGKILL)
+                kills.append({"after_arrivals": count, "at_s": round(time.time(), 3),
+                              "processes": [sender.name for sender in senders]})
+                progress(f"SIGKILL {', '.join(sender.name for sender in senders)} after "
+                         f"{count:,} arrivals; starting again")
+                senders = ([start("alerts-restarted", ["alerts"], "connected to MQTT")]
+                           if config.single_process else start_senders("-restarted"))
             if time.monotonic() >= next_report:
                 progress(f"{count:,} of {total:,} notifications arrived")
                 next_report += 5
             time.sleep(0.2)
         time.sleep(2.0)  # a late duplicate still arrives in the figures
-        for run in runs:
-            if run.pid is not None:
-                rss_kb.append(peak_rss_kb(run.pid) or 0)
+        sample()
     finally:
         client.loop_stop()
         client.disconnect()
@@ -483,23 +513,31 @@ def _deliver(config: NotifyBenchConfig, workdir: Path, settings: dict[str, Any],
                if commit.rule_id == "flood-siaga" and commit.event == "fired"]
     committed_s = commits[0].at_s if commits else None
     fanout_s = _fanout_done_s(runs[0].log_path)
-    peak_kb: int = max(rss_kb, default=0)
-    channels = {"email": _channel_figures(smtp.read(), "email", committed_s,
-                                          expected["email"]),
-                "webhook": _channel_figures(hook.read(), "webhook", committed_s,
-                                            expected["webhook"])}
+    # What kota alerts and its senders hold together: the sum of their peaks, for the first
+    # senders or the restarted ones, whichever is more.
+    rss_by_name = {name: rss_kb.get(pid, 0) for name, pid in pids.items()}
+    generations = [[name for name in rss_by_name if not name.endswith("-restarted")],
+                   [name for name in rss_by_name if name.endswith("-restarted")
+                    or (name == "alerts" and not config.single_process)]]
+    peak_kb = max(sum(rss_by_name[name] for name in names) for names in generations)
+    figures = {"email": _channel_figures(smtp.read(), "email", committed_s, expected["email"]),
+               "webhook": _channel_figures(hook.read(), "webhook", committed_s,
+                                           expected["webhook"])}
     return {
         "alert": {"published_to_committed_ms": None if committed_s is None
                   else round((committed_s - published_s) * 1000, 1),
                   "committed_to_fanout_done_ms": None if committed_s is None or fanout_s is None
                   else round((fanout_s - committed_s) * 1000, 1),
                   "fired_commits": len(commits)},
-        "delivery": channels,
+        "delivery": figures,
         "kills": kills,
-        # From the publish to the last arrival; with --kill-at both processes together.
+        "processes": [run.name for run in runs],
+        # From the publish to the last arrival, every process (kota alerts, the deliver
+        # processes, the restarted ones) together.
         "alerts_cpu_s": round(sum(cpu_s.values()) - cpu_start_s, 1),
         "delivery_wall_s": round(time.time() - published_s, 1),
         "alerts_peak_rss_mb": round(peak_kb / 1024, 1) if peak_kb else None,
+        "rss_mb_by_process": {name: round(kb / 1024, 1) for name, kb in rss_by_name.items()},
         "profile": profile,
         "workdir": str(workdir) if config.workdir is not None else None,
     }
@@ -561,7 +599,8 @@ def _targets(result: dict[str, Any]) -> list[dict[str, Any]]:
                     "result": "PASS" if first is not None and first <= TARGET_FIRST_S
                     else "MISS"})
     rss = result.get("alerts_peak_rss_mb")
-    targets.append({"id": "rss", "target": f"kota alerts peak RSS ≤ {TARGET_RSS_MB:g} MB",
+    targets.append({"id": "rss", "target": f"kota alerts (and its deliver processes) peak "
+                                           f"RSS ≤ {TARGET_RSS_MB:g} MB",
                     "measured": rss,
                     "result": "PASS" if rss is not None and rss <= TARGET_RSS_MB else "MISS"})
     lost = sum(entry.get("missing", 0) for entry in delivery.values())
@@ -590,7 +629,8 @@ def summary(result: dict[str, Any]) -> str:
     alert = result.get("alert") or {}
     lines.append(f"alert: published → committed {_num(alert.get('published_to_committed_ms'))}"
                  f" ms; committed → fan-out rows committed "
-                 f"{_num(alert.get('committed_to_fanout_done_ms'))} ms; kota alerts peak RSS "
+                 f"{_num(alert.get('committed_to_fanout_done_ms'))} ms; processes "
+                 f"{len(result.get('processes', []))}, peak RSS "
                  f"{result.get('alerts_peak_rss_mb')} MB, CPU {result.get('alerts_cpu_s')} s over "
                  f"{result.get('delivery_wall_s')} s; SIGKILLs {len(result.get('kills', []))}")
     lines.append("kota bench notify: " + ", ".join(
@@ -610,27 +650,34 @@ def _num(value: float | None) -> str:
               show_default=True, help="kota alerts' database: a SQLite file in the run's "
                                       "folder, or a private PostgreSQL.")
 @click.option("--kill-at", "kill_at", type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              help="SIGKILL kota alerts after this fraction of the notifications arrived, "
-                   "start it again, and check nothing was lost or sent twice.")
+              help="SIGKILL the sending processes (the deliver processes, or kota alerts with "
+                   "--single-process) after this fraction of the notifications arrived, start "
+                   "them again, and check nothing was lost or sent twice.")
+@click.option("--single-process", is_flag=True,
+              help="kota alerts sends itself (delivery.in_process: true, the default "
+                   "setting) instead of one `kota alerts deliver --channel X` per channel.")
 @click.option("--grace", "grace_s", type=click.FloatRange(10, 7200), default=600,
               show_default=True, help="After the alert, wait at most this for the last "
                                       "notification.")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
               help="Keep services' data, logs and the sinks' arrival files here.")
 @click.option("--profile", "profile_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Record kota alerts with py-spy (non-blocking) during delivery.")
+              help="Record the email sender (kota alerts with --single-process) with py-spy "
+                   "(non-blocking) during delivery.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Append the result to FILE as one JSON line.")
-def notify(subscribers: int, database: str, kill_at: float | None, grace_s: float,
-           workdir: Path | None, profile_dir: Path | None, as_json: bool,
+def notify(subscribers: int, database: str, kill_at: float | None, single_process: bool,
+           grace_s: float, workdir: Path | None, profile_dir: Path | None, as_json: bool,
            output: Path | None) -> None:
     """A Siaga 1 alert over 10 kecamatan to subscribers, timed at local SMTP and webhook sinks.
 
     Starts a private Mosquitto (and PostgreSQL with --database postgresql), an aiosmtpd sink
     and a webhook sink, writes the subscribers, runs the floor (bare smtplib and httpx loops
-    into the same sinks), then kota alerts; stops all of them by PID. Exit code 0 whether or
-    not the targets are met. Progress goes to stderr; the summary (or --json) to stdout.
+    into the same sinks), then kota alerts and, unless --single-process, one `kota alerts
+    deliver --channel X` per channel (kota alerts only queues); stops all of them by PID.
+    Exit code 0 whether or not the targets are met. Progress goes to stderr; the summary
+    (or --json) to stdout.
 
     \b
     Examples:
@@ -644,6 +691,7 @@ def notify(subscribers: int, database: str, kill_at: float | None, grace_s: floa
         click.echo(f"[{time.monotonic() - started:7.1f} s] {message}", err=True)
 
     config = NotifyBenchConfig(subscribers=subscribers, database=database, kill_at=kill_at,
+                               single_process=single_process,
                                grace_s=grace_s, workdir=workdir, profile_dir=profile_dir)
     result = run_notify_bench(config, progress)
     if output is not None:

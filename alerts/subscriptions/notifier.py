@@ -39,7 +39,7 @@ import logging
 import random
 import threading
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -103,15 +103,25 @@ class NotifierMetrics:
                                "keep_notifications_days", registry=self.registry)
 
 
-def build_senders(settings: SubscriptionSettings) -> list[Sender]:
-    """One sender per subscriber channel (imported here: apprise loads its plugins)."""
-    from alerts.subscriptions.senders.apprise import AppriseSender
-    from alerts.subscriptions.senders.email import EmailSender
-    from alerts.subscriptions.senders.webhook import WebhookSender
+def build_senders(settings: SubscriptionSettings,
+                  channels: Collection[str] | None = None) -> list[Sender]:
+    """One sender per subscriber channel, or per one of ``channels`` (imported here: apprise
+    loads its plugins)."""
+    senders: list[Sender] = []
+    if channels is None or "email" in channels:
+        from alerts.subscriptions.senders.email import EmailSender
 
-    return [EmailSender(settings), WebhookSender(settings),
-            AppriseSender(settings.delivery.webhook_timeout_s,
-                          settings.delivery.workers_per_channel)]
+        senders.append(EmailSender(settings))
+    if channels is None or "webhook" in channels:
+        from alerts.subscriptions.senders.webhook import WebhookSender
+
+        senders.append(WebhookSender(settings))
+    if channels is None or "apprise" in channels:
+        from alerts.subscriptions.senders.apprise import AppriseSender
+
+        senders.append(AppriseSender(settings.delivery.webhook_timeout_s,
+                                     settings.delivery.workers_per_channel))
+    return senders
 
 
 def _in_quiet(hour: int, start: int, end: int) -> bool:
@@ -187,18 +197,27 @@ def _chunks(values: Sequence[T], size: int) -> Iterator[Sequence[T]]:
 
 
 class Notifier:
-    """Send the queued notifications until ``stop`` is set: ``await run(stop)``."""
+    """Send the queued notifications until ``stop`` is set: ``await run(stop)``.
+
+    ``channels``: only these subscriber channels (``kota alerts deliver --channel``: one
+    process per channel); default every channel."""
 
     def __init__(self, engine: Engine, settings: SubscriptionSettings,
                  senders: Sequence[Sender] | None = None, *,
+                 channels: Collection[str] | None = None,
                  metrics: NotifierMetrics | None = None, rng: random.Random | None = None,
                  clock: Callable[[], datetime] | None = None) -> None:
+        unknown = sorted(set(channels or ()) - set(SUBSCRIBER_CHANNELS))
+        if unknown:
+            raise ValueError(f"unknown subscriber channel(s) {', '.join(unknown)}; known: "
+                             f"{', '.join(SUBSCRIBER_CHANNELS)}")
         self.engine = engine
         self.settings = settings
         self.delivery = settings.delivery
         self.zone = ZoneInfo(settings.timezone)
-        self.senders = {sender.channel: sender for sender in (
-            senders if senders is not None else build_senders(settings))}
+        built = senders if senders is not None else build_senders(settings, channels)
+        self.senders = {sender.channel: sender for sender in built
+                        if channels is None or sender.channel in channels}
         self.metrics = metrics if metrics is not None else NotifierMetrics()
         self._rng = rng if rng is not None else random.Random()
         self._clock = clock or (lambda: datetime.now(UTC))

@@ -55,6 +55,12 @@ class DeliverySettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    in_process: bool = Field(default=True,
+                             description="Send from kota alerts itself. false: kota alerts only "
+                                         "queues (the fan-out) and `kota alerts deliver` "
+                                         "processes send, one per channel if you like: on 2 "
+                                         "cores email and webhooks in one process share one "
+                                         "GIL (docs/benchmarks.md, kota bench notify)")
     poll_interval_s: float = Field(default=2, gt=0, le=600,
                                    description="Seconds between looks for due notifications")
     batch: int = Field(default=500, ge=1, le=10_000,

@@ -1,0 +1,159 @@
+"""``kota alerts deliver`` as its own process: the queued notifications of one channel go out
+(a real aiosmtpd sink; SQLite and PostgreSQL), the other channels' stay queued, SIGTERM stops
+it cleanly (exit 0), and with ``delivery.in_process: false`` kota alerts only queues."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from aiosmtpd.controller import Controller
+from alert_samples import flood_view, insert_alert
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from alerts.settings import AlertsSettings
+from alerts.subscriptions.fanout import FANOUT_CHANNEL, fan_out
+from devstack.localstack import free_port
+from store.db import ensure_schema, make_engine
+from store.subscription_models import Notification, Subscriber
+
+SECRET = "d" * 16 + "-deliver-process-secret-0123456789"
+EMAILS, WEBHOOKS = 6, 2
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.message_ids: list[str] = []
+
+    async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:
+        for line in bytes(envelope.content).split(b"\r\n"):
+            if line.lower().startswith(b"message-id:"):
+                self.message_ids.append(line.split(b":", 1)[1].strip().decode())
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[int, Sink]]:
+    sink = Sink()
+    controller = Controller(sink, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield controller.port, sink
+    controller.stop()
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    made = make_engine(database_url)
+    ensure_schema(made, migrate=True)
+    yield made
+    made.dispose()
+
+
+def _subscribe(engine: Engine, channel: str, count: int) -> None:
+    now = datetime.now(UTC)
+    with Session(engine) as session, session.begin():
+        for number in range(count):
+            address = (f"warga{number}@example.org" if channel == "email"
+                       else f"http://127.0.0.1:9/hook/{number}")
+            session.add(Subscriber(
+                channel=channel, address=address,
+                address_hash=hashlib.sha256(address.encode()).hexdigest(), status="active",
+                language="id-ID", districts=["Tebet"], kelurahan=[], hazards=[],
+                min_severity="Minor", created_by="public", created_at=now, updated_at=now))
+
+
+def _statuses(engine: Engine) -> dict[tuple[str, str], int]:
+    counts: dict[tuple[str, str], int] = {}
+    with Session(engine) as session:
+        for channel, status in session.execute(select(Notification.channel,
+                                                      Notification.status)):
+            counts[(channel, status)] = counts.get((channel, status), 0) + 1
+    return counts
+
+
+def _config(tmp_path: Path, database_url: str, smtp_port: int) -> Path:
+    path = tmp_path / "kota.yaml"
+    path.write_text(yaml.safe_dump({"alerts": {
+        "database": {"url": database_url}, "metrics_port": 0, "influx_events": False,
+        "subscriptions": {"secret": SECRET,
+                          "smtp": {"host": "127.0.0.1", "port": smtp_port, "timeout_s": 5},
+                          "delivery": {"in_process": False, "poll_interval_s": 0.1,
+                                       "digest_window_s": 0}}}}), encoding="utf-8")
+    return path
+
+
+def test_deliver_sends_its_channel_and_stops_on_sigterm(
+        engine: Engine, database_url: str, smtp: tuple[int, Sink], tmp_path: Path) -> None:
+    port, sink = smtp
+    _subscribe(engine, "email", EMAILS)
+    _subscribe(engine, "webhook", WEBHOOKS)
+    view = flood_view()
+    insert_alert(engine, view)
+    assert fan_out(engine, view) == EMAILS + WEBHOOKS
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KOTA_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kota", "alerts", "deliver", "--channel", "email", "--config",
+         str(_config(tmp_path, database_url, port))],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while (_statuses(engine).get(("email", "sent"), 0) < EMAILS
+               and time.monotonic() < deadline and process.poll() is None):
+            time.sleep(0.1)
+        assert process.poll() is None, process.communicate(timeout=10)[0].decode()
+        assert _statuses(engine) == {("email", "sent"): EMAILS, ("webhook", "queued"): WEBHOOKS}
+        assert len(sink.message_ids) == EMAILS
+        assert all("subscriber-" in message_id for message_id in sink.message_ids)
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    text = output.decode()
+    assert process.returncode == 0, text
+    assert "deliver: sending email notifications" in text
+    assert "deliver: stopped" in text
+    assert "Traceback" not in text
+
+
+def test_deliver_refuses_when_subscriptions_are_off(tmp_path: Path) -> None:
+    path = tmp_path / "kota.yaml"
+    path.write_text(yaml.safe_dump({"alerts": {
+        "database": {"url": f"sqlite:///{tmp_path / 'kota.db'}"},
+        "subscriptions": {"enabled": False}}}), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KOTA_")}
+    result = subprocess.run([sys.executable, "-m", "kota", "alerts", "deliver", "--config",
+                             str(path)], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=60, check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("error: alerts.subscriptions.enabled is false: there is "
+                                     "nothing to deliver")
+
+
+def test_the_service_only_queues_when_delivery_is_not_in_process(tmp_path: Path) -> None:
+    from alerts.service import AlertService
+
+    def service(in_process: bool) -> AlertService:
+        return AlertService(AlertsSettings.model_validate({
+            "database": {"url": f"sqlite:///{tmp_path / f'{in_process}.db'}"},
+            "influx_events": False, "metrics_port": 0,
+            "subscriptions": {"secret": SECRET, "delivery": {"in_process": in_process}}}))
+
+    queues_only = service(False)
+    assert queues_only.notifier is None
+    assert [channel.name for channel in queues_only.channels] == [FANOUT_CHANNEL]
+    sends_too = service(True)
+    assert sends_too.notifier is not None
+    assert [channel.name for channel in sends_too.channels] == [FANOUT_CHANNEL]
