@@ -63,9 +63,14 @@ class AlertsProcess:
             [sys.executable, "-m", "kota", "alerts", "--config", str(self.config)],
             stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, env=dict(os.environ))
         log.close()
-        wait_until(lambda: "connected to MQTT" in self.log() or self.process is None
-                   or self.process.poll() is not None, 30, "kota alerts connected")
-        assert self.process.poll() is None, self.log()
+        try:
+            # 60 s: a loaded 2-core machine has taken over 30 s to import and connect.
+            wait_until(lambda: "connected to MQTT" in self.log() or self.process is None
+                       or self.process.poll() is not None, 60, "kota alerts connected")
+            assert self.process.poll() is None, self.log()
+        except BaseException:
+            self.stop()   # a start that failed leaves no process behind
+            raise
         return self
 
     def log(self) -> str:
