@@ -117,8 +117,12 @@ class IngestProcess:
             stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
         log.close()
         if wait_connected:
-            wait_until(lambda: self.metric("kota_ingest_mqtt_connected") == 1.0, 30,
-                       f"ingest to connect (log: {self.log_path})")
+            try:
+                wait_until(lambda: self.metric("kota_ingest_mqtt_connected") == 1.0, 60,
+                           f"ingest to connect (log: {self.log_path})")
+            except BaseException:
+                self.stop()   # a start that failed leaves no process behind
+                raise
         return self
 
     def metric(self, name: str) -> float | None:
