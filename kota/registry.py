@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import functools
 import io
 import logging
 import os
@@ -160,7 +161,8 @@ class Registry:
                     for err in exc.errors()
                 )
                 raise RegistryError(f"{where}: {problems}") from None
-            _warn_about_code(devices[-1], f"{path}{_line_of(path, number)}")
+            # The line is looked up only for a warning: composing the file is slow (O(n) each).
+            _warn_about_code(devices[-1], functools.partial(_where, path, number))
         return cls(devices)
 
     def dump_yaml(self) -> str:
@@ -259,18 +261,22 @@ _CSV_COLUMNS = ("device_id", "kind", "city", "district", "district_code", "kelur
 _BASE_COLUMNS = set(_CSV_COLUMNS)
 
 
-def _warn_about_code(device: Device, where: str) -> None:
+def _warn_about_code(device: Device, where_of: Callable[[], str]) -> None:
     """One line when a device has no region code, or one that differs from the table's: the
     device still loads (its points then carry no ``district_code`` tag, or its own)."""
     table = device.table_code()
     if not device.district_code:
         log.warning("%s: device %s: no Kemendagri code for district %r of city %r; add the "
                     "kecamatan to kota/regions/kecamatan_codes.csv or give the device a "
-                    "district_code", where, device.device_id, device.district, device.city)
+                    "district_code", where_of(), device.device_id, device.district, device.city)
     elif table is not None and device.district_code != table:
         log.warning("%s: device %s: district_code %s differs from %s, the code of %s in "
-                    "kota/regions; the device's own is used", where, device.device_id,
+                    "kota/regions; the device's own is used", where_of(), device.device_id,
                     device.district_code, table, device.district)
+
+
+def _where(path: Path, number: int) -> str:
+    return f"{path}{_line_of(path, number)}"
 
 
 def _line_of(path: Path, number: int) -> str:
