@@ -18,12 +18,13 @@ from alerts.outputs import ALERT_OUTPUTS
 from indicators.outputs import OUTPUTS, OutputSpec
 from ingest.metrics import IngestCounters
 from kota.kinds import KINDS
+from kota.registry import POINT_TAGS
 
 __all__ = ["MeasurementSchema", "alert_schema", "indicator_schema", "raw_schema",
            "written_schema"]
 
 # Tags ingest puts on every raw point (docs/protocol.md, "Tags").
-RAW_TAGS = ("city", "district", "kind", "device", "kelurahan")
+RAW_TAGS = POINT_TAGS
 RAW_EXTRA_FIELDS = ("seq", "ts_from_receive")
 DEADLETTER_TAGS = ("reason", "kind", "device", "instance")
 DEADLETTER_FIELDS = ("count", "detail", "payload")

@@ -32,6 +32,7 @@ from kota.regions import CODE_PATTERN, default_codes
 __all__ = [
     "CITY_PATTERN",
     "DEVICE_ID_PATTERN",
+    "POINT_TAGS",
     "Device",
     "Registry",
     "RegistryError",
@@ -50,6 +51,11 @@ ParamValue = float | str
 
 class RegistryError(ValueError):
     """The registry file cannot be read; the message names the file, row and key."""
+
+
+# Tags ingest puts on a registered device's raw points (docs/protocol.md, "Tags");
+# district_code and kelurahan only when known.
+POINT_TAGS = ("city", "district", "district_code", "kind", "device", "kelurahan")
 
 
 class Device(BaseModel):
@@ -104,6 +110,8 @@ class Device(BaseModel):
         return default_codes().code(self.city, self.district)
 
     def tags(self) -> dict[str, str]:
+        """The tags of this device's points (names: POINT_TAGS; the optional ones only when
+        set)."""
         tags = {"city": self.city, "district": self.district, "kind": self.kind,
                 "device": self.device_id}
         if self.district_code:

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+# Alembic logs one INFO line per plugin it sets up: noise before a service's first real line
+# (and it broke the one-line error of `kota indicators` with a broken registry).
+logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
-from store.settings import engine_url
+from alembic import command  # noqa: E402
+from alembic.config import Config  # noqa: E402
+from alembic.runtime.migration import MigrationContext  # noqa: E402
+from alembic.script import ScriptDirectory  # noqa: E402
+from sqlalchemy import Engine, create_engine, event  # noqa: E402
+
+from store.settings import engine_url  # noqa: E402
 
 __all__ = ["MIGRATIONS", "SchemaError", "current_revision", "ensure_schema", "head_revision",
            "make_engine", "upgrade"]
