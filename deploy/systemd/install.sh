@@ -34,7 +34,7 @@ REPO="$(cd "$HERE/../.." && pwd)"
 SOURCE="$REPO"
 DRY_RUN=0
 SECRETS=0
-UNITS="kota-ingest.service kota-indicators.service kota-api.service kota-alerts.service kota.target"
+UNITS="kota-ingest.service kota-indicators.service kota-api.service kota-alerts.service kota-alerts-deliver@.service kota.target"
 MOSQUITTO_DATA=/var/lib/mosquitto  # Debian's persistence_location
 # The dynamic security plugin, by architecture (Debian's mosquitto package ships it).
 DYNSEC_PLUGINS="/usr/lib/x86_64-linux-gnu /usr/lib/aarch64-linux-gnu /usr/lib/arm-linux-gnueabihf /usr/lib"
@@ -187,7 +187,7 @@ for unit in $UNITS; do
 done
 run systemctl daemon-reload
 run systemctl try-restart kota-ingest.service kota-indicators.service kota-api.service \
-    kota-alerts.service
+    kota-alerts.service 'kota-alerts-deliver@*.service'
 
 cat <<NEXT
 

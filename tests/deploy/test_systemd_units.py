@@ -7,6 +7,7 @@ this venv's `kota` (it checks that the binary exists). Nothing is installed or s
 from __future__ import annotations
 
 import configparser
+import itertools
 import os
 import re
 import shlex
@@ -31,7 +32,7 @@ SYSTEMD = ROOT / "deploy" / "systemd"
 INSTALLED_KOTA = "/opt/kota/venv/bin/kota"
 KOTA = Path(sys.executable).parent / "kota"
 SERVICES = ["kota-ingest.service", "kota-indicators.service", "kota-api.service",
-            "kota-alerts.service"]
+            "kota-alerts.service", "kota-alerts-deliver@.service"]
 UNITS = [*SERVICES, "kota.target"]
 BROKER_CONF = SYSTEMD / "mosquitto-kota.conf"
 SECRETS_DIR = "/etc/mosquitto/kota"  # where install.sh --secrets copies the broker's files
@@ -86,7 +87,8 @@ def test_verify_catches_a_broken_unit(tmp_path: Path) -> None:
 def test_exec_start_uses_real_subcommands_and_options(name: str) -> None:
     argv = _exec_start(name)
     assert argv[0] == INSTALLED_KOTA
-    words = [a for a in argv[1:] if not a.startswith("-")]
+    # The subcommand is what comes before the first option (a template's %i is an option's value).
+    words = list(itertools.takewhile(lambda a: not a.startswith("-"), argv[1:]))
     options = [a.split("=", 1)[0] for a in argv[1:] if a.startswith("--")]
     assert words, f"{name}: ExecStart names no subcommand"
     help_text = subprocess.run([str(KOTA), *words, "--help"], capture_output=True, text=True,
@@ -306,7 +308,9 @@ def test_broker_conf_starts_mosquitto_with_the_plugin(tmp_path: Path) -> None:
 
 def test_target_wants_every_service() -> None:
     target = _unit("kota.target")
-    assert sorted(target["Unit"]["Wants"].split()) == sorted(SERVICES)
+    # Every service but the delivery template, which is opt-in (enabled per channel).
+    assert sorted(target["Unit"]["Wants"].split()) == sorted(
+        name for name in SERVICES if "@" not in name)
     assert target["Install"]["WantedBy"] == "multi-user.target"
 
 
@@ -337,7 +341,7 @@ def test_install_script_dry_run() -> None:
     assert commands[-2:] == [
         "systemctl daemon-reload",
         "systemctl try-restart kota-ingest.service kota-indicators.service kota-api.service "
-        "kota-alerts.service"]
+        r"kota-alerts.service kota-alerts-deliver@\*.service"]
     assert not any("enable" in c for c in commands), "install.sh must not enable services"
     # Every file it copies from the checkout exists.
     for command in commands:
@@ -351,3 +355,11 @@ def test_install_script_dry_run() -> None:
     bad = subprocess.run([str(script), "--no-such-option"], capture_output=True, text=True,
                          timeout=30, check=False)
     assert bad.returncode == 2
+
+
+def test_the_delivery_template_runs_one_channel_and_is_installed() -> None:
+    assert _exec_start("kota-alerts-deliver@.service")[-2:] == ["--channel", "%i"]
+    script = (SYSTEMD / "install.sh").read_text(encoding="utf-8")
+    assert "kota-alerts-deliver@.service" in script.split("UNITS=", 1)[1].splitlines()[0]
+    # Opt-in: kota.target does not pull it in by itself (in_process is true by default).
+    assert "kota-alerts-deliver" not in _unit("kota.target")["Unit"]["Wants"]
