@@ -21,13 +21,6 @@ from store.db import make_engine
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def receiver() -> Any:
-    server = WebhookReceiver().start()
-    yield server
-    server.stop()
-
-
 def _water(level_cm: float, device: str = "water-manggarai") -> tuple[str, dict[str, Any]]:
     return (f"kota/jakarta/water/{device}", {"ts": time.time(), "level_cm": level_cm})
 

@@ -7,7 +7,6 @@ import asyncio
 import hashlib
 import hmac
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,13 +19,6 @@ from alerts.model import alert_view_from_json
 from devstack.localstack import free_port
 
 SECRET = "0123456789abcdef-test-secret"
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    server = WebhookReceiver().start()
-    yield server
-    server.stop()
 
 
 def _channel(url: str, **extra: object) -> WebhookChannel:

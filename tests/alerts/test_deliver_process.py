@@ -25,7 +25,6 @@ from sqlalchemy.orm import Session
 from alerts.settings import AlertsSettings
 from alerts.subscriptions.fanout import FANOUT_CHANNEL, fan_out
 from devstack.localstack import free_port
-from store.db import ensure_schema, make_engine
 from store.subscription_models import Notification, Subscriber
 
 SECRET = "d" * 16 + "-deliver-process-secret-0123456789"
@@ -50,14 +49,6 @@ def smtp() -> Iterator[tuple[int, Sink]]:
     controller.start()
     yield controller.port, sink
     controller.stop()
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    made = make_engine(database_url)
-    ensure_schema(made, migrate=True)
-    yield made
-    made.dispose()
 
 
 def _subscribe(engine: Engine, channel: str, count: int) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,7 +22,6 @@ from alerts.channels.webhook import WebhookChannel, WebhookSettings
 from alerts.outbox import Dispatcher, OutboxMetrics, OutboxSettings, requeue_failed
 from devstack.localstack import free_port
 from store.alert_models import OutboxItem
-from store.db import ensure_schema, make_engine
 
 SECRET = "0123456789abcdef-test-secret"
 
@@ -32,21 +31,6 @@ def _fast(**extra: Any) -> OutboxSettings:
     values: dict[str, Any] = {"poll_interval_s": 0.1, "backoff_initial_s": 0.1,
                               "backoff_max_s": 0.3, **extra}
     return OutboxSettings.model_validate(values)
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = make_engine(database_url)
-    ensure_schema(engine, migrate=True)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    server = WebhookReceiver().start()
-    yield server
-    server.stop()
 
 
 def _hook(url: str, name: str = "hook") -> WebhookChannel:

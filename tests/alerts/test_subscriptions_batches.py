@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
 
 import pytest
-from alert_samples import WebhookReceiver, flood_view, insert_alert
+from alert_samples import Clock, WebhookReceiver, flood_view, insert_alert
 from sqlalchemy import Engine, event, select
 from sqlalchemy.orm import Session
 
@@ -24,7 +24,6 @@ from alerts.subscriptions.senders import Item, Message, Outcome, Recipient
 from alerts.subscriptions.senders.email import EmailSender, RawMail, build_email
 from alerts.subscriptions.senders.webhook import WebhookSender
 from alerts.subscriptions.settings import SubscriptionSettings
-from store.db import ensure_schema, make_engine
 from store.subscription_models import Notification, Subscriber
 
 SECRET = "b" * 16 + "-batches-test-secret-0123456789"
@@ -35,29 +34,6 @@ def settings(**delivery: Any) -> SubscriptionSettings:
     return SubscriptionSettings.model_validate({
         "secret": SECRET, "public_url": "https://peringatan.example.go.id",
         "delivery": {"digest_window_s": 0, "max_per_hour": 100, **delivery}})
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    made = make_engine(database_url)
-    ensure_schema(made, migrate=True)
-    yield made
-    made.dispose()
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    server = WebhookReceiver().start()
-    yield server
-    server.stop()
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def webhook_subscribers(engine: Engine, url: str, count: int) -> list[int]:

@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from aiosmtpd.controller import Controller
-from alert_samples import WebhookReceiver, insert_alert
+from alert_samples import Clock, WebhookReceiver, insert_alert
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.orm import Session
 
@@ -66,14 +66,6 @@ def settings(**delivery: Any) -> SubscriptionSettings:
         "secret": SECRET, "public_url": "https://peringatan.example.go.id",
         "smtp": {"from_address": "peringatan@kota.example.go.id", "timeout_s": 5, **smtp},
         "delivery": values})
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    made = make_engine(database_url)
-    ensure_schema(made, migrate=True)
-    yield made
-    made.dispose()
 
 
 @pytest.fixture
@@ -194,21 +186,6 @@ def smtp() -> Iterator[tuple[Controller, Sink]]:
     controller.start()
     yield controller, sink
     controller.stop()
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    server = WebhookReceiver().start()
-    yield server
-    server.stop()
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 # -- fan-out ---------------------------------------------------------------------------------

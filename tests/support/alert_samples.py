@@ -148,3 +148,13 @@ class WebhookReceiver:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+
+
+class Clock:
+    """A ``now`` callable a test moves by hand."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
