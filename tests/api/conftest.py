@@ -17,6 +17,7 @@ from api_data import (  # noqa: F401
     tags,
     write_lines,
 )
+from browser import Browsed, chromium_page
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -39,3 +40,12 @@ def api_client_fixture(api_app: FastAPI) -> Iterator[TestClient]:
 @pytest.fixture(name="seeded")
 def seeded_fixture(influxdb: LocalService, database: str) -> Seeded:
     return seed(influxdb, database)
+
+
+@pytest.fixture
+def browser(served: object) -> Iterator[Browsed]:
+    """Chromium on the module's ``served`` page server (started first); no uncaught script
+    error may remain when the test ends."""
+    with chromium_page() as browsed:
+        yield browsed
+    assert browsed.errors == [], f"uncaught errors in the page: {browsed.errors}"

@@ -48,13 +48,6 @@ def served(influxdb: LocalService, database: str) -> Iterator[tuple[str, int]]:
         yield url, now_ms
 
 
-@pytest.fixture
-def browser(served: tuple[str, int]) -> Iterator[Browsed]:
-    with chromium_page() as browsed:
-        yield browsed
-    assert browsed.errors == [], f"uncaught errors in the page: {browsed.errors}"
-
-
 @pytest.mark.slow
 def test_rows_show_age_staleness_offline_and_dates(browser: Browsed, served: tuple[str, int],
                                                    influxdb: LocalService,

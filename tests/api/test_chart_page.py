@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 from api_data import api_registry, make_settings, seed, serve
-from browser import Browsed, chromium_page
+from browser import Browsed
 from playwright.sync_api import expect
 
 from api.main import create_app
@@ -64,13 +64,6 @@ def served(influxdb: LocalService, database: str) -> Iterator[str]:
                                    sse_max_duration_s=60), registry=api_registry())
     with serve(app) as url:
         yield url
-
-
-@pytest.fixture
-def browser(served: str) -> Iterator[Browsed]:
-    with chromium_page() as browsed:
-        yield browsed
-    assert browsed.errors == [], f"uncaught errors in the page: {browsed.errors}"
 
 
 def open_chart(browsed: Browsed, url: str, device: str) -> None:

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from api_data import MINUTE, make_settings, serve, tags, write_lines
-from browser import Browsed, chromium_page
+from browser import Browsed
 from incident_data import fire_alert, incident_registry
 from playwright.sync_api import expect
 
@@ -84,13 +84,6 @@ def served(influxdb: LocalService, database: str, tmp_path: Path) -> Iterator[di
                      alerts_settings=AlertsSettings(database=DatabaseSettings(url=url)))
     with serve(app) as base:
         yield {"url": base, "keys": keys, "alert_id": alert_id, "now_ms": now_ms}
-
-
-@pytest.fixture
-def browser(served: dict[str, Any]) -> Iterator[Browsed]:
-    with chromium_page() as browsed:
-        yield browsed
-    assert browsed.errors == [], f"uncaught errors in the page: {browsed.errors}"
 
 
 def test_events_show_open_incidents_and_operators_see_each(browser: Browsed,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from api_data import HOUR, MINUTE, api_registry, make_settings, seed, serve, tags, write_lines
-from browser import Browsed, chromium_page
+from browser import Browsed
 from fastapi.testclient import TestClient
 from playwright.sync_api import expect
 
@@ -163,13 +163,6 @@ def served(influxdb: LocalService, database: str) -> Iterator[str]:
         update={"districts_geojson": HANDMADE, "districts_attribution": ATTRIBUTION})})
     with serve(create_app(settings, registry=api_registry())) as url:
         yield url
-
-
-@pytest.fixture
-def browser(served: str) -> Iterator[Browsed]:
-    with chromium_page() as browsed:
-        yield browsed
-    assert browsed.errors == [], f"uncaught errors in the page: {browsed.errors}"
 
 
 def _fill(browsed: Browsed, district: str) -> str | None:

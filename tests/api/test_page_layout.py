@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 from api_data import MINUTE, api_registry, make_settings, seed, serve, write_lines
-from browser import Browsed, chromium_page
+from browser import Browsed
 from playwright.sync_api import Page, expect
 
 from api.main import create_app
@@ -69,13 +69,6 @@ def served(influxdb: LocalService, database: str) -> Iterator[str]:
         update={"districts_geojson": HANDMADE, "districts_attribution": SHAPES_NOTE})})
     with serve(create_app(settings, registry=api_registry())) as url:
         yield url
-
-
-@pytest.fixture
-def browser(served: str) -> Iterator[Browsed]:
-    with chromium_page() as browsed:
-        yield browsed
-    assert browsed.errors == [], f"uncaught errors in the page: {browsed.errors}"
 
 
 def _open(page: Page, url: str, viewport: dict[str, int]) -> dict[str, Any]:
