@@ -9,7 +9,14 @@ from typing import Any
 import click
 
 from kota.config import dump_settings
-from kota.service_cli import EXIT_CODES, EXIT_FAILED, fail, load_or_exit, logging_from
+from kota.service_cli import (
+    EXIT_CODES,
+    EXIT_FAILED,
+    LazyEpilogGroup,
+    fail,
+    load_or_exit,
+    logging_from,
+)
 from kota.settings_doc import settings_help
 
 __all__ = ["alerts"]
@@ -34,7 +41,7 @@ def _settings(config_file: str | None, overrides: dict[str, Any] | None = None) 
 def _store(config_file: str | None) -> Any:
     from sqlalchemy.exc import SQLAlchemyError
 
-    from alerts.channels import build_channels
+    from alerts.channels.registry import build_channels
     from alerts.state import AlertStore
     from alerts.subscriptions.fanout import with_fanout
     from store.db import SchemaError, ensure_schema, make_engine
@@ -65,7 +72,8 @@ _config = click.option("--config", "config_file", type=click.Path(dir_okay=False
                        help="Configuration file (default: $KOTA_CONFIG or ./kota.yaml).")
 
 
-@click.group(invoke_without_command=True, epilog=_epilog(), context_settings=CONTEXT)
+@click.group(cls=LazyEpilogGroup, epilog_factory=_epilog, invoke_without_command=True,
+             context_settings=CONTEXT)
 @_config
 @click.option("--rules", "rules_file", type=click.Path(dir_okay=False),
               help="Override alerts.rules_file.")
@@ -229,14 +237,17 @@ def deliver(config_file: str | None, channels: tuple[str, ...], metrics_port: in
     rules), for alerts.subscriptions.delivery.in_process: false, where kota alerts only
     queues them. Run one per channel so email and webhooks do not share a CPU; any number may
     run on one database (claims are leased). Stops on SIGINT/SIGTERM after marking what it
-    sent.
+    sent. It reads alerts.database, alerts.subscriptions, alerts.log_level, alerts.log_format
+    and alerts.metrics_host; the rest of alerts: is kota alerts' (kota alerts --check).
 
     \b
     Examples:
       kota alerts deliver                       # every channel
       kota alerts deliver --channel email       # and another with --channel webhook
     """
-    settings = _settings(config_file)
+    from alerts.deliver import DeliverSettings
+
+    settings = load_or_exit(DeliverSettings, "alerts", config_file)
     if not settings.subscriptions.enabled:
         fail("alerts.subscriptions.enabled is false: there is nothing to deliver")
     logging_from(settings)

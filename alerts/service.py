@@ -29,7 +29,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_serv
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from alerts.channels import Channel, build_channels
+from alerts.channels import Channel
+from alerts.channels.registry import build_channels
 from alerts.engine import AlertState, Decision, decide
 from alerts.model import AlertView
 from alerts.outbox import Dispatcher, OutboxMetrics

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
-from alerts.channels import ChannelConfig, duplicate_names
+from alerts.channels.registry import ChannelConfig, duplicate_names
 from alerts.outbox import OutboxSettings
 from alerts.rules import DEFAULT_RULES_FILE
 from alerts.subscriptions.settings import SubscriptionSettings

@@ -204,7 +204,7 @@ def _default_subscriptions() -> SubscriptionSettings:
 
 def _alerts_service(keys_store: KeyStore,
                     alerts_settings: AlertsSettings | None) -> AlertsService:
-    from alerts.channels import build_channels
+    from alerts.channels.registry import build_channels
     from alerts.settings import AlertsSettings
     from alerts.subscriptions.fanout import with_fanout
 

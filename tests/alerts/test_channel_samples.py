@@ -13,7 +13,7 @@ import yaml
 from alert_samples import flood_view
 from pydantic import TypeAdapter, ValidationError
 
-from alerts.channels import CHANNEL_TYPES, ChannelConfig, build_channels
+from alerts.channels.registry import CHANNEL_TYPES, ChannelConfig, build_channels
 from alerts.channels.webhook import sign
 from alerts.model import AlertView
 

@@ -23,7 +23,7 @@ from api_data import api_registry, make_settings
 from fastapi.testclient import TestClient
 
 from alerts.cap import ATOM_NAMESPACE, CAP_NAMESPACE
-from alerts.channels import build_channels
+from alerts.channels.registry import build_channels
 from alerts.engine import Timing, decide
 from alerts.model import AlertText, AlertView, Area
 from alerts.outbox import Dispatcher, OutboxSettings
