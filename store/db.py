@@ -1,28 +1,32 @@
-"""Engines and migrations: Alembic run from Python (``kota db upgrade``, the API at start)."""
+"""Engines and migrations: Alembic run from Python (``kota db upgrade``, the API at start).
+
+Alembic (about 11 MB of imports) is loaded only to migrate or to answer ``kota db``: a service
+whose database is already at the head revision checks that with one query and a look at the
+migration files (``ensure_schema``), which matters for the small ``kota alerts deliver``
+processes (docs/benchmarks.md).
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-# Alembic logs one INFO line per plugin it sets up: noise before a service's first real line
-# (and it broke the one-line error of `kota indicators` with a broken registry).
-logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+from sqlalchemy import Engine, create_engine, event, inspect, text
 
-from alembic import command  # noqa: E402
-from alembic.config import Config  # noqa: E402
-from alembic.runtime.migration import MigrationContext  # noqa: E402
-from alembic.script import ScriptDirectory  # noqa: E402
-from sqlalchemy import Engine, create_engine, event  # noqa: E402
+from store.settings import engine_url
 
-from store.settings import engine_url  # noqa: E402
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 __all__ = ["MIGRATIONS", "SchemaError", "current_revision", "ensure_schema", "head_revision",
            "make_engine", "upgrade"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+_REVISION = re.compile(r"^(down_revision|revision)\s*=\s*(None|\"[^\"]*\"|'[^']*')", re.MULTILINE)
 _upgraded: set[str] = set()
 _lock = threading.Lock()
 
@@ -49,7 +53,16 @@ def make_engine(url: str) -> Engine:
     return create_engine(parsed, pool_pre_ping=True)
 
 
+def _alembic() -> None:
+    # Alembic logs one INFO line per plugin it sets up: noise before a service's first real
+    # line (and it broke the one-line error of `kota indicators` with a broken registry).
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+
 def _config(engine: Engine) -> Config:
+    _alembic()
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["engine"] = engine
@@ -57,18 +70,47 @@ def _config(engine: Engine) -> Config:
 
 
 def head_revision() -> str:
+    """The newest migration, as Alembic reads the scripts."""
+    _alembic()
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
     assert head is not None
     return head
 
 
+@cache
+def head_revision_from_files() -> str | None:
+    """The newest migration read from the scripts' ``revision``/``down_revision`` lines without
+    Alembic; None when they do not name exactly one head (then Alembic decides)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for script in sorted((MIGRATIONS / "versions").glob("*.py")):
+        found = dict((name, value.strip("\"'")) for name, value
+                     in _REVISION.findall(script.read_text(encoding="utf-8")))
+        if "revision" not in found:
+            return None
+        revisions.add(found["revision"])
+        if found.get("down_revision") not in (None, "None"):
+            parents.add(found["down_revision"])
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
 def current_revision(engine: Engine) -> str | None:
+    """The database's revision (None: never migrated), with one query."""
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        if not inspect(connection).has_table("alembic_version"):
+            return None
+        rows = connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    return rows[0] if len(rows) == 1 else None
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    command.upgrade(_config(engine), revision)
+    config = _config(engine)
+    from alembic import command
+
+    command.upgrade(config, revision)
 
 
 def ensure_schema(engine: Engine, migrate: bool) -> None:
@@ -78,7 +120,11 @@ def ensure_schema(engine: Engine, migrate: bool) -> None:
     with _lock:
         if key in _upgraded:
             return
-        current, head = current_revision(engine), head_revision()
+        current = current_revision(engine)
+        if current is not None and current == head_revision_from_files():
+            _upgraded.add(key)
+            return
+        head = head_revision()
         if current != head:
             if not migrate:
                 raise SchemaError(

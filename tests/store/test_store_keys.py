@@ -111,3 +111,22 @@ def test_settings_refuse_unknown_databases_in_one_line() -> None:
     assert parse_duration("12h") == timedelta(hours=12)
     with pytest.raises(ValueError):
         parse_duration("0d")
+
+
+def test_the_head_read_from_the_scripts_is_alembics() -> None:
+    # ensure_schema trusts it to skip Alembic on a database already at the head.
+    from store.db import head_revision_from_files
+
+    assert head_revision_from_files() == head_revision()
+
+
+def test_a_database_one_migration_behind_is_not_taken_for_current(tmp_path: Path) -> None:
+    from store.db import upgrade
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'behind.db'}")
+    upgrade(engine, "0004_subscriptions")
+    assert current_revision(engine) == "0004_subscriptions"
+    with pytest.raises(SchemaError, match="0004_subscriptions"):
+        ensure_schema(engine, migrate=False)
+    ensure_schema(engine, migrate=True)
+    assert current_revision(engine) == head_revision()
