@@ -34,6 +34,10 @@ def check_shape(result: dict[str, Any]) -> None:
         floor = result["floor"][channel]
         assert floor["arrivals_unique"] == result["subscribers"]["expected"][channel]
         assert floor["per_s"] > 0
+        assert len(result["floor_rounds"]) == 1 and result["floor_rounds"][0][channel] > 0
+        # The floor replays the message kota sent, not a text of its own.
+        assert result["floor_message"][channel]["kotas_message"] is True
+        assert result["floor_message"][channel]["bytes"] > 500
         entry = result["delivery"][channel]
         assert entry["arrivals_raw"] == entry["arrivals_unique"] + entry["duplicates"]
         assert entry["committed_to_first_s"] <= entry["committed_to_last_s"]
@@ -43,7 +47,8 @@ def check_shape(result: dict[str, Any]) -> None:
 
 
 def test_every_notification_arrives_exactly_once() -> None:
-    result = run_notify_bench(NotifyBenchConfig(subscribers=SUBSCRIBERS, grace_s=180))
+    result = run_notify_bench(NotifyBenchConfig(subscribers=SUBSCRIBERS, grace_s=180,
+                                                floor_rounds=1))
     check_shape(result)
     per_channel = expected_per_channel()
     assert per_channel > 0
@@ -63,7 +68,7 @@ def test_every_notification_arrives_exactly_once() -> None:
 
 def test_sigkill_mid_delivery_loses_nothing() -> None:
     result = run_notify_bench(NotifyBenchConfig(subscribers=SUBSCRIBERS, kill_at=0.3,
-                                                grace_s=180))
+                                                grace_s=180, floor_rounds=1))
     check_shape(result)
     [kill] = result["kills"]
     total = sum(result["subscribers"]["expected"].values())
