@@ -2,8 +2,10 @@
 
 The notifier (alerts/subscriptions/notifier.py) decides *when* and *what* (one alert, or a
 digest of several); a sender only delivers, raising :class:`DeliveryError` (retryable or not)
-when it could not, or, for a batch, returning one outcome per message. Errors and logs never
-carry the address: only the subscriber's id.
+when it could not, or, for a batch, returning one outcome per message and calling
+``on_sent(index)`` in the sending thread as soon as a message was delivered (before that
+thread's next send: the notifier journals it there, alerts/subscriptions/journal.py). Errors
+and logs never carry the address: only the subscriber's id.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from zoneinfo import ZoneInfo
 from alerts.channels._contract import DeliveryError
 from alerts.model import LANGUAGES, AlertView
 
-__all__ = ["WIB", "DeliveryError", "Feed", "Item", "Message", "Outcome", "Recipient", "Sender",
-           "Threads", "compose", "drain_in_threads", "languages_for", "title"]
+__all__ = ["WIB", "DeliveryError", "Feed", "Item", "Message", "OnSent", "Outcome", "Recipient",
+           "Sender", "Threads", "compose", "drain_in_threads", "languages_for", "title"]
 
 # Western Indonesia Time (UTC+7): how Jakarta reads a clock.
 WIB = ZoneInfo("Asia/Jakarta")
@@ -63,18 +65,23 @@ class Message:
 # What became of one message of a batch: None delivered, else why not.
 Outcome = DeliveryError | None
 Item = tuple[Recipient, Message]
+# Called with an item's index right after it was delivered, in the thread that sent it. Keep it
+# cheap (it delays that thread's next send) and never raising.
+OnSent = Callable[[int], None]
 T = TypeVar("T")
 
 
 class Sender(Protocol):
     """Delivers a message to a recipient of its channel, or raises :class:`DeliveryError`;
-    ``send_batch`` delivers many and returns one outcome per item, in order."""
+    ``send_batch`` delivers many, calls ``on_sent(index)`` right after each one delivered, and
+    returns one outcome per item, in order."""
 
     channel: str
 
     async def send(self, recipient: Recipient, message: Message) -> None: ...
 
-    async def send_batch(self, items: Sequence[Item]) -> list[Outcome]: ...
+    async def send_batch(self, items: Sequence[Item],
+                         on_sent: OnSent | None = None) -> list[Outcome]: ...
 
     async def close(self) -> None: ...
 
@@ -120,16 +127,19 @@ class Threads:
 
 
 async def drain_in_threads(items: Sequence[T], threads: Threads,
-                           drain: Callable[[Feed[T], list[Outcome]], None]) -> list[Outcome]:
-    """Run ``drain(feed, outcomes)`` in up to ``threads.count`` of the sender's threads until
-    the feed is empty: one thread hand-off per thread and batch, not per message. An item no
-    thread got to (a drain that raised) stays a retryable error."""
+                           drain: Callable[[Feed[T], list[Outcome], OnSent | None], None],
+                           on_sent: OnSent | None = None) -> list[Outcome]:
+    """Run ``drain(feed, outcomes, on_sent)`` in up to ``threads.count`` of the sender's
+    threads until the feed is empty: one thread hand-off per thread and batch, not per
+    message. A drain sets ``outcomes[index]`` and, for a delivered item, calls
+    ``on_sent(index)`` before taking the next. An item no thread got to (a drain that raised)
+    stays a retryable error."""
     outcomes: list[Outcome] = [DeliveryError("not attempted")] * len(items)
     feed = Feed(items)
     count = max(1, min(threads.count, len(items)))
     loop = asyncio.get_running_loop()
     pool = threads.pool()
-    results = await asyncio.gather(*(loop.run_in_executor(pool, drain, feed, outcomes)
+    results = await asyncio.gather(*(loop.run_in_executor(pool, drain, feed, outcomes, on_sent)
                                      for _ in range(count)), return_exceptions=True)
     for result in results:
         if isinstance(result, BaseException) and not isinstance(result, Exception):

@@ -19,6 +19,7 @@ from alerts.subscriptions.senders import (
     DeliveryError,
     Item,
     Message,
+    OnSent,
     Outcome,
     Recipient,
     compose,
@@ -72,19 +73,24 @@ class AppriseSender:
             raise DeliveryError(f"subscriber {recipient.id} ({_scheme(recipient.address)}://)"
                                 f": no answer within {self.timeout_s:g} s") from None
 
-    async def send_batch(self, items: Sequence[Item]) -> list[Outcome]:
-        """Agencies' groups are few: one send each, ``concurrency`` at a time."""
+    async def send_batch(self, items: Sequence[Item],
+                         on_sent: OnSent | None = None) -> list[Outcome]:
+        """Agencies' groups are few: one send each, ``concurrency`` at a time; ``on_sent`` is
+        called in the event loop's thread after each one delivered."""
         slots = asyncio.Semaphore(self.concurrency)
 
-        async def one(recipient: Recipient, message: Message) -> Outcome:
+        async def one(index: int, recipient: Recipient, message: Message) -> Outcome:
             async with slots:
                 try:
                     await self.send(recipient, message)
                 except DeliveryError as exc:
                     return exc
+                if on_sent is not None:
+                    on_sent(index)
                 return None
 
-        return list(await asyncio.gather(*(one(r, m) for r, m in items)))
+        return list(await asyncio.gather(*(one(index, r, m)
+                                           for index, (r, m) in enumerate(items))))
 
     async def close(self) -> None:
         return None

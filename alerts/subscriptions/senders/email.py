@@ -37,6 +37,7 @@ from alerts.subscriptions.senders import (
     Feed,
     Item,
     Message,
+    OnSent,
     Outcome,
     Recipient,
     Threads,
@@ -302,7 +303,8 @@ class EmailSender:
         except RuntimeError as exc:   # no secret: no unsubscribe link, so no mail
             raise DeliveryError(str(exc), retryable=False) from None
 
-    def _drain(self, feed: Feed[Item], outcomes: list[Outcome]) -> None:
+    def _drain(self, feed: Feed[Item], outcomes: list[Outcome],
+               on_sent: OnSent | None) -> None:
         with self.pool.session() as session:
             while (taken := feed.take()) is not None:
                 index, (recipient, message) = taken
@@ -312,14 +314,17 @@ class EmailSender:
                     outcomes[index] = exc
                 else:
                     outcomes[index] = None
+                    if on_sent is not None:
+                        on_sent(index)
 
     async def send(self, recipient: Recipient, message: Message) -> None:
         mail = self.mail(recipient, message)
         await asyncio.to_thread(self.pool.send, mail)
 
-    async def send_batch(self, items: Sequence[Item]) -> list[Outcome]:
+    async def send_batch(self, items: Sequence[Item],
+                         on_sent: OnSent | None = None) -> list[Outcome]:
         """Up to ``smtp.pool_size`` sessions at once, each sending its share in turn."""
-        return await drain_in_threads(items, self.threads, self._drain)
+        return await drain_in_threads(items, self.threads, self._drain, on_sent)
 
     async def close(self) -> None:
         await asyncio.to_thread(self.threads.close)

@@ -33,6 +33,7 @@ from alerts.subscriptions.senders import (
     Feed,
     Item,
     Message,
+    OnSent,
     Outcome,
     Recipient,
     Threads,
@@ -123,7 +124,8 @@ class WebhookSender:
                                 retryable=False) from None
         check_answer(response, where)
 
-    def _drain(self, feed: Feed[Item], outcomes: list[Outcome]) -> None:
+    def _drain(self, feed: Feed[Item], outcomes: list[Outcome],
+               on_sent: OnSent | None) -> None:
         client = self._client()
         try:
             while (taken := feed.take()) is not None:
@@ -134,6 +136,8 @@ class WebhookSender:
                     outcomes[index] = exc
                 else:
                     outcomes[index] = None
+                    if on_sent is not None:
+                        on_sent(index)
         finally:
             self._give_back(client)
 
@@ -142,9 +146,10 @@ class WebhookSender:
         if outcome is not None:
             raise outcome
 
-    async def send_batch(self, items: Sequence[Item]) -> list[Outcome]:
+    async def send_batch(self, items: Sequence[Item],
+                         on_sent: OnSent | None = None) -> list[Outcome]:
         """``delivery.workers_per_channel`` requests in flight at most."""
-        return await drain_in_threads(items, self.threads, self._drain)
+        return await drain_in_threads(items, self.threads, self._drain, on_sent)
 
     async def close(self) -> None:
         await asyncio.to_thread(self.threads.close)
