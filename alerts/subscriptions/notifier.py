@@ -22,9 +22,16 @@ together is one message: the first row is ``sent``, the others ``digested`` with
 keep-alive HTTP clients, several at once) and their outcomes are marked every
 ``delivery.mark_every`` messages in one transaction. A failed send is tried again with
 jittered exponential backoff and the rows are ``failed`` (with ``last_error``: the dead-letter
-list operators see) after ``max_attempts`` or at once when trying again cannot help. At least
-once: a crash between a send and its mark sends again with the same
-``Idempotency-Key``/Message-ID.
+list operators see) after ``max_attempts`` or at once when trying again cannot help.
+
+At least once, and as seldom twice as that allows: each delivered message is first noted in
+this process's local journal (``delivery.journal_dir``, alerts/subscriptions/journal.py, one
+``os.write`` in the sending thread). A process killed between a send and its mark leaves its
+journal unlocked; each channel loop adopts such dead journals before its first claim, and
+every few seconds after (well inside ``lease_s``): their rows still ``queued`` are settled as
+sent in one transaction before their lease ends. What goes out twice is then only what was in
+flight at the kill (at most ``smtp.pool_size`` / ``workers_per_channel`` per channel), with
+the same ``Idempotency-Key``/Message-ID. Without a journal: up to about ``mark_every``.
 
 Personal data: logs and metrics name subscriber ids only, never an address. Sent, failed and
 digested rows are deleted after ``keep_notifications_days``.
@@ -36,6 +43,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import random
 import threading
 from collections import OrderedDict, defaultdict
@@ -46,11 +54,12 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Engine, bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from alerts.model import AlertView, alert_view_from_json
-from alerts.subscriptions.senders import DeliveryError, Message, Recipient, Sender
+from alerts.subscriptions.journal import Orphan, SentJournal
+from alerts.subscriptions.senders import DeliveryError, Message, OnSent, Recipient, Sender
 from alerts.subscriptions.settings import SubscriptionSettings
 from kota.backoff import Backoff
 from store.models import utc
@@ -66,6 +75,9 @@ _RETENTION_EVERY_S = 3600.0
 # Batches of one channel being delivered at once: the next is claimed and read while one is
 # being sent, so the database work overlaps the network's.
 _BATCHES_IN_FLIGHT = 2
+# Dead journals are looked for this often (at most), so a sibling's are settled before the
+# lease on its rows ends.
+_ADOPT_EVERY_S = 5.0
 T = TypeVar("T")
 
 
@@ -200,7 +212,9 @@ class Notifier:
     """Send the queued notifications until ``stop`` is set: ``await run(stop)``.
 
     ``channels``: only these subscriber channels (``kota alerts deliver --channel``: one
-    process per channel); default every channel."""
+    process per channel); default every channel. With ``delivery.journal_dir`` set, each
+    channel's journal is opened here: ValueError naming the setting and the folder when it
+    cannot be (call :meth:`aclose` when done)."""
 
     def __init__(self, engine: Engine, settings: SubscriptionSettings,
                  senders: Sequence[Sender] | None = None, *,
@@ -232,6 +246,23 @@ class Notifier:
         for channel in SUBSCRIBER_CHANNELS:
             self.metrics.queued.labels(channel).set(0)
             self.metrics.failed_rows.labels(channel).set(0)
+        self.journals = self._open_journals()
+
+    def _open_journals(self) -> dict[str, SentJournal]:
+        directory = self.delivery.journal_dir
+        if directory is None or not self.senders:
+            return {}
+        journals: dict[str, SentJournal] = {}
+        try:
+            for channel in self.senders:
+                journals[channel] = SentJournal(directory, channel,
+                                                scope=_database_scope(self.engine))
+        except OSError as exc:
+            for journal in journals.values():
+                journal.close()
+            raise ValueError(f"alerts.subscriptions.delivery.journal_dir {directory}: "
+                             f"{exc.strerror or exc}") from None
+        return journals
 
     # -- waking and running ---------------------------------------------------------------
 
@@ -258,6 +289,8 @@ class Notifier:
         events = [asyncio.Event() for _ in channels]
         self._loop, self._wakes = asyncio.get_running_loop(), events
         tasks = [asyncio.create_task(self._housekeeping(stop))]
+        if self.journals:
+            tasks.append(asyncio.create_task(self._adopting(stop)))
         tasks += [asyncio.create_task(self._channel_loop(channel, wake, stop))
                   for channel, wake in zip(channels, events, strict=True)]
         try:
@@ -274,6 +307,11 @@ class Notifier:
                 await sender.close()
             except Exception:
                 log.exception("subscriptions: closing the %s sender", sender.channel)
+        for journal in self.journals.values():
+            try:
+                journal.close()
+            except OSError:
+                log.exception("subscriptions: closing the %s journal", journal.channel)
 
     async def _channel_loop(self, channel: str, wake: asyncio.Event,
                             stop: asyncio.Event) -> None:
@@ -289,6 +327,8 @@ class Notifier:
                 log.error("subscriptions: a %s batch failed unexpectedly; its rows are taken "
                           "again after delivery.lease_s", channel, exc_info=task.exception())
 
+        # A dead process's delivered rows are settled before anything is claimed.
+        await asyncio.to_thread(self._adopt_logged, channel)
         try:
             while not stop.is_set():
                 if len(running) >= _BATCHES_IN_FLIGHT:
@@ -464,23 +504,47 @@ class Notifier:
         if plan.drop or plan.hold or plan.bad:
             await asyncio.to_thread(self._settle, channel, plan)
         sender = self.senders[channel]
+        journal = self.journals.get(channel)
         marking: asyncio.Future[None] | None = None
         try:
             # Marked every mark_every messages while the next ones go out: a crash sends
-            # again at most what was sent and not yet marked.
+            # again at most what was sent and not yet marked, and with a journal only what
+            # was in flight.
             for part in _chunks(plan.send, self.delivery.mark_every):
+                delivered = [False] * len(part)
+                tokens: list[int | None] = [None] * len(part)   # the journal's
                 try:
-                    outcomes = await sender.send_batch([(r, m) for r, m, _ in part])
+                    outcomes = await sender.send_batch(
+                        [(r, m) for r, m, _ in part],
+                        self._on_sent(journal, part, delivered, tokens))
                 except Exception as exc:   # a bug in a sender: logged, retried like an outage
                     log.exception("subscriptions: the %s sender raised", channel)
-                    outcomes = [DeliveryError(type(exc).__name__)] * len(part)
+                    # What it reported delivered before it raised was delivered.
+                    outcomes = [None if done else DeliveryError(type(exc).__name__)
+                                for done in delivered]
                 if marking is not None:
                     await marking
                 marking = asyncio.ensure_future(
-                    asyncio.to_thread(self._record, channel, part, outcomes))
+                    asyncio.to_thread(self._record, channel, part, outcomes, tokens))
         finally:
             if marking is not None:
                 await marking
+
+    @staticmethod
+    def _on_sent(journal: SentJournal | None,
+                 part: Sequence[tuple[Recipient, Message, tuple[_Row, ...]]],
+                 delivered: list[bool], tokens: list[int | None]) -> OnSent:
+        """The sender's callback for one part, run in the sending thread: an item delivered,
+        journaled first (``tokens``: what the journal returned)."""
+        if journal is None:
+            def note(index: int) -> None:
+                delivered[index] = True
+            return note
+
+        def journal_it(index: int) -> None:
+            tokens[index] = journal.record([row.id for row in part[index][2]])
+            delivered[index] = True
+        return journal_it
 
     def _settle(self, channel: str, plan: _Plan) -> None:
         """Drop, hold and refuse what will not be sent now, in one transaction."""
@@ -508,8 +572,10 @@ class Notifier:
 
     def _record(self, channel: str,
                 part: Sequence[tuple[Recipient, Message, tuple[_Row, ...]]],
-                outcomes: Sequence[DeliveryError | None]) -> None:
-        """Mark what was sent and what failed, in one transaction; then metrics and logs."""
+                outcomes: Sequence[DeliveryError | None],
+                tokens: Sequence[int | None] = ()) -> None:
+        """Mark what was sent and what failed, in one transaction; then tell the journal
+        (``tokens``: what it returned for the part's items), metrics and logs."""
         now = self._clock()
         sent = [(recipient, rows) for (recipient, _m, rows), outcome
                 in zip(part, outcomes, strict=True) if outcome is None]
@@ -535,6 +601,10 @@ class Notifier:
                                     .values(status="failed", attempts=attempts,
                                             last_error=text))
                     given_up.append((recipient.id, rows, attempts, text, error.retryable))
+        journal = self.journals.get(channel)
+        if journal is not None:
+            for token in tokens:
+                journal.marked(token)
         metrics = self.metrics
         if sent:
             notifications = sum(len(rows) for _r, rows in sent)
@@ -591,6 +661,112 @@ class Notifier:
         backoff.attempt = attempts - 1
         return backoff.next_delay()
 
+    # -- dead journals ----------------------------------------------------------------------
+
+    def adopt(self, channel: str) -> int:
+        """Settle what this channel's dead processes journaled as delivered: rows still
+        ``queued`` become ``sent`` (the carrier) and ``digested``, one transaction per dead
+        journal, which is then deleted; rows in any other status are left as they are, so
+        settling twice changes nothing. Returns how many rows were settled."""
+        journal = self.journals.get(channel)
+        if journal is None:
+            return 0
+        orphans = journal.adopt_orphans()
+        settled = 0
+        try:
+            while orphans:
+                settled += self._settle_orphan(channel, orphans[0])
+                journal.forget([orphans.pop(0)])
+        finally:
+            journal.release(orphans)   # what could not be settled: adopted again later
+        return settled
+
+    def _adopt_logged(self, channel: str) -> None:
+        try:
+            self.adopt(channel)
+        except Exception:
+            log.exception("subscriptions: settling the dead %s journals failed; trying again "
+                          "in %g s", channel, self._adopt_every_s)
+
+    @property
+    def _adopt_every_s(self) -> float:
+        return min(_ADOPT_EVERY_S, self.delivery.lease_s / 3)
+
+    async def _adopting(self, stop: asyncio.Event) -> None:
+        """A sibling process that dies: its journal is settled before its leases end."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self._adopt_every_s)
+            if stop.is_set():
+                return
+            for channel in self.journals:
+                await asyncio.to_thread(self._adopt_logged, channel)
+
+    def _settle_orphan(self, channel: str, orphan: Orphan) -> int:
+        """One dead journal's rows still ``queued``, settled as sent at the journaled times
+        in one transaction; returns how many."""
+        carriers: dict[int, datetime] = {}
+        folded: dict[int, tuple[int, datetime]] = {}   # digested row -> (carrier, sent at)
+        for line in orphan.lines:
+            sent_at = datetime.fromtimestamp(line.sent_at_s, UTC)
+            carrier, *rest = line.row_ids
+            carriers[carrier] = sent_at
+            folded.update((row_id, (carrier, sent_at)) for row_id in rest)
+        queued_carriers: dict[int, int] = {}   # row -> subscriber
+        queued_folded: list[int] = []
+        with self.engine.begin() as connection:
+            for chunk in _chunks(list(carriers), _IN_CHUNK):
+                for row_id, subscriber_id in connection.execute(
+                        select(Notification.id, Notification.subscriber_id)
+                        .where(Notification.id.in_(chunk), Notification.status == "queued")
+                        .with_for_update()):
+                    queued_carriers[row_id] = subscriber_id
+            for chunk in _chunks(list(folded), _IN_CHUNK):
+                queued_folded += connection.scalars(
+                    select(Notification.id)
+                    .where(Notification.id.in_(chunk), Notification.status == "queued")
+                    .with_for_update())
+            still_queued = Notification.status == "queued"
+            if queued_carriers:
+                connection.execute(
+                    update(Notification)
+                    .where(Notification.id == bindparam("row_id"), still_queued)
+                    .values(status="sent", sent_at=bindparam("at"), last_error=None,
+                            attempts=Notification.attempts + 1),
+                    [{"row_id": row_id, "at": carriers[row_id]} for row_id in queued_carriers])
+            if queued_folded:
+                connection.execute(
+                    update(Notification)
+                    .where(Notification.id == bindparam("row_id"), still_queued)
+                    .values(status="digested", digest_id=bindparam("carrier"),
+                            sent_at=bindparam("at"), last_error=None),
+                    [{"row_id": row_id, "carrier": folded[row_id][0], "at": folded[row_id][1]}
+                     for row_id in queued_folded])
+            latest: dict[int, datetime] = {}
+            for row_id, subscriber_id in queued_carriers.items():
+                latest[subscriber_id] = max(carriers[row_id],
+                                            latest.get(subscriber_id, carriers[row_id]))
+            if latest:
+                connection.execute(
+                    update(Subscriber)
+                    .where(Subscriber.id == bindparam("subscriber"),
+                           or_(Subscriber.last_sent_at.is_(None),
+                               Subscriber.last_sent_at < bindparam("at")))
+                    .values(last_sent_at=bindparam("at")),
+                    [{"subscriber": subscriber_id, "at": at}
+                     for subscriber_id, at in latest.items()])
+        messages, digested = len(queued_carriers), len(queued_folded)
+        if messages:
+            self.metrics.sent.labels(channel).inc(messages)
+        if messages or digested:
+            self.metrics.notifications_sent.labels(channel).inc(messages + digested)
+        if digested:
+            self.metrics.digested.labels(channel).inc(digested)
+        log.info("subscriptions: %s: %d message(s) (%d notification(s)) settled as sent from "
+                 "the dead journal %s (%d journaled; the others were marked already)", channel,
+                 messages, messages + digested, orphan.name, len(carriers) + len(folded))
+        return messages + digested
+
     # -- housekeeping ---------------------------------------------------------------------
 
     async def _housekeeping(self, stop: asyncio.Event) -> None:
@@ -634,6 +810,15 @@ class Notifier:
             log.info("subscriptions: %d notification(s) older than %g days deleted", count,
                      self.delivery.keep_notifications_days)
         return count
+
+
+def _database_scope(engine: Engine) -> str:
+    """What a journal's row ids belong to: the database's URL without its password (a SQLite
+    file by its absolute path)."""
+    url = engine.url
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        url = url.set(database=os.path.abspath(url.database or ""))
+    return url.render_as_string(hide_password=True)
 
 
 def _id_ranges(ids: Sequence[int]) -> str:

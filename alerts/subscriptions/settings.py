@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 __all__ = ["DeliverySettings", "SignupSettings", "SmtpSettings", "SubscriptionSettings"]
 
@@ -80,6 +80,14 @@ class DeliverySettings(BaseModel):
                             description="Sent messages marked per transaction; a notifier "
                                         "killed mid-batch sends at most about twice this "
                                         "again")
+    journal_dir: Path | None = Field(
+        default=Path("run/alerts/journal"),
+        description="Folder (on this host) where each delivering process notes every message "
+                    "as it is delivered, before it is marked in the database: a process "
+                    "killed meanwhile has those marked by the next, so only the messages in "
+                    "flight at that instant go out twice. null: no journal (up to about "
+                    "mark_every messages twice). Processes on other hosts cannot see it: run "
+                    "a channel's deliver processes on one host")
     max_attempts: int = Field(default=8, ge=1, le=1000,
                               description="Tries before a notification is marked failed")
     backoff_initial_s: float = Field(default=10, gt=0, le=3600)
@@ -94,6 +102,13 @@ class DeliverySettings(BaseModel):
     keep_notifications_days: float = Field(default=30, gt=0, le=3650,
                                            description="Sent and failed notifications are "
                                                        "deleted after this long")
+
+    @field_validator("journal_dir", mode="before")
+    @classmethod
+    def _journal_dir(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("an empty path: give a folder, or null for no journal")
+        return value
 
 
 class SubscriptionSettings(BaseModel):

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from alerts.model import AlertView
 from alerts.subscriptions.fanout import fan_out
 from alerts.subscriptions.notifier import Notifier
-from alerts.subscriptions.senders import Item, Message, Outcome, Recipient
+from alerts.subscriptions.senders import Item, Message, OnSent, Outcome, Recipient
 from alerts.subscriptions.senders.email import EmailSender, RawMail, build_email
 from alerts.subscriptions.senders.webhook import WebhookSender
 from alerts.subscriptions.settings import SubscriptionSettings
@@ -70,7 +70,8 @@ class Stuck:
     async def send(self, recipient: Recipient, message: Message) -> None:
         await asyncio.Event().wait()
 
-    async def send_batch(self, items: Sequence[Item]) -> list[Outcome]:
+    async def send_batch(self, items: Sequence[Item],
+                         on_sent: OnSent | None = None) -> list[Outcome]:
         await asyncio.Event().wait()
         return []
 
@@ -86,12 +87,13 @@ def test_a_killed_batch_is_leased_then_taken_again_with_the_same_keys(
     config = settings(lease_s=60)
 
     async def killed_mid_batch() -> None:
-        task = asyncio.create_task(Notifier(engine, config, [Stuck()], clock=clock)
-                                   .deliver_due("webhook"))
+        stuck = Notifier(engine, config, [Stuck()], clock=clock)
+        task = asyncio.create_task(stuck.deliver_due("webhook"))
         await asyncio.sleep(0.5)
         task.cancel()   # what a SIGKILL leaves: claimed, nothing marked
         with pytest.raises(asyncio.CancelledError):
             await task
+        await stuck.aclose()
 
     asyncio.run(killed_mid_batch())
     assert statuses(engine) == ["queued"] * 3

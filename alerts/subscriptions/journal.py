@@ -1,0 +1,324 @@
+"""What a subscriber sender delivered, kept on local disk until the database says so too.
+
+A sender delivers a message and only later (every ``delivery.mark_every`` messages) does the
+notifier mark it ``sent`` in the database. A process killed in between used to leave those
+rows due again after ``delivery.lease_s``: up to ``mark_every`` messages twice. So each
+delivered message is first appended to this journal (its row ids: the carrier, then the rows
+digested into it); a live process's journal is locked, and a dead process's is *adopted*: its
+rows still ``queued`` are settled as sent before their lease ends. What is sent twice after a
+SIGKILL is then only what was in flight at that instant.
+
+Files in ``directory``, per process (``<stem>`` = ``<channel>-<database tag>-<pid>-<run>``):
+
+* ``<stem>.lock``: held with ``fcntl.flock`` for the life of the process (the kernel drops the
+  lock when the process dies, however it dies). It is locked under a temporary name and then
+  renamed, so nobody ever sees it unlocked while its owner lives.
+* ``<stem>-<n>.sent``: segments of ``<unix time, 3 decimals> <row id> [<row id> ...]`` lines, one
+  ``os.write`` each on an ``O_APPEND`` descriptor. A new segment every ``lines_per_segment``
+  lines; a segment is deleted once it is rotated out and every line in it was marked in the
+  database, so the journal stays small under continuous load.
+
+The database tag is a hash of the database's URL: a journal's row ids mean something only in
+its own database, so two deployments sharing a folder never settle each other's rows.
+
+Durability: no fsync. A line written is in the kernel's page cache, which survives a SIGKILL
+or a crash of the process but not of the machine: after a power cut the journal may miss its
+last lines and those messages are sent again after the lease (as without a journal). The
+journal is local: a process on another host cannot see it (docs/subscriptions.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import logging
+import os
+import re
+import secrets
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["LINES_PER_SEGMENT", "Orphan", "SentJournal", "SentLine"]
+
+log = logging.getLogger(__name__)
+
+LINES_PER_SEGMENT = 10_000
+# A temporary lock file older than this is from a process that died while opening its journal.
+_STALE_NEW_LOCK_S = 60.0
+_NAME = re.compile(r"(?P<stem>(?P<channel>[a-z]+)-(?P<tag>[0-9a-f]{8})-(?P<pid>\d+)"
+                   r"-(?P<run>[0-9a-f]{6}))(?:-(?P<segment>\d+)\.sent|\.lock(?P<new>\.new)?)")
+# A whole line: the time has ten digits and a point (until 2286) and the ids have no point, so
+# a torn line and the line written after it never read as one valid line.
+_LINE = re.compile(rb"\d{10}\.\d{3}(?: \d+)+")
+
+
+@dataclass(frozen=True)
+class SentLine:
+    """One delivered message: when (Unix seconds) and its rows, the carrier first."""
+
+    sent_at_s: float
+    row_ids: tuple[int, ...]
+
+
+@dataclass
+class Orphan:
+    """A dead process's journal, locked by the adopter until :meth:`SentJournal.forget` or
+    :meth:`SentJournal.release`."""
+
+    name: str
+    lines: list[SentLine]
+    paths: list[Path] = field(repr=False)   # its segments, then its lock file
+    lock_fd: int = field(repr=False)
+
+
+class SentJournal:
+    """This process's journal of delivered messages for one channel (thread-safe)."""
+
+    def __init__(self, directory: Path, channel: str, *, scope: str = "",
+                 lines_per_segment: int = LINES_PER_SEGMENT) -> None:
+        """Create ``directory`` (0700) and lock this process's journal in it; OSError when it
+        cannot. ``scope`` names what the row ids belong to (the database's URL)."""
+        if not re.fullmatch(r"[a-z]+", channel):
+            raise ValueError(f"journal channel {channel!r}: lowercase letters only")
+        if lines_per_segment < 1:
+            raise ValueError("lines_per_segment must be at least 1")
+        self.directory = directory
+        self.channel = channel
+        self.lines_per_segment = lines_per_segment
+        self.tag = hashlib.sha256(scope.encode()).hexdigest()[:8]
+        self.name = f"{channel}-{self.tag}-{os.getpid()}-{secrets.token_hex(3)}"
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._lock_fd = _locked_lock_file(directory, self.name)
+        self._lock = threading.Lock()
+        self._segment = 0
+        self._fd: int | None = None   # the current segment, opened at its first line
+        self._lines = 0               # lines in the current segment
+        self._unmarked: dict[int, int] = {}   # segment -> lines written, not yet marked
+        self._closed = False
+        self._write_errors = 0
+
+    def _path(self, segment: int) -> Path:
+        return self.directory / f"{self.name}-{segment}.sent"
+
+    # -- the sender's side ------------------------------------------------------------------
+
+    def record(self, row_ids: Sequence[int]) -> int | None:
+        """Journal one delivered message (``row_ids``: the carrier first, then the rows
+        digested into it). Returns the token to pass to :meth:`marked` once the database has
+        the outcome, or None when it could not be written (logged; the message is then sent
+        again after the lease if this process dies before marking it)."""
+        line = f"{time.time():.3f} {' '.join(map(str, row_ids))}\n".encode("ascii")
+        with self._lock:
+            if self._closed:
+                return None
+            try:
+                if self._fd is None:
+                    self._fd = os.open(self._path(self._segment),
+                                       os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC,
+                                       0o600)
+                written = os.write(self._fd, line)
+            except OSError as exc:
+                self._write_failed(str(exc.strerror or exc))
+                return None
+            if written != len(line):   # a full disk: the torn line ends this segment
+                self._unmarked.setdefault(self._segment, 0)
+                self._rotate()
+                self._write_failed("short write")
+                return None
+            segment = self._segment
+            self._unmarked[segment] = self._unmarked.get(segment, 0) + 1
+            self._lines += 1
+            if self._lines >= self.lines_per_segment:
+                self._rotate()
+            return segment
+
+    def _write_failed(self, reason: str) -> None:
+        self._write_errors += 1
+        if self._write_errors == 1 or self._write_errors % 1000 == 0:
+            log.warning("subscriptions: journal %s: %s (%d line(s) not written so far; "
+                        "those messages are sent again if this process dies before marking "
+                        "them)", self._path(self._segment), reason, self._write_errors)
+
+    def _rotate(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        if self._unmarked.get(self._segment) == 0:
+            self._delete_segment(self._segment)
+        self._segment += 1
+        self._lines = 0
+
+    def _delete_segment(self, segment: int) -> None:
+        self._unmarked.pop(segment, None)
+        with contextlib.suppress(FileNotFoundError):
+            self._path(segment).unlink()
+
+    def marked(self, token: int | None) -> None:
+        """The database has the outcome of the message :meth:`record` returned ``token`` for."""
+        if token is None:
+            return
+        with self._lock:
+            left = self._unmarked.get(token)
+            if left is None:
+                return
+            self._unmarked[token] = left - 1
+            if left <= 1 and token != self._segment:
+                self._delete_segment(token)
+
+    @property
+    def unmarked(self) -> int:
+        """Lines written and not yet marked."""
+        with self._lock:
+            return sum(self._unmarked.values())
+
+    def segments(self) -> list[Path]:
+        """This journal's segment files on disk, oldest first."""
+        found = [(int(match["segment"]), self.directory / name)
+                 for name in os.listdir(self.directory)
+                 if (match := _NAME.fullmatch(name)) and match["stem"] == self.name
+                 and match["segment"] is not None]
+        return [path for _segment, path in sorted(found)]
+
+    def close(self) -> None:
+        """Stop journaling. Segments whose lines were all marked are deleted, and the lock
+        file with them when nothing is left; what is left is adopted by the next process."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+            for path in self.segments():   # with any a failed write left empty
+                segment = int(path.name.rsplit("-", 1)[1].removesuffix(".sent"))
+                if not self._unmarked.get(segment):
+                    self._delete_segment(segment)
+            if not self._unmarked:
+                with contextlib.suppress(FileNotFoundError):
+                    (self.directory / f"{self.name}.lock").unlink()
+            os.close(self._lock_fd)
+
+    # -- the adopter's side -----------------------------------------------------------------
+
+    def adopt_orphans(self) -> list[Orphan]:
+        """Lock and read the journals of this channel's dead processes (their lock can be
+        taken) for this database. Each comes back locked: settle its rows, then
+        :meth:`forget` it (or :meth:`release` it when settling failed). A dead journal with
+        no lines is deleted here."""
+        stems: dict[str, str] = {}   # stem of a lock file -> its database tag
+        with_segments: set[str] = set()
+        now = time.time()
+        for entry in os.scandir(self.directory):
+            match = _NAME.fullmatch(entry.name)
+            if match is None or match["channel"] != self.channel or match["stem"] == self.name:
+                continue
+            if match["new"]:
+                with contextlib.suppress(OSError):
+                    if now - entry.stat().st_mtime > _STALE_NEW_LOCK_S:
+                        os.unlink(entry.path)
+            elif match["segment"] is not None:
+                with_segments.add(match["stem"])
+            else:
+                stems[match["stem"]] = match["tag"]
+        orphans: list[Orphan] = []
+        for stem, tag in sorted(stems.items()):
+            if tag != self.tag and stem in with_segments:
+                continue   # another database's rows
+            lock_path = self.directory / f"{stem}.lock"
+            lock_fd = _try_lock(lock_path)
+            if lock_fd is None:
+                continue   # alive
+            # Listed again now that it is ours: its owner may have written more before dying.
+            segments = sorted((int(match["segment"]), self.directory / name)
+                              for name in os.listdir(self.directory)
+                              if (match := _NAME.fullmatch(name)) and match["stem"] == stem
+                              and match["segment"] is not None)
+            lines: list[SentLine] = []
+            for _segment, path in segments:
+                lines += _read_segment(path)
+            orphan = Orphan(stem, lines, [path for _s, path in segments] + [lock_path], lock_fd)
+            if lines:
+                orphans.append(orphan)
+            else:
+                self.forget([orphan])
+        return orphans
+
+    @staticmethod
+    def forget(orphans: Sequence[Orphan]) -> None:
+        """Delete adopted journals (their rows are settled) and drop their locks."""
+        for orphan in orphans:
+            for path in orphan.paths:   # the lock file last: a crash here leaves it adoptable
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+            with contextlib.suppress(OSError):
+                os.close(orphan.lock_fd)
+
+    @staticmethod
+    def release(orphans: Sequence[Orphan]) -> None:
+        """Give adopted journals back untouched (settling them failed; adopted again later)."""
+        for orphan in orphans:
+            with contextlib.suppress(OSError):
+                os.close(orphan.lock_fd)
+
+
+def _locked_lock_file(directory: Path, name: str) -> int:
+    """Create ``<name>.lock`` already locked: locked under a temporary name, then renamed."""
+    temporary = directory / f"{name}.lock.new"
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+        os.replace(temporary, directory / f"{name}.lock")
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
+    return fd
+
+
+def _try_lock(path: Path) -> int | None:
+    """The descriptor of ``path`` with its flock taken, or None (held by a live process, or
+    gone). A separate open file description: even this process's own lock conflicts."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _read_segment(path: Path) -> list[SentLine]:
+    """A segment's lines; a torn last line (the process died mid-write) is ignored, other
+    lines that are not records are ignored with one warning naming the file and line."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    raw_lines = data.split(b"\n")
+    torn = raw_lines.pop()   # b"" when the file ends with a newline
+    if torn:
+        log.debug("subscriptions: journal %s: torn last line ignored", path)
+    lines: list[SentLine] = []
+    bad: list[int] = []
+    for number, raw in enumerate(raw_lines, start=1):
+        if not _LINE.fullmatch(raw):
+            bad.append(number)
+            continue
+        when, *ids = raw.split(b" ")
+        lines.append(SentLine(float(when), tuple(int(row_id) for row_id in ids)))
+    if bad:
+        log.warning("subscriptions: journal %s line %d: not a sent record, ignored%s", path,
+                    bad[0], f" (and {len(bad) - 1} more line(s))" if len(bad) > 1 else "")
+    return lines
