@@ -177,11 +177,7 @@ class SentJournal:
 
     def segments(self) -> list[Path]:
         """This journal's segment files on disk, oldest first."""
-        found = [(int(match["segment"]), self.directory / name)
-                 for name in os.listdir(self.directory)
-                 if (match := _NAME.fullmatch(name)) and match["stem"] == self.name
-                 and match["segment"] is not None]
-        return [path for _segment, path in sorted(found)]
+        return _segments_of(self.directory, self.name)
 
     def close(self) -> None:
         """Stop journaling. Segments whose lines were all marked are deleted, and the lock
@@ -208,13 +204,13 @@ class SentJournal:
         """Lock and read the journals of this channel's dead processes (their lock can be
         taken) for this database. Each comes back locked: settle its rows, then
         :meth:`forget` it (or :meth:`release` it when settling failed). A dead journal with
-        no lines is deleted here."""
-        stems: dict[str, str] = {}   # stem of a lock file -> its database tag
+        no lines, of any channel or database, is deleted here."""
+        stems: dict[str, bool] = {}   # stem of a lock file -> this channel's and database's
         with_segments: set[str] = set()
         now = time.time()
         for entry in os.scandir(self.directory):
             match = _NAME.fullmatch(entry.name)
-            if match is None or match["channel"] != self.channel or match["stem"] == self.name:
+            if match is None or match["stem"] == self.name:
                 continue
             if match["new"]:
                 with contextlib.suppress(OSError):
@@ -223,25 +219,25 @@ class SentJournal:
             elif match["segment"] is not None:
                 with_segments.add(match["stem"])
             else:
-                stems[match["stem"]] = match["tag"]
+                stems[match["stem"]] = (match["channel"], match["tag"]) == (self.channel,
+                                                                           self.tag)
         orphans: list[Orphan] = []
-        for stem, tag in sorted(stems.items()):
-            if tag != self.tag and stem in with_segments:
-                continue   # another database's rows
+        for stem, mine in sorted(stems.items()):
+            if not mine and stem in with_segments:
+                continue   # another channel's or database's rows: theirs to settle
             lock_path = self.directory / f"{stem}.lock"
             lock_fd = _try_lock(lock_path)
             if lock_fd is None:
                 continue   # alive
             # Listed again now that it is ours: its owner may have written more before dying.
-            segments = sorted((int(match["segment"]), self.directory / name)
-                              for name in os.listdir(self.directory)
-                              if (match := _NAME.fullmatch(name)) and match["stem"] == stem
-                              and match["segment"] is not None)
-            lines: list[SentLine] = []
-            for _segment, path in segments:
-                lines += _read_segment(path)
-            orphan = Orphan(stem, lines, [path for _s, path in segments] + [lock_path], lock_fd)
-            if lines:
+            segments = _segments_of(self.directory, stem)
+            orphan = Orphan(stem, [], [*segments, lock_path], lock_fd)
+            if not mine and segments:
+                self.release([orphan])
+                continue
+            for path in segments:
+                orphan.lines += _read_segment(path)
+            if orphan.lines:
                 orphans.append(orphan)
             else:
                 self.forget([orphan])
@@ -279,6 +275,14 @@ def _locked_lock_file(directory: Path, name: str) -> int:
             temporary.unlink()
         raise
     return fd
+
+
+def _segments_of(directory: Path, stem: str) -> list[Path]:
+    """The segment files of the journal ``stem``, oldest first."""
+    found = [(int(match["segment"]), directory / name) for name in os.listdir(directory)
+             if (match := _NAME.fullmatch(name)) and match["stem"] == stem
+             and match["segment"] is not None]
+    return [path for _segment, path in sorted(found)]
 
 
 def _try_lock(path: Path) -> int | None:

@@ -123,13 +123,20 @@ def test_only_this_channel_and_this_database_are_adopted(tmp_path: Path) -> None
         journal.close()
     empty_elsewhere = SentJournal(tmp_path, "email", scope="third-db")
     empty_elsewhere.close()          # all marked: deleted on close
-    leftover = SentJournal(tmp_path, "email", scope="third-db")
-    os.close(leftover._lock_fd)      # died before its first line: a lone lock file
+    # Died before their first line: lone lock files, of any channel and database.
+    leftovers = [SentJournal(tmp_path, channel, scope="third-db")
+                 for channel in ("email", "apprise")]
+    for leftover in leftovers:
+        os.close(leftover._lock_fd)
+    alive = SentJournal(tmp_path, "apprise", scope="third-db")
     adopter = SentJournal(tmp_path, "email", scope="db")
     assert adopter.adopt_orphans() == []
-    # The other database's journal stays; the lone lock file (nothing in it) is cleaned up.
-    assert f"{leftover.name}.lock" not in names(tmp_path)
+    # The other channel's and database's journals stay; the lone lock files (nothing in
+    # them) are cleaned up, but not a live one's.
     assert len([name for name in names(tmp_path) if name.endswith(".sent")]) == 2
+    assert not [name for leftover in leftovers for name in names(tmp_path)
+                if name.startswith(leftover.name)]
+    assert f"{alive.name}.lock" in names(tmp_path)
 
 
 def test_torn_last_line_and_garbage_lines(tmp_path: Path,
