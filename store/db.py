@@ -47,6 +47,10 @@ def make_engine(url: str) -> Engine:
         def _pragmas(connection: Any, _record: Any) -> None:
             cursor = connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
+            # Write-ahead log: readers (the API, claims) no longer wait for a writer (the
+            # fan-out, marks) and a commit is one fsync; still synchronous=FULL, so a commit
+            # survives a power cut. It stays set in the file (docs/decisions.md).
+            cursor.execute("PRAGMA journal_mode=WAL")
             cursor.close()
 
         return engine
