@@ -75,11 +75,13 @@ class DeliverySettings(BaseModel):
     lease_s: float = Field(default=30, ge=1, le=3600,
                            description="Claimed notifications are due again after this if "
                                        "not marked by then (a notifier killed mid-batch: "
-                                       "they are sent again, with the same key)")
+                                       "what its journal_dir shows delivered is marked sent "
+                                       "first, the rest goes again with the same key)")
     mark_every: int = Field(default=50, ge=1, le=10_000,
-                            description="Sent messages marked per transaction; a notifier "
-                                        "killed mid-batch sends at most about twice this "
-                                        "again")
+                            description="Sent messages marked per transaction; with "
+                                        "journal_dir null a notifier killed mid-batch sends "
+                                        "up to about twice this again (with the journal: only "
+                                        "those in flight)")
     journal_dir: Path | None = Field(
         default=Path("run/alerts/journal"),
         description="Folder (on this host) where each delivering process notes every message "
