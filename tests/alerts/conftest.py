@@ -1,15 +1,26 @@
 """Fixtures the alert tests share: a migrated engine on the session's database (SQLite or
-PostgreSQL, by ``database_url``) and a local webhook receiver."""
+PostgreSQL, by ``database_url``), a local webhook receiver and a local SMTP sink (aiosmtpd)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
-from alert_samples import WebhookReceiver
+from aiosmtpd.controller import Controller
+from alert_samples import SmtpSink, WebhookReceiver
 from sqlalchemy import Engine
 
+from devstack.localstack import free_port
 from store.db import ensure_schema, make_engine
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[int, SmtpSink]]:
+    sink = SmtpSink()
+    controller = Controller(sink, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield controller.port, sink
+    controller.stop()
 
 
 @pytest.fixture

@@ -10,45 +10,20 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-import pytest
 import yaml
-from aiosmtpd.controller import Controller
-from alert_samples import flood_view, insert_alert
+from alert_samples import SmtpSink, flood_view, insert_alert
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from alerts.settings import AlertsSettings
 from alerts.subscriptions.fanout import FANOUT_CHANNEL, fan_out
-from devstack.localstack import free_port
 from store.subscription_models import Notification, Subscriber
 
 SECRET = "d" * 16 + "-deliver-process-secret-0123456789"
 EMAILS, WEBHOOKS = 6, 2
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.message_ids: list[str] = []
-
-    async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:
-        for line in bytes(envelope.content).split(b"\r\n"):
-            if line.lower().startswith(b"message-id:"):
-                self.message_ids.append(line.split(b":", 1)[1].strip().decode())
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[int, Sink]]:
-    sink = Sink()
-    controller = Controller(sink, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield controller.port, sink
-    controller.stop()
 
 
 def _subscribe(engine: Engine, channel: str, count: int) -> None:
@@ -85,7 +60,7 @@ def _config(tmp_path: Path, database_url: str, smtp_port: int) -> Path:
 
 
 def test_deliver_sends_its_channel_and_stops_on_sigterm(
-        engine: Engine, database_url: str, smtp: tuple[int, Sink], tmp_path: Path) -> None:
+        engine: Engine, database_url: str, smtp: tuple[int, SmtpSink], tmp_path: Path) -> None:
     port, sink = smtp
     _subscribe(engine, "email", EMAILS)
     _subscribe(engine, "webhook", WEBHOOKS)
@@ -104,8 +79,8 @@ def test_deliver_sends_its_channel_and_stops_on_sigterm(
             time.sleep(0.1)
         assert process.poll() is None, process.communicate(timeout=10)[0].decode()
         assert _statuses(engine) == {("email", "sent"): EMAILS, ("webhook", "queued"): WEBHOOKS}
-        assert len(sink.message_ids) == EMAILS
-        assert all("subscriber-" in message_id for message_id in sink.message_ids)
+        assert len(sink.arrived()) == EMAILS
+        assert all("subscriber-" in message_id for message_id in sink.arrived())
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=30)
     finally:

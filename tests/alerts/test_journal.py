@@ -6,7 +6,6 @@ idempotently, plus senders calling ``on_sent`` for what they delivered (a real H
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import os
 import subprocess
@@ -20,7 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
-from alert_samples import WebhookReceiver, flood_view, insert_alert
+from alert_samples import WebhookReceiver, flood_view, insert_alert, webhook_subscribers
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
@@ -220,20 +219,6 @@ def settings(journal_dir: Path | None, **delivery: Any) -> SubscriptionSettings:
         "secret": SECRET, "public_url": "https://peringatan.example.go.id",
         "delivery": {"digest_window_s": 0, "max_per_hour": 100, "journal_dir": journal_dir,
                      **delivery}})
-
-
-def webhook_subscribers(engine: Engine, url: str, count: int) -> list[int]:
-    now = datetime.now(UTC)
-    with Session(engine) as session, session.begin():
-        rows = [Subscriber(channel="webhook", address=f"{url}/{index}",
-                           address_hash=hashlib.sha256(f"{url}/{index}".encode()).hexdigest(),
-                           status="active", language="id-ID", districts=["Tebet"],
-                           kelurahan=[], hazards=[], min_severity="Minor", created_by="public",
-                           created_at=now, updated_at=now)
-                for index in range(count)]
-        session.add_all(rows)
-        session.flush()
-        return [row.id for row in rows]
 
 
 def snapshot(engine: Engine) -> list[tuple[Any, ...]]:

@@ -13,58 +13,24 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
-from aiosmtpd.controller import Controller
-from alert_samples import WebhookReceiver, flood_view, insert_alert
+from alert_samples import SmtpSink, WebhookReceiver, flood_view, insert_alert
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from alerts.subscriptions.fanout import fan_out
-from devstack.localstack import free_port
 from store.subscription_models import Notification, Subscriber
 
 SECRET = "k" * 16 + "-journal-kill-secret-0123456789"
 SUBSCRIBERS = 300       # one batch: every row is claimed (leased) before the kill
 KILL_AFTER = 30         # arrivals at the sink before the SIGKILL
 IN_FLIGHT = 4           # smtp.pool_size and delivery.workers_per_channel (their defaults)
-
-
-@dataclass
-class SmtpSink:
-    """Message-IDs as aiosmtpd accepted them."""
-
-    keys: list[str] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:
-        for line in bytes(envelope.content).split(b"\r\n"):
-            if line.lower().startswith(b"message-id:"):
-                with self.lock:
-                    self.keys.append(line.split(b":", 1)[1].strip().decode())
-                break
-        return "250 OK"
-
-    def arrived(self) -> list[str]:
-        with self.lock:
-            return list(self.keys)
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[int, SmtpSink]]:
-    sink = SmtpSink()
-    controller = Controller(sink, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield controller.port, sink
-    controller.stop()
 
 
 def _subscribe(engine: Engine, channel: str, webhook_url: str) -> None:

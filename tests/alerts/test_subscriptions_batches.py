@@ -5,7 +5,6 @@ is the mail the general path builds. Real SQLite and PostgreSQL, a real HTTP rec
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
@@ -13,7 +12,7 @@ from email.message import EmailMessage
 from typing import Any
 
 import pytest
-from alert_samples import Clock, WebhookReceiver, flood_view, insert_alert
+from alert_samples import Clock, WebhookReceiver, flood_view, insert_alert, webhook_subscribers
 from sqlalchemy import Engine, event, select
 from sqlalchemy.orm import Session
 
@@ -24,7 +23,7 @@ from alerts.subscriptions.senders import Item, Message, OnSent, Outcome, Recipie
 from alerts.subscriptions.senders.email import EmailSender, RawMail, build_email
 from alerts.subscriptions.senders.webhook import WebhookSender
 from alerts.subscriptions.settings import SubscriptionSettings
-from store.subscription_models import Notification, Subscriber
+from store.subscription_models import Notification
 
 SECRET = "b" * 16 + "-batches-test-secret-0123456789"
 MORNING = datetime(2026, 1, 15, 3, 30, tzinfo=UTC)   # 10:30 WIB, after flood_view fired
@@ -34,20 +33,6 @@ def settings(**delivery: Any) -> SubscriptionSettings:
     return SubscriptionSettings.model_validate({
         "secret": SECRET, "public_url": "https://peringatan.example.go.id",
         "delivery": {"digest_window_s": 0, "max_per_hour": 100, **delivery}})
-
-
-def webhook_subscribers(engine: Engine, url: str, count: int) -> list[int]:
-    now = datetime.now(UTC)
-    with Session(engine) as session, session.begin():
-        rows = [Subscriber(channel="webhook", address=f"{url}/{index}",
-                           address_hash=hashlib.sha256(f"{url}/{index}".encode()).hexdigest(),
-                           status="active", language="id-ID", districts=["Tebet"],
-                           kelurahan=[], hazards=[], min_severity="Minor", created_by="public",
-                           created_at=now, updated_at=now)
-                for index in range(count)]
-        session.add_all(rows)
-        session.flush()
-        return [row.id for row in rows]
 
 
 def queue_alert(engine: Engine, alert_id: int = 1) -> AlertView:

@@ -3,6 +3,7 @@ writes them, and a webhook receiver (a real HTTP server on loopback)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -19,6 +20,7 @@ from alerts.model import AlertText, AlertView, Area, alert_view_to_json
 from alerts.outbox import idempotency_key
 from devstack.localstack import free_port
 from store.alert_models import Alert, OutboxItem
+from store.subscription_models import Subscriber
 
 FIRED_AT = datetime(2026, 1, 15, 3, 20, tzinfo=UTC)   # 10:20 WIB
 
@@ -158,3 +160,37 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
+
+
+@dataclass
+class SmtpSink:
+    """Message-IDs as aiosmtpd accepted them, in order."""
+
+    keys: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:
+        for line in bytes(envelope.content).split(b"\r\n"):
+            if line.lower().startswith(b"message-id:"):
+                with self.lock:
+                    self.keys.append(line.split(b":", 1)[1].strip().decode())
+                break
+        return "250 OK"
+
+    def arrived(self) -> list[str]:
+        with self.lock:
+            return list(self.keys)
+
+
+def webhook_subscribers(engine: Engine, url: str, count: int) -> list[int]:
+    now = datetime.now(UTC)
+    with Session(engine) as session, session.begin():
+        rows = [Subscriber(channel="webhook", address=f"{url}/{index}",
+                           address_hash=hashlib.sha256(f"{url}/{index}".encode()).hexdigest(),
+                           status="active", language="id-ID", districts=["Tebet"],
+                           kelurahan=[], hazards=[], min_severity="Minor", created_by="public",
+                           created_at=now, updated_at=now)
+                for index in range(count)]
+        session.add_all(rows)
+        session.flush()
+        return [row.id for row in rows]
