@@ -4,39 +4,24 @@ it cleanly (exit 0), and with ``delivery.in_process: false`` kota alerts only qu
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
-from alert_samples import SmtpSink, flood_view, insert_alert
+from alert_samples import SmtpSink, flood_view, insert_alert, subscribers
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from alerts.settings import AlertsSettings
 from alerts.subscriptions.fanout import FANOUT_CHANNEL, fan_out
-from store.subscription_models import Notification, Subscriber
+from store.subscription_models import Notification
 
 SECRET = "d" * 16 + "-deliver-process-secret-0123456789"
 EMAILS, WEBHOOKS = 6, 2
-
-
-def _subscribe(engine: Engine, channel: str, count: int) -> None:
-    now = datetime.now(UTC)
-    with Session(engine) as session, session.begin():
-        for number in range(count):
-            address = (f"warga{number}@example.org" if channel == "email"
-                       else f"http://127.0.0.1:9/hook/{number}")
-            session.add(Subscriber(
-                channel=channel, address=address,
-                address_hash=hashlib.sha256(address.encode()).hexdigest(), status="active",
-                language="id-ID", districts=["Tebet"], kelurahan=[], hazards=[],
-                min_severity="Minor", created_by="public", created_at=now, updated_at=now))
 
 
 def _statuses(engine: Engine) -> dict[tuple[str, str], int]:
@@ -62,8 +47,8 @@ def _config(tmp_path: Path, database_url: str, smtp_port: int) -> Path:
 def test_deliver_sends_its_channel_and_stops_on_sigterm(
         engine: Engine, database_url: str, smtp: tuple[int, SmtpSink], tmp_path: Path) -> None:
     port, sink = smtp
-    _subscribe(engine, "email", EMAILS)
-    _subscribe(engine, "webhook", WEBHOOKS)
+    subscribers(engine, "email", EMAILS)
+    subscribers(engine, "webhook", WEBHOOKS)
     view = flood_view()
     insert_alert(engine, view)
     assert fan_out(engine, view) == EMAILS + WEBHOOKS

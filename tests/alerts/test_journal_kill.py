@@ -8,42 +8,27 @@ journal is what makes the difference."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import yaml
-from alert_samples import SmtpSink, WebhookReceiver, flood_view, insert_alert
+from alert_samples import SmtpSink, WebhookReceiver, flood_view, insert_alert, subscribers
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from alerts.subscriptions.fanout import fan_out
-from store.subscription_models import Notification, Subscriber
+from store.subscription_models import Notification
 
 SECRET = "k" * 16 + "-journal-kill-secret-0123456789"
 SUBSCRIBERS = 300       # one batch: every row is claimed (leased) before the kill
 KILL_AFTER = 30         # arrivals at the sink before the SIGKILL
 IN_FLIGHT = 4           # smtp.pool_size and delivery.workers_per_channel (their defaults)
-
-
-def _subscribe(engine: Engine, channel: str, webhook_url: str) -> None:
-    now = datetime.now(UTC)
-    with Session(engine) as session, session.begin():
-        for number in range(SUBSCRIBERS):
-            address = (f"warga{number}@example.org" if channel == "email"
-                       else f"{webhook_url}/{number}")
-            session.add(Subscriber(
-                channel=channel, address=address,
-                address_hash=hashlib.sha256(address.encode()).hexdigest(), status="active",
-                language="id-ID", districts=["Tebet"], kelurahan=[], hazards=[],
-                min_severity="Minor", created_by="public", created_at=now, updated_at=now))
 
 
 def _sent(engine: Engine, alert_id: int) -> int:
@@ -138,7 +123,7 @@ def test_after_a_sigkill_only_what_was_in_flight_is_sent_twice(
         channel: str, engine: Engine, database_url: str, smtp: tuple[int, SmtpSink],
         receiver: WebhookReceiver, tmp_path: Path) -> None:
     smtp_port, sink = smtp
-    _subscribe(engine, channel, receiver.url)
+    subscribers(engine, channel, SUBSCRIBERS, receiver.url)
 
     def arrived() -> list[str]:
         if channel == "email":

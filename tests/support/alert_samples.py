@@ -194,3 +194,19 @@ def webhook_subscribers(engine: Engine, url: str, count: int) -> list[int]:
         session.add_all(rows)
         session.flush()
         return [row.id for row in rows]
+
+
+def subscribers(engine: Engine, channel: str, count: int,
+                webhook_url: str = "http://127.0.0.1:9/hook") -> None:
+    """``count`` active subscribers of ``channel`` in Tebet (warga<n>@example.org, or
+    ``<webhook_url>/<n>``), every hazard, from Minor."""
+    now = datetime.now(UTC)
+    with Session(engine) as session, session.begin():
+        for number in range(count):
+            address = (f"warga{number}@example.org" if channel == "email"
+                       else f"{webhook_url}/{number}")
+            session.add(Subscriber(
+                channel=channel, address=address,
+                address_hash=hashlib.sha256(address.encode()).hexdigest(), status="active",
+                language="id-ID", districts=["Tebet"], kelurahan=[], hazards=[],
+                min_severity="Minor", created_by="public", created_at=now, updated_at=now))
