@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from devstack.localstack import wait_for_port
+from devstack.localstack import wait_for_listener, wait_for_port
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text(encoding="utf-8"))
@@ -101,6 +101,8 @@ def start_broker(conf: Path, port: int, log: Path, binary: str) -> subprocess.Po
                                    stdin=subprocess.DEVNULL, start_new_session=True)
     try:
         wait_for_port(port, 10.0, process)
+        # Our broker's own listener: another server on a port taken under us answers too.
+        wait_for_listener(process, [port], 10.0)
     except (RuntimeError, TimeoutError) as exc:
         stop_broker(process)
         pytest.fail(f"mosquitto -c {conf} did not start: {exc}\n{log.read_text()[-2000:]}")
