@@ -2,6 +2,10 @@
 
 The session-wide pair serves most tests (each test gets its own database and its own MQTT
 client id); tests that stop or restart a service ask for ``own_mosquitto`` / ``own_influxdb``.
+
+Under pytest-xdist (``make test`` runs ``-n``) every worker process has its own session: its
+own Mosquitto, InfluxDB and PostgreSQL on free ports, its own temporary folders. What the
+workers share is this machine: fixed ports (``demo_ports``) and the programs check below.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 from kota_testing import IngestProcess, make_certificates
+from machine_lock import machine_lock
 from programs_check import LaunchRecorder, declared_programs, unprovided
 
 from devstack.localstack import (
@@ -27,12 +32,30 @@ from devstack.localstack import (
 _counter = itertools.count(1)
 
 # Every program the suite starts is recorded; the session fails when one of them is not
-# installed by scripts/install-services.sh (a fresh machine would not have it).
+# installed by scripts/install-services.sh (a fresh machine would not have it). Under xdist the
+# workers record and the controller, which runs no test, checks what they all sent it.
 _launches = LaunchRecorder()
 sys.addaudithook(_launches)
+LAUNCHED_KEY = "kota_launched_programs"
+
+# `kota demo` takes its preferred ports (devstack.demo.PREFERRED_PORTS: 1883, 8086, 8000, ...)
+# when they look free, and README's `kota api` listens on 8000: one such test at a time.
+DEMO_PORTS_LOCK = "kota-tests-demo-ports"
+DEMO_PORTS_WAIT_S = 180.0  # the two demo tests take about 30 s each, 90 s on a busy machine
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    """xdist's controller: a worker has finished; keep the programs it ran."""
+    output = getattr(node, "workeroutput", {})
+    _launches.programs.update(output.get(LAUNCHED_KEY, []))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    worker_output = getattr(session.config, "workeroutput", None)
+    if worker_output is not None:  # an xdist worker: the controller checks
+        worker_output[LAUNCHED_KEY] = sorted(_launches.programs)
+        return
     missing = unprovided(_launches.programs, declared_programs())
     if missing:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
@@ -43,6 +66,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         else:
             print(f"ERROR: {message}", file=sys.stderr)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture
+def demo_ports() -> Iterator[None]:
+    """The demo's fixed ports for this test alone, against other workers and other runs."""
+    with machine_lock(DEMO_PORTS_LOCK, DEMO_PORTS_WAIT_S):
+        yield
 
 
 @pytest.fixture(scope="session")

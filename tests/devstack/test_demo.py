@@ -65,7 +65,9 @@ def _get(url: str, **params: str) -> Any:
 
 
 @pytest.mark.slow
-def test_demo_backfills_the_day_is_current_at_once_and_stops_cleanly(tmp_path: Path) -> None:
+def test_demo_backfills_the_day_is_current_at_once_and_stops_cleanly(tmp_path: Path,
+                                                                   demo_ports: None) -> None:
+    # demo_ports: the demo prefers fixed ports; no other demo on this machine meanwhile.
     run_dir = tmp_path / "demo"
     log = (tmp_path / "demo.out").open("wb")
     started = time.monotonic()

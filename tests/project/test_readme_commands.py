@@ -7,6 +7,9 @@ tracked file is caught. The repository's code runs from that copy (PYTHONPATH), 
 in ``run/demo/``), until the API answers with current readings; it is stopped by PID with
 SIGINT; then each command line runs through bash exactly as written.
 
+The demo prefers fixed ports and ``kota api`` listens on 8000: the test holds ``demo_ports``
+(tests/conftest.py), so no other test worker or pytest run on this machine runs a demo meanwhile.
+
 Commands that keep running are started, must stay up (``kota api``) or print their first line
 (``kota bench ingest``) for a few seconds, and are then stopped by PID. A command the tables
 below do not know, or a placeholder (FILE, URL) left in the README, fails the test.
@@ -160,7 +163,7 @@ def test_readme_knows_how_to_run_each_of_its_commands() -> None:
 
 
 @pytest.mark.slow
-def test_readme_commands_run_verbatim_after_the_demo(tmp_path: Path) -> None:
+def test_readme_commands_run_verbatim_after_the_demo(tmp_path: Path, demo_ports: None) -> None:
     checkout = tmp_path / "kota-cerdas"
     _checkout(checkout)
     commands = readme_commands((checkout / "README.md").read_text(encoding="utf-8"))
