@@ -167,6 +167,7 @@ def test_cli_provisions_a_device_ingest_sees_it_decommission_locks_it_out(
         registry_file=str(registry_file), registry_reload_s="0.5",
         mqtt__username="kota-ingest", mqtt__password=broker.passwords["kota-ingest"],
         mqtt__client_id="kota-ingest").start()
+    assert "reloaded" not in ingest.log()
 
     added = _kota("devices", "add", "new-01", "--kind", "water", "--city", "jakarta",
                   "--district", "Tebet", "--lat", "-6.22", "--lon", "106.85", "--name",
@@ -179,7 +180,9 @@ def test_cli_provisions_a_device_ingest_sees_it_decommission_locks_it_out(
         "latin-1"), "the password must not be stored"
     assert "new-01" in registry_file.read_text()
 
-    # Ingest was not restarted: it tags the new device with its registry district.
+    # Ingest was not restarted: it tags the new device with its registry district, once it
+    # has reloaded the file (every 0.5 s; on a busy machine the device can be quicker).
+    assert _wait(lambda: "reloaded" in ingest.log()), ingest.log()[-2000:]
     device = Device(broker.port, "new-01", password)
     assert device.accepted, device.reason
     now = int(time.time())
