@@ -4,6 +4,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# pytest-xdist: three workers, each with its own services; an idle one steals tests from a busy
+# one (README.md, "Development"). PYTEST_ARGS="-n 0" runs in one process, for debugging.
+PARALLEL := -n 3 --dist worksteal
 
 .PHONY: help demo test test-fast pytest lint services venv bench clean
 
@@ -36,14 +39,14 @@ lint: venv
 
 pytest: venv services
 	@bash scripts/install-services.sh test
-	$(BIN)/python -m pytest -q -p no:cacheprovider --durations=25 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -p no:cacheprovider $(PARALLEL) --durations=25 $(PYTEST_ARGS)
 
 test: lint pytest
 
 # The inner loop: every test not marked slow (docs/architecture.md, "Tests").
 test-fast: venv services
 	@bash scripts/install-services.sh test
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -p no:cacheprovider $(PARALLEL) -m "not slow" $(PYTEST_ARGS)
 
 bench: venv services
 	@bash scripts/install-services.sh bench
