@@ -603,8 +603,7 @@ class Notifier:
                     given_up.append((recipient.id, rows, attempts, text, error.retryable))
         journal = self.journals.get(channel)
         if journal is not None:
-            for token in tokens:
-                journal.marked(token)
+            journal.marked_many(tokens)
         metrics = self.metrics
         if sent:
             notifications = sum(len(rows) for _r, rows in sent)

@@ -430,3 +430,33 @@ def test_apprise_sender_calls_on_sent_for_each_delivered_item(
 
 def _thread_name() -> str:
     return threading.current_thread().name
+
+
+def test_threads_record_without_a_lock_and_every_line_is_whole(tmp_path: Path) -> None:
+    # The senders' threads write at once (no lock on that path): every line lands whole, in
+    # the segment its number gives, and marking them all leaves nothing behind.
+    import threading
+
+    journal = SentJournal(tmp_path, "email", lines_per_segment=250)
+    tokens: list[list[int | None]] = [[] for _ in range(8)]
+
+    def send(thread: int) -> None:
+        for number in range(500):
+            tokens[thread].append(journal.record([thread * 1000 + number]))
+
+    threads = [threading.Thread(target=send, args=(index,)) for index in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not any(thread.is_alive() for thread in threads)
+    lines = [line for path in journal.segments() for line in path.read_text().splitlines()]
+    assert sorted(int(line.split()[1]) for line in lines) == sorted(
+        thread * 1000 + number for thread in range(8) for number in range(500))
+    assert len(journal.segments()) == 4000 // 250
+    assert journal.unmarked == 4000
+    for thread_tokens in tokens:
+        journal.marked_many(thread_tokens)
+    assert journal.unmarked == 0 and journal.segments() == []
+    journal.close()
+    assert names(tmp_path) == []
