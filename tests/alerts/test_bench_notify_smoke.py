@@ -43,7 +43,8 @@ def check_shape(result: dict[str, Any]) -> None:
         assert entry["committed_to_first_s"] <= entry["committed_to_last_s"]
     assert 0 < result["alerts_peak_rss_mb"] < 2000
     assert {target["id"] for target in result["targets"]} == {
-        "email_throughput", "webhook_throughput", "first_notification", "rss", "exactly_once"}
+        "email_throughput", "webhook_throughput", "first_notification", "rss", "nothing_lost",
+        "nothing_twice"}
 
 
 def test_every_notification_arrives_exactly_once() -> None:
@@ -62,8 +63,11 @@ def test_every_notification_arrives_exactly_once() -> None:
         # The database agrees with the sinks: every row sent, none left queued.
         assert result["notifications_in_database"][channel] == {"sent": per_channel}
     assert result["kills"] == []
-    [exactly_once] = [t for t in result["targets"] if t["id"] == "exactly_once"]
-    assert exactly_once["result"] == "PASS"
+    verdicts = {t["id"]: t for t in result["targets"]}
+    assert verdicts["nothing_lost"]["result"] == "PASS"
+    # No SIGKILL: not one raw repeat is allowed.
+    assert verdicts["nothing_twice"]["measured"]["in_flight_bound"] == 0
+    assert verdicts["nothing_twice"]["result"] == "PASS"
 
 
 def test_sigkill_mid_delivery_loses_nothing() -> None:
@@ -77,6 +81,11 @@ def test_sigkill_mid_delivery_loses_nothing() -> None:
         entry = result["delivery"][channel]
         assert (entry["missing"], entry["unexpected"]) == (0, 0)
         assert result["notifications_in_database"][channel] == {"sent": entry["expected"]}
+    # The sent journal: what goes twice is at most what was in flight at the kill.
+    twice = {t["id"]: t for t in result["targets"]}["nothing_twice"]
+    assert twice["measured"]["in_flight_bound"] == 8
+    assert twice["measured"]["twice_by_key"] == 0
+    assert twice["result"] == "PASS", twice
 
 
 def test_bad_kill_at_is_one_line() -> None:
