@@ -14,7 +14,7 @@ help:
 	@echo "make demo    run broker, InfluxDB, ingest and the simulated city (Ctrl-C stops all)"
 	@echo "make test    lint, type-check and run the test suite on real services"
 	@echo "make bench   kota bench ingest (drain, live, floors)"
-	@echo "make test-fast  the tests not marked slow (under a minute): the inner loop"
+	@echo "make test-fast  the tests not marked slow (about a minute on 3 workers): the inner loop"
 	@echo "make lint    ruff + mypy + lint-imports (the layering, docs/architecture.md) only"
 	@echo "make clean   remove .venv and run/"
 
