@@ -232,7 +232,11 @@ def unsilence(config_file: str | None, silence_id: int) -> None:
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=0, show_default=True,
               help="Serve this process's delivery metrics on alerts.metrics_host:PORT "
                    "(0: none; not alerts.metrics_port, kota alerts serves that).")
-def deliver(config_file: str | None, channels: tuple[str, ...], metrics_port: int) -> None:
+@click.option("--check", is_flag=True,
+              help="Validate the settings this process reads, print them (passwords hidden) "
+                   "and exit.")
+def deliver(config_file: str | None, channels: tuple[str, ...], metrics_port: int,
+            check: bool) -> None:
     """Send the queued notifications to subscribers: a delivery-only process (no MQTT, no
     rules), for alerts.subscriptions.delivery.in_process: false, where kota alerts only
     queues them. Run one per channel so email and webhooks do not share a CPU; any number may
@@ -242,12 +246,17 @@ def deliver(config_file: str | None, channels: tuple[str, ...], metrics_port: in
 
     \b
     Examples:
+      kota alerts deliver --check               # what it reads of alerts:, then exit
       kota alerts deliver                       # every channel
       kota alerts deliver --channel email       # and another with --channel webhook
     """
     from alerts.deliver import DeliverSettings
 
     settings = load_or_exit(DeliverSettings, "alerts", config_file)
+    if check:
+        click.echo(dump_settings(settings))
+        click.echo(f"kota alerts deliver settings OK ({', '.join(channels) or 'every channel'})")
+        return
     if not settings.subscriptions.enabled:
         fail("alerts.subscriptions.enabled is false: there is nothing to deliver")
     logging_from(settings)

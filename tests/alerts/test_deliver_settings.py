@@ -67,3 +67,18 @@ def test_the_alerts_help_still_lists_every_setting() -> None:
                             capture_output=True, text=True, timeout=60, check=True)
     assert "alerts.rules_file" in result.stdout
     assert "alerts.subscriptions.delivery.batch" in result.stdout
+
+
+def test_check_prints_what_it_reads_without_the_password(tmp_path: Path) -> None:
+    config = tmp_path / "kota.yaml"
+    config.write_text("alerts:\n"
+                      "  database: {url: 'postgresql://kota:rahasia-sekali@127.0.0.1:9/kota'}\n"
+                      "  rules_file: /nowhere/rules.yaml\n", encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "kota.cli", "alerts", "deliver", "--check",
+                             "--config", str(config), "--channel", "email"], cwd=REPO,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "rahasia-sekali" not in result.stdout
+    assert "postgresql://kota:***@127.0.0.1:9/kota" in result.stdout
+    assert "journal_dir" in result.stdout and "rules_file" not in result.stdout
+    assert result.stdout.strip().endswith("kota alerts deliver settings OK (email)")
