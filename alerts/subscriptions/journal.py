@@ -51,7 +51,8 @@ LINES_PER_SEGMENT = 10_000
 # A temporary lock file older than this is from a process that died while opening its journal.
 _STALE_NEW_LOCK_S = 60.0
 _NAME = re.compile(r"(?P<stem>(?P<channel>[a-z]+)-(?P<tag>[0-9a-f]{8})-(?P<pid>\d+)"
-                   r"-(?P<run>[0-9a-f]{6}))(?:-(?P<segment>\d+)\.sent|\.lock(?P<new>\.new)?)")
+                   r"-(?P<run>[0-9a-f]{6}))(?:-(?P<segment>\d+)\.sent|-(?P<window>\d+)\.claims"
+                   r"|\.lock(?P<new>\.new)?)")
 # A whole line: the time has ten digits and a point (until 2286) and the ids have no point, so
 # a torn line and the line written after it never read as one valid line.
 _LINE = re.compile(rb"\d{10}\.\d{3}(?: \d+)+")
@@ -72,15 +73,19 @@ class Orphan:
 
     name: str
     lines: list[SentLine]
-    paths: list[Path] = field(repr=False)   # its segments, then its lock file
+    paths: list[Path] = field(repr=False)   # its segments and claims, then its lock file
     lock_fd: int = field(repr=False)
+    # Batches it claimed: (the lease's end, Unix seconds; the rows), so what it had not sent
+    # can go again at once instead of after the lease.
+    claims: list[SentLine] = field(default_factory=list)
 
 
 class SentJournal:
     """This process's journal of delivered messages for one channel (thread-safe)."""
 
     def __init__(self, directory: Path, channel: str, *, scope: str = "",
-                 lines_per_segment: int = LINES_PER_SEGMENT) -> None:
+                 lines_per_segment: int = LINES_PER_SEGMENT,
+                 claim_window_s: float = 30.0) -> None:
         """Create ``directory`` (0700) and lock this process's journal in it; OSError when it
         cannot. ``scope`` names what the row ids belong to (the database's URL)."""
         if not re.fullmatch(r"[a-z]+", channel):
@@ -107,6 +112,10 @@ class SentJournal:
         self._settled_total = 0
         self._closed = False
         self._write_errors = 0
+        # Claims: one file per claim_window_s of lease ends, deleted once every lease in it
+        # has ended (nothing left to release early).
+        self.claim_window_s = max(claim_window_s, 1.0)
+        self._claim_fds: dict[int, int] = {}   # window -> descriptor
 
     def _path(self, segment: int) -> Path:
         return self.directory / f"{self.name}-{segment}.sent"
@@ -138,6 +147,35 @@ class SentJournal:
             self._failed(segment, "short write")
             return None
         return segment
+
+    def record_claim(self, lease_until_s: float, row_ids: Sequence[int]) -> None:
+        """Note a batch just claimed (leased until ``lease_until_s``), so that, should this
+        process die, the next one makes its unsent rows due at once. Best effort: a failure
+        only means those rows wait out their lease, as without a journal."""
+        if self._closed or not row_ids:
+            return
+        line = f"{lease_until_s:.3f} {' '.join(map(str, row_ids))}\n".encode("ascii")
+        window = int(lease_until_s // self.claim_window_s)
+        try:
+            with self._lock:   # a claim a batch (hundreds of rows), not a message
+                for old in [w for w in self._claim_fds
+                            if (w + 1) * self.claim_window_s < time.time()]:
+                    self._delete_claims(old)
+                fd = self._claim_fds.get(window)
+                if fd is None:
+                    fd = os.open(self.directory / f"{self.name}-{window}.claims",
+                                 os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+                    self._claim_fds[window] = fd
+                os.write(fd, line)
+        except OSError as exc:
+            log.debug("subscriptions: journal %s: claim not noted: %s", self.name, exc)
+
+    def _delete_claims(self, window: int) -> None:
+        fd = self._claim_fds.pop(window, None)
+        if fd is not None:
+            os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            (self.directory / f"{self.name}-{window}.claims").unlink()
 
     def _open(self, segment: int) -> int:
         with self._lock:
@@ -218,6 +256,9 @@ class SentJournal:
             for fd in self._fds.values():
                 os.close(fd)
             self._fds.clear()
+            # A clean stop marked what it sent; its claims' unsent rows wait out the lease.
+            for window in list(self._claim_fds):
+                self._delete_claims(window)
             left = False
             for path in self.segments():
                 segment = int(path.name.rsplit("-", 1)[1].removesuffix(".sent"))
@@ -248,7 +289,7 @@ class SentJournal:
                 with contextlib.suppress(OSError):
                     if now - entry.stat().st_mtime > _STALE_NEW_LOCK_S:
                         os.unlink(entry.path)
-            elif match["segment"] is not None:
+            elif match["segment"] is not None or match["window"] is not None:
                 with_segments.add(match["stem"])
             else:
                 stems[match["stem"]] = (match["channel"], match["tag"]) == (self.channel,
@@ -263,13 +304,16 @@ class SentJournal:
                 continue   # alive
             # Listed again now that it is ours: its owner may have written more before dying.
             segments = _segments_of(self.directory, stem)
-            orphan = Orphan(stem, [], [*segments, lock_path], lock_fd)
-            if not mine and segments:
+            claims = _segments_of(self.directory, stem, "window")
+            orphan = Orphan(stem, [], [*segments, *claims, lock_path], lock_fd)
+            if not mine and (segments or claims):
                 self.release([orphan])
                 continue
             for path in segments:
                 orphan.lines += _read_segment(path)
-            if orphan.lines:
+            for path in claims:
+                orphan.claims += _read_segment(path)
+            if orphan.lines or orphan.claims:
                 orphans.append(orphan)
             else:
                 self.forget([orphan])
@@ -309,11 +353,12 @@ def _locked_lock_file(directory: Path, name: str) -> int:
     return fd
 
 
-def _segments_of(directory: Path, stem: str) -> list[Path]:
-    """The segment files of the journal ``stem``, oldest first."""
-    found = [(int(match["segment"]), directory / name) for name in os.listdir(directory)
+def _segments_of(directory: Path, stem: str, kind: str = "segment") -> list[Path]:
+    """The segment files of the journal ``stem`` (``kind`` "window": its claims files),
+    oldest first."""
+    found = [(int(match[kind]), directory / name) for name in os.listdir(directory)
              if (match := _NAME.fullmatch(name)) and match["stem"] == stem
-             and match["segment"] is not None]
+             and match[kind] is not None]
     return [path for _segment, path in sorted(found)]
 
 

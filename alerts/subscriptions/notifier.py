@@ -78,6 +78,8 @@ _BATCHES_IN_FLIGHT = 2
 # Dead journals are looked for this often (at most), so a sibling's are settled before the
 # lease on its rows ends.
 _ADOPT_EVERY_S = 5.0
+# A claim's lease end as journaled (milliseconds) against the database's (microseconds).
+_LEASE_SLACK = timedelta(milliseconds=2)
 T = TypeVar("T")
 
 
@@ -256,7 +258,8 @@ class Notifier:
         try:
             for channel in self.senders:
                 journals[channel] = SentJournal(directory, channel,
-                                                scope=_database_scope(self.engine))
+                                                scope=_database_scope(self.engine),
+                                                claim_window_s=self.delivery.lease_s)
         except OSError as exc:
             for journal in journals.values():
                 journal.close()
@@ -376,8 +379,9 @@ class Notifier:
                .with_for_update(skip_locked=True))   # PostgreSQL: two notifiers never share
         if busy:
             due = due.where(Notification.subscriber_id.not_in(busy))
+        lease_until = now + timedelta(seconds=self.delivery.lease_s)
         claim = (update(Notification).where(Notification.id.in_(due.scalar_subquery()))
-                 .values(next_attempt_at=now + timedelta(seconds=self.delivery.lease_s))
+                 .values(next_attempt_at=lease_until)
                  .returning(Notification.id, Notification.subscriber_id, Notification.alert_id,
                             Notification.version, Notification.severity,
                             Notification.attempts))
@@ -385,6 +389,9 @@ class Notifier:
             taken = [_Row(*row) for row in connection.execute(claim)]
         if not taken:
             return None
+        journal = self.journals.get(channel)
+        if journal is not None:
+            journal.record_claim(lease_until.timestamp(), [row.id for row in taken])
         grouped: dict[int, list[_Row]] = defaultdict(list)
         for row in sorted(taken, key=lambda row: row.id):
             grouped[row.subscriber_id].append(row)
@@ -741,6 +748,7 @@ class Notifier:
                             sent_at=bindparam("at"), last_error=None),
                     [{"row_id": row_id, "carrier": folded[row_id][0], "at": folded[row_id][1]}
                      for row_id in queued_folded])
+            released = self._release_claims(connection, orphan, set(carriers) | set(folded))
             latest: dict[int, datetime] = {}
             for row_id, subscriber_id in queued_carriers.items():
                 latest[subscriber_id] = max(carriers[row_id],
@@ -762,9 +770,32 @@ class Notifier:
         if digested:
             self.metrics.digested.labels(channel).inc(digested)
         log.info("subscriptions: %s: %d message(s) (%d notification(s)) settled as sent from "
-                 "the dead journal %s (%d journaled; the others were marked already)", channel,
-                 messages, messages + digested, orphan.name, len(carriers) + len(folded))
+                 "the dead journal %s (%d journaled; the others were marked already); %d "
+                 "claimed and not sent made due now instead of at the lease's end", channel,
+                 messages, messages + digested, orphan.name, len(carriers) + len(folded),
+                 released)
         return messages + digested
+
+    def _release_claims(self, connection: Any, orphan: Orphan, sent: set[int]) -> int:
+        """Rows the dead process claimed and did not journal as sent, still queued under its
+        lease (``next_attempt_at`` within a millisecond of the journaled lease end: a row
+        another process took since, or held, keeps its own time), made due now."""
+        now = self._clock()
+        released = 0
+        for claim in orphan.claims:
+            lease_until = datetime.fromtimestamp(claim.sent_at_s, UTC)
+            if lease_until <= now:
+                continue   # ended: due already
+            unsent = [row_id for row_id in claim.row_ids if row_id not in sent]
+            for chunk in _chunks(unsent, _IN_CHUNK):
+                result = connection.execute(
+                    update(Notification)
+                    .where(Notification.id.in_(chunk), Notification.status == "queued",
+                           Notification.next_attempt_at.between(
+                               lease_until - _LEASE_SLACK, lease_until + _LEASE_SLACK))
+                    .values(next_attempt_at=now))
+                released += int(result.rowcount)
+        return released
 
     # -- housekeeping ---------------------------------------------------------------------
 

@@ -291,7 +291,8 @@ def test_adoption_settles_queued_rows_once_and_leaves_the_rest(
               record.getMessage()]
     assert info == (f"subscriptions: webhook: 2 message(s) (3 notification(s)) settled as "
                     f"sent from the dead journal {name} (5 journaled; the others were marked "
-                    "already)")
+                    "already); 0 claimed and not sent made due now instead of at the lease's "
+                    "end")
     assert not [n for n in names(journal_dir) if n.startswith(name)]   # forgotten
     after = snapshot(engine)
     assert after != before
@@ -460,3 +461,26 @@ def test_threads_record_without_a_lock_and_every_line_is_whole(tmp_path: Path) -
     assert journal.unmarked == 0 and journal.segments() == []
     journal.close()
     assert names(tmp_path) == []
+
+
+def test_claims_are_noted_read_back_by_an_adopter_and_cleaned(tmp_path: Path) -> None:
+    dead = SentJournal(tmp_path, "email", scope="db", claim_window_s=30)
+    now = time.time()
+    dead.record_claim(now - 100, [1, 2])          # a lease that ended long ago
+    dead.record_claim(now + 30, [3, 4, 5])        # its window is in the future: kept
+    claims = sorted(name for name in names(tmp_path) if name.endswith(".claims"))
+    assert len(claims) == 1                       # the ended window was deleted on the way
+    dead.record([3])
+    os.close(dead._lock_fd)                       # as if SIGKILLed: no close()
+    adopter = SentJournal(tmp_path, "email", scope="db")
+    [orphan] = adopter.adopt_orphans()
+    assert [line.row_ids for line in orphan.lines] == [(3,)]
+    assert [line.row_ids for line in orphan.claims] == [(3, 4, 5)]
+    assert abs(orphan.claims[0].sent_at_s - (now + 30)) < 0.01
+    adopter.forget([orphan])
+    assert not [name for name in names(tmp_path) if name.startswith(dead.name)]
+    # A clean close deletes its claims: it marked what it sent.
+    alive = SentJournal(tmp_path, "email", scope="db")
+    alive.record_claim(time.time() + 30, [9])
+    alive.close()
+    assert not [name for name in names(tmp_path) if name.startswith(alive.name)]

@@ -9,6 +9,7 @@ journal is what makes the difference."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -38,7 +39,7 @@ def _sent(engine: Engine, alert_id: int) -> int:
 
 
 def _config(tmp_path: Path, database_url: str, smtp_port: int,
-            journal_dir: Path | None) -> Path:
+            journal_dir: Path | None, lease_s: float = 2) -> Path:
     path = tmp_path / f"kota-{'journal' if journal_dir else 'none'}.yaml"
     path.write_text(yaml.safe_dump({"alerts": {
         "database": {"url": database_url}, "metrics_port": 0, "influx_events": False,
@@ -46,8 +47,9 @@ def _config(tmp_path: Path, database_url: str, smtp_port: int,
             "secret": SECRET, "smtp": {"host": "127.0.0.1", "port": smtp_port, "timeout_s": 5},
             "delivery": {"in_process": False, "poll_interval_s": 0.1, "digest_window_s": 0,
                          "max_per_hour": 100, "batch": 500, "mark_every": 10_000,
-                         # Short, so what was leased and not sent goes out again soon.
-                         "lease_s": 2,
+                         # Without a journal: short, so what was leased and not sent goes
+                         # out again soon. With one: the journaled claims release it.
+                         "lease_s": lease_s,
                          "journal_dir": None if journal_dir is None else str(journal_dir)}}}}),
         encoding="utf-8")
     return path
@@ -132,12 +134,16 @@ def test_after_a_sigkill_only_what_was_in_flight_is_sent_twice(
 
     journal_dir = tmp_path / "journal"
     log_path = tmp_path / "deliver.log"
+    # A lease of 10 minutes: the restarted process can only finish within _kill_and_restart's
+    # 60 s because the dead one's journaled claims make its unsent rows due at once.
     _before, repeats = _kill_and_restart(
-        engine, channel, _config(tmp_path, database_url, smtp_port, journal_dir), 1, arrived,
-        log_path)
+        engine, channel, _config(tmp_path, database_url, smtp_port, journal_dir, lease_s=600),
+        1, arrived, log_path)
     assert repeats <= IN_FLIGHT, repeats
     log = log_path.read_text(errors="replace")
     assert f"settled as sent from the dead journal {channel}-" in log
+    released = re.search(r"; (\d+) claimed and not sent made due now", log)
+    assert released is not None and int(released.group(1)) > 0, log[-3000:]
     assert "Traceback" not in log
     assert os.listdir(journal_dir) == []   # settled and forgotten; the last one closed clean
 
