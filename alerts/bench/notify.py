@@ -289,14 +289,13 @@ def _http_floor_main(port: int, count: int, concurrency: int, prefix: str,
 
 
 def _run_floor(smtp: _Sink, hook: _Sink, email_n: int, webhook_n: int, concurrency: int,
-               prefix: str, timeout_s: float) -> None:
+               prefix: str, samples: dict[str, bytes | None], timeout_s: float) -> None:
     context = multiprocessing.get_context("spawn")
-    samples = [path.read_bytes() if path.exists() else None
-               for path in (_sample_path(smtp.path), _sample_path(hook.path))]
     processes = [context.Process(target=_smtp_floor_main,
-                                 args=(smtp.port, email_n, prefix, samples[0])),
+                                 args=(smtp.port, email_n, prefix, samples["email"])),
                  context.Process(target=_http_floor_main,
-                                 args=(hook.port, webhook_n, concurrency, prefix, samples[1]))]
+                                 args=(hook.port, webhook_n, concurrency, prefix,
+                                       samples["webhook"]))]
     for process in processes:
         process.start()
     deadline = time.monotonic() + timeout_s
@@ -310,16 +309,18 @@ def _run_floor(smtp: _Sink, hook: _Sink, email_n: int, webhook_n: int, concurren
 def _floor(config: NotifyBenchConfig, smtp: _Sink, hook: _Sink, counts: dict[str, int],
            progress: Progress) -> dict[str, Any]:
     """``floor_rounds`` rounds; per channel the fastest round, and every round's figures."""
-    workers = 4  # DeliverySettings.workers_per_channel's default, the run's setting
-    samples = {channel: _sample_path(sink.path) for channel, sink
-               in (("email", smtp), ("webhook", hook))}
+    workers = DeliverySettings().workers_per_channel   # the run's (shipped) setting
+    # What kota sent, read once (None: kota sent nothing there, the floor's own text goes).
+    samples = {channel: path.read_bytes() if path.exists() else None
+               for channel, path in (("email", _sample_path(smtp.path)),
+                                     ("webhook", _sample_path(hook.path)))}
     rounds: list[dict[str, Any]] = []
     for number in range(1, config.floor_rounds + 1):
         progress(f"floor {number}/{config.floor_rounds}: smtplib (1 connection) and httpx "
                  f"({workers} concurrent) into the same sinks, kota's own messages, the same "
                  "counts")
         prefix = f"floor-r{number}-"
-        _run_floor(smtp, hook, counts["email"], counts["webhook"], workers, prefix,
+        _run_floor(smtp, hook, counts["email"], counts["webhook"], workers, prefix, samples,
                    config.grace_s)
         time.sleep(0.5)
         rounds.append({
@@ -328,11 +329,9 @@ def _floor(config: NotifyBenchConfig, smtp: _Sink, hook: _Sink, counts: dict[str
     best = {channel: max((entry[channel] for entry in rounds),
                          key=lambda figures: figures.get("per_s") or 0.0)
             for channel in ("email", "webhook")}
-    message = {}
-    for channel, path in samples.items():
-        data = path.read_bytes() if path.exists() else b""
-        message[channel] = {"kotas_message": path.exists(), "bytes": len(data),
-                            "lines": data.count(b"\n")}
+    message = {channel: {"kotas_message": data is not None, "bytes": len(data or b""),
+                         "lines": (data or b"").count(b"\n")}
+               for channel, data in samples.items()}
     return {"floor": best, "floor_rounds": [{channel: entry[channel].get("per_s")
                                              for channel in entry} for entry in rounds],
             "floor_message": message}

@@ -17,6 +17,10 @@ Files in ``directory``, per process (``<stem>`` = ``<channel>-<database tag>-<pi
   ``os.write`` each on an ``O_APPEND`` descriptor. A new segment every ``lines_per_segment``
   lines; a segment is deleted once it is rotated out and every line in it was marked in the
   database, so the journal stays small under continuous load.
+* ``<stem>-<w>.claims``: the batches claimed (``<lease end, Unix time> <row id> ...``), one file
+  per ``claim_window_s`` of lease ends, deleted once every lease in it has ended and on a clean
+  stop: the adopter makes a dead process's claimed and unsent rows due at once instead of at the
+  lease's end.
 
 The database tag is a hash of the database's URL: a journal's row ids mean something only in
 its own database, so two deployments sharing a folder never settle each other's rows.
@@ -120,6 +124,9 @@ class SentJournal:
     def _path(self, segment: int) -> Path:
         return self.directory / f"{self.name}-{segment}.sent"
 
+    def _claims_path(self, window: int) -> Path:
+        return self.directory / f"{self.name}-{window}.claims"
+
     # -- the sender's side ------------------------------------------------------------------
 
     def record(self, row_ids: Sequence[int]) -> int | None:
@@ -163,7 +170,7 @@ class SentJournal:
                     self._delete_claims(old)
                 fd = self._claim_fds.get(window)
                 if fd is None:
-                    fd = os.open(self.directory / f"{self.name}-{window}.claims",
+                    fd = os.open(self._claims_path(window),
                                  os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
                     self._claim_fds[window] = fd
                 os.write(fd, line)
@@ -175,7 +182,7 @@ class SentJournal:
         if fd is not None:
             os.close(fd)
         with contextlib.suppress(FileNotFoundError):
-            (self.directory / f"{self.name}-{window}.claims").unlink()
+            self._claims_path(window).unlink()
 
     def _open(self, segment: int) -> int:
         with self._lock:

@@ -614,10 +614,7 @@ class Notifier:
         metrics = self.metrics
         if sent:
             notifications = sum(len(rows) for _r, rows in sent)
-            metrics.sent.labels(channel).inc(len(sent))
-            metrics.notifications_sent.labels(channel).inc(notifications)
-            if notifications > len(sent):
-                metrics.digested.labels(channel).inc(notifications - len(sent))
+            self._count_sent(channel, len(sent), notifications - len(sent))
             if log.isEnabledFor(logging.DEBUG):
                 for (recipient, message, _rows), outcome in zip(part, outcomes, strict=True):
                     if outcome is None:
@@ -638,6 +635,15 @@ class Notifier:
                       channel, subscriber_id,
                       f"after {attempts} tries" if retryable else "(refused)", text,
                       ", ".join(str(row.id) for row in rows))
+
+    def _count_sent(self, channel: str, messages: int, digested: int) -> None:
+        """The sent metrics: ``messages`` delivered, carrying ``digested`` more notifications."""
+        if messages:
+            self.metrics.sent.labels(channel).inc(messages)
+        if messages or digested:
+            self.metrics.notifications_sent.labels(channel).inc(messages + digested)
+        if digested:
+            self.metrics.digested.labels(channel).inc(digested)
 
     def _mark_sent(self, session: Session, sent: Sequence[tuple[int, tuple[_Row, ...]]],
                    now: datetime) -> None:
@@ -763,12 +769,7 @@ class Notifier:
                     [{"subscriber": subscriber_id, "at": at}
                      for subscriber_id, at in latest.items()])
         messages, digested = len(queued_carriers), len(queued_folded)
-        if messages:
-            self.metrics.sent.labels(channel).inc(messages)
-        if messages or digested:
-            self.metrics.notifications_sent.labels(channel).inc(messages + digested)
-        if digested:
-            self.metrics.digested.labels(channel).inc(digested)
+        self._count_sent(channel, messages, digested)
         log.info("subscriptions: %s: %d message(s) (%d notification(s)) settled as sent from "
                  "the dead journal %s (%d journaled; the others were marked already); %d "
                  "claimed and not sent made due now instead of at the lease's end", channel,
@@ -778,7 +779,7 @@ class Notifier:
 
     def _release_claims(self, connection: Any, orphan: Orphan, sent: set[int]) -> int:
         """Rows the dead process claimed and did not journal as sent, still queued under its
-        lease (``next_attempt_at`` within a millisecond of the journaled lease end: a row
+        lease (``next_attempt_at`` within _LEASE_SLACK of the journaled lease end: a row
         another process took since, or held, keeps its own time), made due now."""
         now = self._clock()
         released = 0
